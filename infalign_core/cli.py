@@ -46,6 +46,14 @@ def _positive_int(text: str) -> int:
     return value
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line on stderr and exit status 2."""
+
+    def error(self, message: str):
+        """Print ``error: message`` (no usage block) and exit 2."""
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
 def _print_json(obj) -> None:
     """Print one JSON object on one line (the contract for ``--json``)."""
     print(json.dumps(obj, allow_nan=False))
@@ -94,7 +102,7 @@ _COMMANDS = [_add_theory]
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with every command registered."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m infalign_core",
         description="InfAlign Studio: inference-aware alignment from the command line.",
     )

@@ -1,0 +1,186 @@
+"""The optimal transform for best-of-N or worst-of-N: a fixed point, solved as an ODE.
+
+Derivation (best-of-N). In calibrated space the aligned policy is a density g on [0, 1]
+with CDF G, and the objective is
+
+    J(g) = W_N(g) − β ∫ g log g,   W_N(g) = 1 − ∫_0^1 G(u)^N · N u^{N−1} du.
+
+Perturb g by δg with ∫ δg = 0, so δG(u) = ∫_0^u δg. Then
+
+    δW_N = −∫_0^1 N G^{N−1} δG · N u^{N−1} du = −∫_0^1 δg(v) ∫_v^1 N² u^{N−1} G(u)^{N−1} du dv,
+    δ(β ∫ g log g) = β ∫ δg (log g + 1).
+
+Stationarity for every admissible δg gives β log g(v) = Φ(v) + const with
+
+    Φ(v) = −∫_v^1 N² u^{N−1} G(u)^{N−1} du,   i.e.   Φ'(u) = N² u^{N−1} G(u)^{N−1},
+
+so the optimum is ordinary KL-regularised RL with reward Φ(C): g = e^{λΦ}/Z, λ = 1/β.
+Because G is the optimum's own CDF, Φ is a fixed point. A damped fixed-point iteration
+on Φ oscillates when N is large and β small; instead write h = log g:
+
+    G' = e^{h},   h' = λ N² u^{N−1} G^{N−1},   G(0) = 0,  G(1) = 1,
+
+a boundary-value problem in one unknown, h(0) = a. Shooting on a works but the solution
+blows up for a too large. Better: scale it out. With G = e^{a} E and h = a + k,
+
+    E' = e^{k},   k' = μ N² u^{N−1} E^{N−1},   E(0) = 0, k(0) = 0,   μ = λ e^{(N−1)a},
+
+which no longer mentions a. One integration for a given μ is the exact optimum for
+a = −log E(1) and λ(μ) = μ E(1)^{N−1}; λ(μ) increases from 0 (μ → 0) to ∞ (as μ
+approaches the blow-up threshold), so hitting a given β or KL is a one-dimensional
+root-find over log μ, each step one integration. We integrate log E instead of E (E can
+reach e^{700}) and carry q = ∫_0^u e^{k} k / E, so KL = ∫ g log g = a + q(1) comes out of
+the same integration.
+
+Worst-of-N: Φ'(u) = N² (1−u)^{N−1} (1 − G(u))^{N−1}. In the reflected variable ũ = 1 − u
+with G̃(ũ) = 1 − G(1 − ũ) it is the same system with λ → −λ (k decreasing), which never
+blows up; λ(μ) = μ Ẽ(1)^{N−1} is again increasing in μ.
+
+N = 1 gives k = μu: the identity transform, as the theory says.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import integrate, optimize
+
+from infalign_core.errors import InfAlignError
+from infalign_core.theory import BETA_RANGE, check_n
+from infalign_core.transforms import check_mode
+
+_START = 1e-12  # integration starts here; the series below covers [0, _START]
+_RTOL, _ATOL = 1e-10, 1e-12
+_BLOW_UP = 700.0  # log E beyond this: λ(μ) is effectively infinite
+
+
+@dataclass(frozen=True)
+class _Shot:
+    """One integration of the scaled system for one μ."""
+
+    log_mu: float
+    lam: float  # λ(μ); inf when the solution blew up
+    a: float  # log g at the start of the integration variable
+    kl: float
+    solution: integrate.OdeSolution | None
+
+
+def _integrate(log_mu: float, n: int, sign: float) -> _Shot:
+    """Integrate E, k and the running mean of k from _START to 1 for one μ."""
+    mu = math.exp(log_mu)
+    scale = float(sign * mu * n * n)
+
+    def rhs(u: float, y: np.ndarray) -> list[float]:
+        # Scalar math, not numpy: this runs thousands of times per solve.
+        log_e, k, q = float(y[0]), float(y[1]), float(y[2])
+        ratio = math.exp(min(k - log_e, _BLOW_UP))  # E'/E
+        dk = scale * math.exp(min((n - 1) * (math.log(u) + log_e), _BLOW_UP)) if n > 1 else scale
+        return [ratio, dk, ratio * (k - q)]
+
+    def blow_up(u: float, y: np.ndarray) -> float:
+        return _BLOW_UP - y[0]
+
+    blow_up.terminal = True
+    k0 = scale * _START ** (2 * n - 1) / (2 * n - 1)
+    y0 = np.array([np.log(_START), k0, k0 / 2.0])
+    with np.errstate(all="ignore"):  # a shot past the blow-up threshold is expected, not an error
+        sol = integrate.solve_ivp(
+            rhs, (_START, 1.0), y0, method="DOP853", rtol=_RTOL, atol=_ATOL, dense_output=True, events=blow_up
+        )
+    if sol.status == 1 or not sol.success or not np.all(np.isfinite(sol.y[:, -1])):
+        return _Shot(log_mu, np.inf, -np.inf, np.inf, None)
+    log_e1, _, q1 = sol.y[:, -1]
+    a = -log_e1
+    lam = mu * np.exp((n - 1) * log_e1)
+    return _Shot(log_mu, lam, a, a + q1, sol.sol)
+
+
+def _solve(n: int, sign: float, target: float, key: str) -> _Shot:
+    """Find μ whose solution has λ (key='lam') or KL (key='kl') equal to target."""
+
+    def gap(log_mu: float) -> float:
+        value = getattr(_integrate(log_mu, n, sign), key)
+        return np.log(value) - np.log(target) if np.isfinite(value) and value > 0 else np.inf
+
+    # λ(μ) ≈ μ for small μ, so log λ is a good first guess for log μ; expand to a bracket.
+    lo = hi = np.log(target) if key == "lam" else 0.0
+    step = 1.0
+    if gap(lo) > 0:
+        while gap(lo) > 0:
+            lo, hi, step = lo - step, lo, step * 2
+            if lo < -800:
+                raise InfAlignError("the optimal-transform solver found no solution this close to the reference")
+    else:
+        while gap(hi) < 0:
+            lo, hi, step = hi, hi + step, step * 2
+            if hi > 800:
+                raise InfAlignError("the optimal-transform solver found no solution this far from the reference")
+    log_mu = lo if lo == hi else optimize.brentq(gap, lo, hi, xtol=1e-10, maxiter=200)
+    return _integrate(log_mu, n, sign)
+
+
+@dataclass(frozen=True)
+class OptimalTransform:
+    """The optimal Φ for best-of-N or worst-of-N at its β, normalised to Φ(0) = 0.
+
+    Callable on calibrated rewards like any transform; ``beta`` is the β it is optimal
+    for (the optimum is a fixed point, so Φ and β come as a pair) and ``kl`` its KL.
+    """
+
+    n: int
+    mode: str
+    beta: float
+    kl: float
+    _shot: _Shot
+
+    name = "optimal"
+
+    def __call__(self, u: np.ndarray) -> np.ndarray:
+        """Φ(u), from the ODE's dense output."""
+        u = np.asarray(u, dtype=np.float64)
+        lam = 1.0 / self.beta
+        x = u if self.mode == "best" else 1.0 - u
+        k = np.zeros_like(x)
+        inside = x >= _START
+        k[inside] = self._shot.solution(np.clip(x[inside], _START, 1.0))[1]
+        if self.mode == "best":
+            return k / lam
+        # Reflected: k̃ falls from 0 at ũ = 0 to k̃(1) at u = 0, so Φ(0) = 0 and Φ increases.
+        return (k - self._shot.solution(1.0)[1]) / lam
+
+    @property
+    def label(self) -> str:
+        """A short human-readable name."""
+        return f"optimal ({self.mode}-of-{self.n}, β={self.beta:.3g})"
+
+
+def _check_beta(beta: float | None) -> float:
+    """Validate β for the solver."""
+    if beta is None or not np.isfinite(beta) or beta <= 0:
+        raise InfAlignError(f"β must be a finite number > 0, got {beta}")
+    if not BETA_RANGE[0] <= beta <= BETA_RANGE[1]:
+        raise InfAlignError(f"β must lie in [{BETA_RANGE[0]:g}, {BETA_RANGE[1]:g}], got {beta:g}")
+    return float(beta)
+
+
+def optimal_transform(n: int, beta: float, mode: str = "best") -> OptimalTransform:
+    """The optimal transform for best-of-N (or worst-of-N) at KL coefficient β."""
+    n, mode, beta = check_n(n), check_mode(mode), _check_beta(beta)
+    shot = _solve(n, 1.0 if mode == "best" else -1.0, 1.0 / beta, "lam")
+    return OptimalTransform(n=n, mode=mode, beta=1.0 / shot.lam, kl=shot.kl, _shot=shot)
+
+
+def optimal_transform_for_kl(n: int, kl: float | None, mode: str = "best") -> OptimalTransform:
+    """The optimal transform for best-of-N (or worst-of-N) whose aligned policy has the given KL."""
+    n, mode = check_n(n), check_mode(mode)
+    if kl is None or not np.isfinite(kl) or kl <= 0:
+        raise InfAlignError(f"the KL budget must be a finite number > 0 nats, got {kl}")
+    shot = _solve(n, 1.0 if mode == "best" else -1.0, float(kl), "kl")
+    beta = 1.0 / shot.lam
+    if not BETA_RANGE[0] <= beta <= BETA_RANGE[1]:
+        raise InfAlignError(
+            f"KL budget {kl:g} nats needs β = {beta:.3g}, outside [{BETA_RANGE[0]:g}, {BETA_RANGE[1]:g}]"
+        )
+    return OptimalTransform(n=n, mode=mode, beta=beta, kl=shot.kl, _shot=shot)

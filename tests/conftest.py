@@ -1,0 +1,154 @@
+"""Shared fixtures: a tiny trained-for-seconds GPT-2 world built in a temp folder.
+
+``tiny_world`` does not depend on the bundled ``assets/world`` so model, reward and sampling
+tests run (fast) before and independently of the world builder.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+_SUBJECTS = ["the movie", "this film", "the plot", "the acting", "the ending", "the music"]
+_VERBS = ["was", "is", "felt", "seemed"]
+_ADJECTIVES = ["great", "awful", "good", "bad", "boring", "wonderful", "dull", "fine", "superb", "weak"]
+_TAILS = ["", " and fun", " but long", " and sad", " overall", " to me"]
+
+
+def tiny_corpus(count: int = 400, seed: int = 0) -> list[str]:
+    """Short review-like sentences from a toy grammar."""
+    rng = random.Random(seed)
+    return [
+        f"{rng.choice(_SUBJECTS)} {rng.choice(_VERBS)} {rng.choice(['', 'very ', 'really '])}"
+        f"{rng.choice(_ADJECTIVES)}{rng.choice(_TAILS)}{rng.choice(['.', '!'])}"
+        for _ in range(count)
+    ]
+
+
+def tiny_sentiment(text: str) -> float:
+    """A toy graded score: +1 per positive word, -1 per negative word, x2 after 'very'."""
+    positive = {"great", "good", "wonderful", "fine", "superb", "fun"}
+    negative = {"awful", "bad", "boring", "dull", "weak", "sad", "long"}
+    score, boost = 0.0, 1.0
+    for word in text.lower().replace("!", " ").replace(".", " ").split():
+        if word in ("very", "really"):
+            boost = 2.0
+            continue
+        score += boost * ((word in positive) - (word in negative))
+        boost = 1.0
+    return score
+
+
+def _train_tokenizer(corpus: list[str], pad: bool):
+    """A byte-level BPE tokenizer wrapped as PreTrainedTokenizerFast."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<eos>", "<pad>"] if pad else ["<eos>"]
+    raw = Tokenizer(models.BPE())
+    raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    raw.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=300, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    raw.train_from_iterator(corpus, trainer=trainer)
+    kwargs = {"eos_token": "<eos>", "bos_token": "<eos>"}
+    if pad:
+        kwargs["pad_token"] = "<pad>"
+    return PreTrainedTokenizerFast(tokenizer_object=raw, **kwargs)
+
+
+def _train_policy(model, tokenizer, corpus: list[str], steps: int, seed: int) -> None:
+    """A few hundred Adam steps so samples look like the corpus and end with EOS."""
+    import torch
+
+    torch.manual_seed(seed)
+    eos = tokenizer.eos_token_id
+    rows = [[eos, *tokenizer(text)["input_ids"], eos] for text in corpus]
+    width = max(map(len, rows))
+    ids = torch.full((len(rows), width), eos)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.tensor(row)
+        mask[i, : len(row)] = 1
+    labels = ids.masked_fill(mask == 0, -100)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(steps):
+        idx = torch.randint(0, len(rows), (32,), generator=gen)
+        loss = model(input_ids=ids[idx], attention_mask=mask[idx], labels=labels[idx]).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+
+
+@dataclass
+class TinyWorld:
+    """Folders of a tiny policy and reward models, plus deliberately broken folders."""
+
+    policy: Path
+    policy_no_pad: Path
+    reward: Path
+    reward_two_labels: Path
+    bin_only: Path
+    empty: Path
+
+
+@pytest.fixture(scope="session")
+def tiny_world(tmp_path_factory) -> TinyWorld:
+    """A 2-layer, 48-wide GPT-2 trained for ~2 s, a random 1-label and a 2-label GPT-2 classifier."""
+    import torch
+    from transformers import GPT2Config, GPT2ForSequenceClassification, GPT2LMHeadModel
+
+    root = tmp_path_factory.mktemp("tiny_world")
+    corpus = tiny_corpus()
+    tokenizer = _train_tokenizer(corpus, pad=True)
+    config = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_positions=64,
+        n_embd=48,
+        n_layer=2,
+        n_head=2,
+        bos_token_id=tokenizer.eos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(0)
+    policy = GPT2LMHeadModel(config)
+    _train_policy(policy, tokenizer, corpus, steps=150, seed=0)
+    world = TinyWorld(*(root / name for name in TinyWorld.__dataclass_fields__))
+    policy.save_pretrained(world.policy)
+    tokenizer.save_pretrained(world.policy)
+
+    policy.save_pretrained(world.policy_no_pad)
+    _train_tokenizer(corpus, pad=False).save_pretrained(world.policy_no_pad)
+
+    torch.manual_seed(1)
+    reward = GPT2ForSequenceClassification(GPT2Config(**{**config.to_dict(), "num_labels": 1}))
+    reward.save_pretrained(world.reward)
+    tokenizer.save_pretrained(world.reward)
+
+    two = GPT2Config(**{**config.to_dict(), "num_labels": 2})
+    two.id2label = {0: "NEGATIVE", 1: "POSITIVE"}
+    two.label2id = {"NEGATIVE": 0, "POSITIVE": 1}
+    GPT2ForSequenceClassification(two).save_pretrained(world.reward_two_labels)
+    tokenizer.save_pretrained(world.reward_two_labels)
+
+    world.bin_only.mkdir()
+    config.save_pretrained(world.bin_only)
+    torch.save(policy.state_dict(), world.bin_only / "pytorch_model.bin")
+    world.empty.mkdir()
+    return world
+
+
+@pytest.fixture(scope="session")
+def tiny_policy(tiny_world):
+    """The tiny policy loaded on CPU."""
+    from infalign_core.models import load_policy
+
+    return load_policy(str(tiny_world.policy), device="cpu")
