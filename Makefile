@@ -1,0 +1,56 @@
+# Set-up and everyday commands. Each target installs what is missing first, so on a
+# fresh machine `make app` and `make test` are all you need (see README).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PORT   ?= 8501
+
+.PHONY: app test lint format bench world chromium clean-venv
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# One stamp per requirements file: editing a pin reinstalls, nothing else does.
+$(VENV)/.app-installed: requirements.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@ $(VENV)/.app-installed
+
+## app: install what is missing and start the app on the bundled models, on 127.0.0.1 only
+app: $(VENV)/.app-installed
+	$(BIN)/python -m streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT)
+
+## test: install what is missing (Python packages, Debian's chromium) and run lint + every test
+test: $(VENV)/.dev-installed chromium
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.dev-installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(VENV)/.dev-installed
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+## bench: run every benchmark (prints ratios, asserts nothing)
+bench: $(VENV)/.dev-installed
+	for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+## world: rebuild the bundled default world in assets/world (a few minutes on 2 cores)
+world: $(VENV)/.app-installed
+	$(BIN)/python -m infalign_core build-world --out assets/world
+
+# The browser test drives Debian's Chromium; install it when apt is at hand (as root or via sudo).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  if command -v apt-get >/dev/null 2>&1; then \
+	    $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium not found and no apt-get: the browser test will be skipped"; fi; }
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,96 @@
+"""The optimal transform: a fixed point, checked against an independent solver and the theory's laws."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from infalign_core import optimal, theory
+from infalign_core.errors import InfAlignError
+
+
+def fixed_point_iteration(n, beta, mode, points=20001, damping=0.5, steps=400):
+    """Damped fixed-point iteration Φ ← ∫ Φ'(G_Φ) on a uniform grid: slow, but independent."""
+    u = np.linspace(0.0, 1.0, points)
+    lam = 1.0 / beta
+
+    def cumtrapz(f):
+        return np.concatenate([[0.0], np.cumsum(0.5 * (f[1:] + f[:-1]) * np.diff(u))])
+
+    phi = u.copy()
+    for _ in range(steps):
+        g = np.exp(lam * (phi - phi.max()))
+        cdf = cumtrapz(g)
+        cdf /= cdf[-1]
+        if mode == "best":
+            slope = n * n * u ** (n - 1) * cdf ** (n - 1)
+        else:
+            slope = n * n * (1 - u) ** (n - 1) * (1 - cdf) ** (n - 1)
+        phi = (1 - damping) * phi + damping * cumtrapz(slope)
+    return u, phi
+
+
+@pytest.mark.parametrize(("n", "beta"), [(2, 1.0), (3, 0.5), (4, 1.0)])
+@pytest.mark.parametrize("mode", ["best", "worst"])
+def test_matches_an_independent_fixed_point_iteration_to_1e4(n, beta, mode):
+    u, expected = fixed_point_iteration(n, beta, mode)
+    solved = optimal.optimal_transform(n, beta, mode)
+    assert solved.beta == pytest.approx(beta, rel=1e-8)
+    assert np.max(np.abs(solved(u) - expected)) < 1e-4
+
+
+@pytest.mark.parametrize("mode", ["best", "worst"])
+def test_n_equal_one_is_the_identity(mode):
+    solved = optimal.optimal_transform(1, 0.3, mode)
+    u = np.linspace(0, 1, 101)
+    assert np.allclose(solved(u), u, atol=1e-9)
+
+
+@pytest.mark.parametrize("mode", ["best", "worst"])
+@pytest.mark.parametrize(("n", "beta"), [(4, 0.2), (64, 0.01), (1024, 1e-3), (8, 1e3)])
+def test_solution_is_consistent_with_the_engine(n, beta, mode):
+    # The ODE's own KL (carried as an extra state) must agree with the quadrature engine's.
+    solved = optimal.optimal_transform(n, beta, mode)
+    point = theory.evaluate(solved, solved.beta, n)
+    assert point.kl == pytest.approx(solved.kl, rel=1e-6, abs=1e-10)
+    phi = solved(np.linspace(0, 1, 201))
+    assert phi[0] == pytest.approx(0.0, abs=1e-12)
+    assert np.all(np.diff(phi) >= -1e-12)
+
+
+@pytest.mark.parametrize("mode", ["best", "worst"])
+def test_small_kl_optimum_behaves_like_u_to_the_2n_minus_1(mode):
+    # THEORY.md: at small KL Φ ∝ u^{2N−1} (worst-of-N: mirrored). Compare shapes normalised to Φ(1) = 1.
+    n = 3
+    solved = optimal.optimal_transform(n, 1e3, mode)
+    u = np.linspace(0, 1, 101)
+    shape = solved(u) / solved(np.array([1.0]))[0]
+    expected = u ** (2 * n - 1) if mode == "best" else 1 - (1 - u) ** (2 * n - 1)
+    assert np.max(np.abs(shape - expected)) < 1e-3
+
+
+@given(n=st.integers(2, 32), kl=st.floats(0.05, 1.5), mode=st.sampled_from(["best", "worst"]))
+@settings(max_examples=8, deadline=None)
+def test_optimal_is_never_below_the_best_exponential_at_equal_kl(n, kl, mode):
+    solved = optimal.optimal_transform_for_kl(n, kl, mode)
+    assert solved.kl == pytest.approx(kl, rel=1e-6)
+    point = theory.evaluate(solved, solved.beta, n)
+    ours = point.bon_win_rate if mode == "best" else point.won_win_rate
+    try:
+        best_exp = theory.best_exponential_t(n, kl, mode).win_rate
+    except (InfAlignError, ValueError):
+        return  # no exponential reaches this KL: nothing to compare with
+    assert ours >= best_exp - 1e-7
+
+
+def test_bad_arguments_are_rejected():
+    with pytest.raises(InfAlignError, match="β"):
+        optimal.optimal_transform(4, 0.0)
+    with pytest.raises(InfAlignError, match="β must lie"):
+        optimal.optimal_transform(4, 1e-5)
+    with pytest.raises(InfAlignError, match="N must"):
+        optimal.optimal_transform(0, 1.0)
+    with pytest.raises(InfAlignError, match="mode"):
+        optimal.optimal_transform(4, 1.0, "median")
+    with pytest.raises(InfAlignError, match="KL budget"):
+        optimal.optimal_transform_for_kl(4, -1.0)
