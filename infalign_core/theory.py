@@ -39,10 +39,10 @@ from infalign_core.errors import InfAlignError
 
 BETA_RANGE = (1e-3, 1e3)
 MAX_N = 1024
-_GAUSS_ORDER = 10
+_GAUSS_ORDER = 8
 # Step in λΦ between breakpoints, and how far below the maximum they go: e^{-40} of the
 # peak density is far below the 1e-6 accuracy target.
-_LEVEL_STEP = 1.0
+_LEVEL_STEP = 2.0
 _LEVEL_DEPTH = 40.0
 
 Phi = Callable[[np.ndarray], np.ndarray]
@@ -224,7 +224,7 @@ def aligned_policy(
     return policy
 
 
-def _representative(lambdas: np.ndarray, ratio: float = 2.0) -> np.ndarray:
+def _representative(lambdas: np.ndarray, ratio: float = 4.0) -> np.ndarray:
     """A few λ values spaced by at most ``ratio``, covering the given ones (one grid for a sweep)."""
     lo, hi = float(lambdas.min()), float(lambdas.max())
     if hi / lo <= ratio:
