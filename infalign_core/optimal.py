@@ -111,12 +111,16 @@ def _solve(n: int, sign: float, target: float, key: str) -> _Shot:
         while gap(lo) > 0:
             lo, hi, step = lo - step, lo, step * 2
             if lo < -800:
-                raise InfAlignError("the optimal-transform solver found no solution this close to the reference")
+                raise InfAlignError(
+                    "the optimal-transform solver found no solution this close to the reference"
+                )
     else:
         while gap(hi) < 0:
             lo, hi, step = hi, hi + step, step * 2
             if hi > 800:
-                raise InfAlignError("the optimal-transform solver found no solution this far from the reference")
+                raise InfAlignError(
+                    "the optimal-transform solver found no solution this far from the reference"
+                )
     log_mu = lo if lo == hi else optimize.brentq(gap, lo, hi, xtol=1e-10, maxiter=200)
     return _integrate(log_mu, n, sign)
 
@@ -187,3 +191,69 @@ def optimal_transform_for_kl(n: int, kl: float | None, mode: str = "best") -> Op
     # No β range check here: the solution is exact whatever β it lands on.
     beta = 1.0 / shot.lam
     return OptimalTransform(n=n, mode=mode, beta=beta, kl=shot.kl, _shot=shot)
+
+
+# The scaled ODE's log μ: from where the policy is the reference (KL ≈ 0) up to where λ(μ)
+# overflows; beyond ±800 exp(log μ) is not a float.
+_LOG_MU_START = -10.0
+_LOG_MU_MAX = 700.0
+_BISECTIONS = 40
+_REFINEMENTS = 24
+
+
+def optimal_family(
+    n: int, mode: str = "best", kl_max: float = 3.0, count: int = 14
+) -> list[OptimalTransform]:
+    """Optimal transforms for N spread evenly in KL over (0, kl_max], one ODE integration each.
+
+    Every μ of the scaled system is the exact optimum for some β, so a frontier needs no
+    root-find per point: walk log μ up until the KL passes kl_max (or λ(μ) blows up), then
+    refine where consecutive KLs are further apart than kl_max / count.
+    """
+    n, mode = check_n(n), check_mode(mode)
+    if not np.isfinite(kl_max) or kl_max <= 0:
+        raise InfAlignError(f"kl_max must be > 0 nats, got {kl_max}")
+    sign = 1.0 if mode == "best" else -1.0
+    shots: dict[float, object] = {}
+
+    def kl_at(log_mu: float) -> float:
+        if log_mu not in shots:
+            try:
+                shots[log_mu] = _integrate(log_mu, n, sign)
+            except (OverflowError, FloatingPointError):
+                shots[log_mu] = None
+        shot = shots[log_mu]
+        return shot.kl if shot is not None and np.isfinite(shot.kl) and shot.kl > 0 else np.inf
+
+    def finite() -> list[float]:
+        return sorted(m for m in shots if np.isfinite(kl_at(m)))
+
+    # Walk up in growing steps until the KL passes kl_max or λ(μ) blows up (best-of-N);
+    # worst-of-N's KL grows only logarithmically in μ, hence the growing steps.
+    log_mu, step = _LOG_MU_START, 1.0
+    while kl_at(log_mu) < kl_max and log_mu + step < _LOG_MU_MAX and len(shots) < 30:
+        log_mu, step = log_mu + step, step * 1.5
+    # Between the last finite shot and a blow-up, bisect towards the threshold, where
+    # the KL climbs steeply (very steeply for large N).
+    for _ in range(_BISECTIONS):
+        below = finite()
+        beyond = [m for m in shots if m > (below[-1] if below else -np.inf) and not np.isfinite(kl_at(m))]
+        if not below or not beyond or kl_at(below[-1]) >= kl_max:
+            break
+        kl_at(0.5 * (below[-1] + min(beyond)))
+    # Refine wherever consecutive points below kl_max are further apart in KL than kl_max / count.
+    for _ in range(_REFINEMENTS):
+        mus = np.array(finite())
+        if len(mus) < 2:
+            break
+        kls = np.array([kl_at(m) for m in mus])
+        gaps = np.where(kls[:-1] < kl_max, np.minimum(kls[1:], kl_max) - kls[:-1], 0.0)
+        widest = int(np.argmax(gaps))
+        if gaps[widest] <= kl_max / count:
+            break
+        kl_at(0.5 * (mus[widest] + mus[widest + 1]))
+    return [
+        OptimalTransform(n=n, mode=mode, beta=1.0 / shots[m].lam, kl=shots[m].kl, _shot=shots[m])
+        for m in finite()
+        if kl_at(m) <= 1.25 * kl_max
+    ]

@@ -106,7 +106,9 @@ def make_grid(phi: Phi, lambdas: Sequence[float], ns: Sequence[int] = (1,)) -> G
     x, w, _ = _gauss_panel(_GAUSS_ORDER)
     tiny = 10.0 ** -np.arange(1, 16)
     points = [np.linspace(0.0, 1.0, 33), tiny, 1.0 - tiny]
-    probe = np.unique(np.concatenate([np.linspace(0.0, 1.0, 4097), tiny, 1.0 - tiny, np.geomspace(1e-15, 1, 200)]))
+    probe = np.unique(
+        np.concatenate([np.linspace(0.0, 1.0, 4097), tiny, 1.0 - tiny, np.geomspace(1e-15, 1, 200)])
+    )
     probe = np.unique(np.concatenate([probe, 1.0 - probe]))
     with np.errstate(invalid="ignore", over="ignore"):
         values = np.asarray(phi(probe), dtype=np.float64)
@@ -324,7 +326,9 @@ def bon_policy_point(n: int, n_eval: int = 1) -> TheoryPoint:
     """
     n, n_eval = check_n(n), check_n(n_eval)
     if n == 1:
-        return TheoryPoint(kl=0.0, beta=float("inf"), standard_win_rate=0.5, bon_win_rate=0.5, won_win_rate=0.5)
+        return TheoryPoint(
+            kl=0.0, beta=float("inf"), standard_win_rate=0.5, bon_win_rate=0.5, won_win_rate=0.5
+        )
     from infalign_core.transforms import Transform
 
     beta = 1.0 / (n - 1)
@@ -351,10 +355,12 @@ class ExponentialChoice:
 
 
 def best_exponential_t(
-    n: int, kl: float, mode: str = "best", t_range: tuple[float, float] = (0.05, 200.0)
+    n: int, kl: float, mode: str = "best", t_range: tuple[float, float] | None = None
 ) -> ExponentialChoice:
     """Maximise the best-of-N (or worst-of-N) win rate over the exponential's t at equal KL."""
-    from infalign_core.transforms import Transform, check_mode
+    from infalign_core.transforms import MAX_T, Transform, check_mode
+
+    t_range = t_range or (0.05, MAX_T)
 
     n, mode = check_n(n), check_mode(mode)
 
@@ -365,8 +371,12 @@ def best_exponential_t(
         return (point.bon_win_rate if mode == "best" else point.won_win_rate), beta
 
     # The optimum is broad and unimodal in log t: scan coarsely, then refine around the best.
-    log_ts = np.linspace(np.log(t_range[0]), np.log(t_range[1]), 12)
+    log_ts = np.linspace(np.log(t_range[0]), np.log(t_range[1]), 14)
     scores = [_safe(win_rate, lt) for lt in log_ts]
+    if np.all(np.isnan(scores)):
+        raise InfAlignError(
+            f"KL budget {kl:g} nats is beyond the exponential transform's reach for every t; lower the budget"
+        )
     best = int(np.nanargmax(scores))
     lo, hi = log_ts[max(best - 1, 0)], log_ts[min(best + 1, len(log_ts) - 1)]
     result = optimize.minimize_scalar(

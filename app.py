@@ -1,0 +1,34 @@
+"""InfAlign Studio's frame: page list and the shared sidebar. Run with ``streamlit run app.py``."""
+
+from pathlib import Path
+
+import streamlit as st
+
+ROOT = Path(__file__).parent
+# (file, title, icon). Pages still being written are listed once their file exists.
+PAGES = [
+    ("pages/home.py", "Home", ":material/home:"),
+    ("pages/transforms.py", "Transforms & frontiers", ":material/insights:"),
+    ("pages/models.py", "Models", ":material/smart_toy:"),
+    ("pages/calibration.py", "Calibration", ":material/tune:"),
+    ("pages/ctrl.py", "CTRL runs", ":material/model_training:"),
+]
+
+st.set_page_config(page_title="InfAlign Studio", page_icon=":material/balance:", layout="wide")
+navigation = st.navigation(
+    [
+        st.Page(file, title=title, icon=icon, default=index == 0)
+        for index, (file, title, icon) in enumerate(PAGES)
+        if (ROOT / file).exists()
+    ]
+)
+with st.sidebar:
+    loaded = st.session_state.get("loaded_models")
+    st.caption("**Loaded models**")
+    if loaded:
+        for name, description in loaded.items():
+            st.caption(f"**{name}**: {description}")
+    else:
+        st.caption("no language model loaded — the theory pages need none")
+    st.caption("InfAlign: [arXiv 2412.19792](https://arxiv.org/abs/2412.19792)")
+navigation.run()

@@ -1,0 +1,252 @@
+"""The computations behind the theory pages, as plain functions over the engine.
+
+The "Transforms & frontiers" page and the landing page only pick widgets and draw; every
+number they show comes from here (so it can be tested without streamlit):
+
+- :func:`resolve_transform` turns a page choice (name, N, mode, t, β *or* a KL budget)
+  into a transform, its β and its exact point (KL, standard and best/worst-of-N win rates).
+- :func:`transform_curve` samples Φ on [0, 1], rescaled to [0, 1] so transforms of very
+  different scales share one chart.
+- :func:`optimal_frontier` traces the optimal transform's win rate against KL for one N.
+  Solving the optimum at each KL separately costs a root-find (10–20 ODE integrations)
+  per point; here one integration of the scaled ODE system per point suffices, because
+  every value of the scale μ is the exact optimum for *some* β (see
+  :mod:`infalign_core.optimal`): we sweep log μ and refine where the KL jumps.
+- :func:`optimal_gap` sets that frontier beside the best exponential at the same KLs.
+- :func:`best_t_table`, :func:`tradeoff`, :func:`headline` and :func:`bon_policy_points`
+  make the page's table, trade-off bars, landing-page numbers and reference markers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from infalign_core import optimal
+from infalign_core.errors import InfAlignError
+from infalign_core.theory import (
+    BETA_RANGE,
+    TheoryPoint,
+    best_exponential_t,
+    beta_for_kl,
+    bon_policy_point,
+    check_n,
+    evaluate,
+)
+from infalign_core.transforms import MAX_T, Transform, check_mode, make_transform
+
+Phi = Callable[[np.ndarray], np.ndarray]
+
+BEST_T_RANGE = (0.05, MAX_T)
+
+
+def inference_win_rate(point: TheoryPoint, mode: str) -> float:
+    """The best-of-N win rate in ``best`` mode, the worst-of-N win rate in ``worst`` mode."""
+    return point.bon_win_rate if check_mode(mode) == "best" else point.won_win_rate
+
+
+def transform_curve(phi: Phi, count: int = 401) -> dict[str, np.ndarray]:
+    """Φ on a uniform grid of [0, 1], and Φ rescaled to [0, 1] (points where Φ = −∞ are dropped)."""
+    u = np.linspace(0.0, 1.0, count)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        values = np.asarray(phi(u), dtype=np.float64)
+    finite = np.isfinite(values)
+    u, values = u[finite], values[finite]
+    spread = values.max() - values.min()
+    normalised = (values - values.min()) / spread if spread > 0 else u.copy()
+    return {"u": u, "phi": values, "normalised": normalised}
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A transform chosen on the page, with the β it is used at and its exact point for N."""
+
+    name: str
+    label: str
+    phi: Phi
+    beta: float
+    n: int
+    mode: str
+    point: TheoryPoint
+
+    @property
+    def win_rate(self) -> float:
+        """The best-of-N (or worst-of-N) win rate at this transform's point."""
+        return inference_win_rate(self.point, self.mode)
+
+
+def _check_beta(beta: float) -> float:
+    """β as a float inside the engine's range, or an error saying what to pick."""
+    if not np.isfinite(beta) or not BETA_RANGE[0] <= beta <= BETA_RANGE[1]:
+        raise InfAlignError(f"β must be a number in [{BETA_RANGE[0]:g}, {BETA_RANGE[1]:g}], got {beta}")
+    return float(beta)
+
+
+def resolve_transform(
+    name: str,
+    *,
+    n: int,
+    mode: str = "best",
+    t: float | None = None,
+    beta: float | None = None,
+    kl: float | None = None,
+) -> Resolved:
+    """Build a transform from a page choice and evaluate it at β, or at the β that spends ``kl`` nats.
+
+    For ``exp`` with ``t=None`` the best t for N at the KL budget is used; ``optimal`` is
+    solved for N and mode (its β comes with it, since the optimum is a fixed point).
+    """
+    n, mode = check_n(n), check_mode(mode)
+    if (beta is None) == (kl is None):
+        raise InfAlignError("give exactly one of β or a KL budget")
+    if beta is not None:
+        beta = _check_beta(beta)
+    if name == "optimal":
+        phi = (
+            optimal.optimal_transform(n, beta, mode)
+            if kl is None
+            else optimal.optimal_transform_for_kl(n, kl, mode)
+        )
+        return Resolved(name, f"optimal (N={n})", phi, phi.beta, n, mode, evaluate(phi, phi.beta, n))
+    if name == "exp" and t is None:
+        if kl is None:
+            raise InfAlignError("the best t is defined at equal KL: choose a KL budget, or set t yourself")
+        choice = best_exponential_t(n, kl, mode)
+        phi = Transform("exp", choice.t, mode)
+        label = f"exp (best t={choice.t:.3g} for N={n})"
+        return Resolved(name, label, phi, choice.beta, n, mode, evaluate(phi, choice.beta, n))
+    phi = make_transform(name, t=t, mode=mode)
+    label = f"exp (t={t:g})" if name == "exp" else name
+    beta = beta_for_kl(phi, kl) if beta is None else beta
+    return Resolved(name, label, phi, beta, n, mode, evaluate(phi, beta, n))
+
+
+@dataclass(frozen=True)
+class OptimalFrontier:
+    """Exact points of the optimal transform's frontier for one N and mode (sorted by KL)."""
+
+    n: int
+    mode: str
+    kl: np.ndarray
+    beta: np.ndarray
+    standard_win_rate: np.ndarray
+    win_rate: np.ndarray  # best-of-N or worst-of-N per mode
+
+
+def optimal_frontier(n: int, mode: str = "best", kl_max: float = 3.0, count: int = 14) -> OptimalFrontier:
+    """Win rate against KL of the optimal transform for N, at about ``count`` points up to ``kl_max``.
+
+    Raises InfAlignError when no point above KL ≈ 0 can be solved (e.g. worst-of-N at very large N).
+    """
+    n, mode = check_n(n), check_mode(mode)
+    if not np.isfinite(kl_max) or kl_max <= 0:
+        raise InfAlignError(f"kl_max must be > 0 nats, got {kl_max}")
+    points = []
+    for phi in optimal.optimal_family(n, mode, kl_max, count):
+        point = evaluate(phi, phi.beta, n)
+        # At extreme λ the ODE and the quadrature engine can part ways; show only points where
+        # the two independent KL computations agree.
+        if phi.kl >= 1e-4 and abs(point.kl - phi.kl) <= 1e-3 * max(1.0, phi.kl):
+            points.append(point)
+    if not points:
+        raise InfAlignError(
+            f"no optimal-transform frontier could be solved for {mode}-of-{n}; try a smaller N"
+        )
+    return OptimalFrontier(
+        n=n,
+        mode=mode,
+        kl=np.array([p.kl for p in points]),
+        beta=np.array([p.beta for p in points]),
+        standard_win_rate=np.array([p.standard_win_rate for p in points]),
+        win_rate=np.array([inference_win_rate(p, mode) for p in points]),
+    )
+
+
+@dataclass(frozen=True)
+class OptimalGap:
+    """The optimal transform's frontier beside the best exponential's at the same KLs."""
+
+    frontier: OptimalFrontier
+    exponential_t: np.ndarray  # NaN where the KL is out of the exponential's reach
+    exponential_win_rate: np.ndarray
+
+    @property
+    def gap(self) -> np.ndarray:
+        """Optimal minus best-exponential win rate at equal KL (≥ 0 up to solver tolerance)."""
+        return self.frontier.win_rate - self.exponential_win_rate
+
+
+def optimal_gap(n: int, mode: str = "best", kl_max: float = 3.0, count: int = 10) -> OptimalGap:
+    """How much win rate the optimal transform adds over the best exponential, across KL."""
+    frontier = optimal_frontier(n, mode, kl_max, count)
+    ts, rates = [], []
+    for kl in frontier.kl:
+        try:
+            choice = best_exponential_t(frontier.n, float(kl), mode)
+            ts.append(choice.t)
+            rates.append(choice.win_rate)
+        except InfAlignError:
+            ts.append(np.nan)
+            rates.append(np.nan)
+    return OptimalGap(frontier, np.array(ts), np.array(rates))
+
+
+def best_t_table(ns: Sequence[int], kl: float, mode: str = "best") -> list[dict[str, float | str]]:
+    """For each N: the best exponential t at the KL budget, its β and win rate, and calibrated RLHF's."""
+    mode = check_mode(mode)
+    identity = Transform("identity")
+    try:
+        identity_beta = beta_for_kl(identity, kl)
+    except InfAlignError:
+        identity_beta = None
+    rows: list[dict[str, float | str]] = []
+    for n in ns:
+        # Every row has every column, in one order, so it tabulates cleanly; NaN marks what is missing.
+        row: dict[str, float | str] = dict.fromkeys(
+            ("N", "best t", "β", "win rate", "identity win rate"), np.nan
+        )
+        row.update({"N": int(n), "gain (points)": np.nan, "note": ""})
+        try:
+            choice = best_exponential_t(n, kl, mode)
+            row.update({"best t": choice.t, "β": choice.beta, "win rate": choice.win_rate})
+            if choice.t >= 0.999 * BEST_T_RANGE[1]:
+                row["note"] = f"t capped at {BEST_T_RANGE[1]:g}"
+        except InfAlignError as err:
+            row["note"] = str(err)
+        if identity_beta is not None:
+            row["identity win rate"] = inference_win_rate(evaluate(identity, identity_beta, n), mode)
+            row["gain (points)"] = 100.0 * (float(row["win rate"]) - float(row["identity win rate"]))
+        rows.append(row)
+    return rows
+
+
+def tradeoff(resolved: Sequence[Resolved]) -> list[dict[str, float | str]]:
+    """Standard and best/worst-of-N win rates side by side for each resolved transform."""
+    return [
+        {
+            "transform": r.label,
+            "β": r.beta,
+            "KL": r.point.kl,
+            "standard win rate": r.point.standard_win_rate,
+            f"{r.mode}-of-{r.n} win rate": r.win_rate,
+        }
+        for r in resolved
+    ]
+
+
+def headline(n: int = 4, kl: float = 0.5, mode: str = "best") -> dict[str, float]:
+    """Best-of-N (or worst-of-N) win rate at one KL budget: calibrated RLHF, best exponential, optimal."""
+    names = {"identity": "identity", "best exponential": "exp", "optimal": "optimal"}
+    return {label: resolve_transform(name, n=n, mode=mode, kl=kl).win_rate for label, name in names.items()}
+
+
+def bon_policy_points(ns_policy: Sequence[int], n_eval: int, mode: str = "best") -> dict[str, np.ndarray]:
+    """KL and best/worst-of-``n_eval`` win rate of the best-of-n policies, for markers on a frontier."""
+    points = [bon_policy_point(n, n_eval) for n in ns_policy]
+    return {
+        "n": np.array([int(n) for n in ns_policy]),
+        "kl": np.array([p.kl for p in points]),
+        "win_rate": np.array([inference_win_rate(p, mode) for p in points]),
+    }

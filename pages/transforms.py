@@ -1,0 +1,224 @@
+"""Transforms & frontiers: Φ curves, aligned densities and win rate against KL, for any N. No model needed."""
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from infalign_core import explorer, figures, theory
+from infalign_core.errors import InfAlignError
+from infalign_core.transforms import TRANSFORM_NAMES, make_transform
+
+T_CHOICES = (0, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 50, 75, 100, 150, 200, 300, 500)
+N_CHOICES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+POLICY_NS = (2, 4, 8, 16, 32, 64, 128, 256)
+FRONTIER_BETAS = tuple(np.geomspace(1e-3, 1e3, 160))
+TABLE_FORMAT = {
+    "best t": st.column_config.NumberColumn(format="%.3g"),
+    "β": st.column_config.NumberColumn(format="%.4g"),
+    "win rate": st.column_config.NumberColumn(format="%.4f"),
+    "identity win rate": st.column_config.NumberColumn(format="%.4f"),
+    "gain (points)": st.column_config.NumberColumn(format="%+.2f"),
+}
+
+
+@st.cache_resource(show_spinner=False)
+def _resolve(name, n, mode, t, beta, kl):
+    """A Resolved transform, or the error message (cached too, so a bad input stays cheap)."""
+    try:
+        return explorer.resolve_transform(name, n=n, mode=mode, t=t, beta=beta, kl=kl)
+    except InfAlignError as err:
+        return f"{name}: {err}"
+
+
+@st.cache_data(show_spinner=False)
+def _frontier_lines(name, label, t, mode, ns):
+    """One frontier line per N for a closed-form transform: a single vectorised sweep over β and N."""
+    f = theory.frontier(make_transform(name, t=t, mode=mode), FRONTIER_BETAS, ns)
+    rates = f.bon_win_rate if mode == "best" else f.won_win_rate
+    return [
+        {"name": name, "label": label, "n": m, "n_index": i, "kl": f.kl, "beta": f.beta, "win_rate": rates[i]}
+        for i, m in enumerate(ns)
+    ]
+
+
+@st.cache_data(show_spinner="Tracing the optimal transform's frontier (a few seconds per new N)…")
+def _gap(n, mode):
+    """The optimal frontier for N beside the best exponential's, or the error message."""
+    try:
+        return explorer.optimal_gap(n, mode, kl_max=3.0, count=8)
+    except InfAlignError as err:
+        return str(err)
+
+
+@st.cache_data(show_spinner="Finding the best t for each N…")
+def _best_t_rows(ns, kl, mode):
+    """The best-t table rows."""
+    return explorer.best_t_table(ns, kl, mode)
+
+
+@st.cache_data(show_spinner=False)
+def _policy_points(n_eval, mode):
+    """The best-of-n policies' points evaluated with N = n_eval."""
+    return explorer.bon_policy_points(POLICY_NS, n_eval, mode)
+
+
+def _section(fig, alt: str, text: str, metric: tuple[str, str] | None = None) -> None:
+    """A chart with a short explanation (markdown with $…$ formulas) beside it."""
+    chart, side = st.columns([3, 1])
+    chart.plotly_chart(fig, alt=alt)
+    if metric:
+        side.metric(*metric)
+    side.markdown(text)
+
+
+with st.sidebar:
+    st.header("Controls")
+    names = st.multiselect("Transforms", TRANSFORM_NAMES, default=["identity", "exp", "optimal"], key="names")
+    mode = st.radio("Inference procedure", ("best", "worst"), format_func=lambda m: f"{m}-of-N", key="mode")
+    n = int(st.number_input("N, samples at inference", 1, theory.MAX_N, 4, step=1, key="n"))
+    ns = st.multiselect("N on the frontier chart", N_CHOICES, default=[1, 4, 16, 64], key="ns")
+    hold = st.radio("Hold fixed", ("KL budget", "β"), horizontal=True, key="hold")
+    if hold == "KL budget":
+        kl, beta = st.slider("KL budget, nats", 0.05, 8.0, 0.5, 0.05, key="kl"), None
+    else:
+        kl, beta = None, st.number_input("β, KL coefficient", 1e-3, 1e3, 0.25, format="%.4f", key="beta")
+    best_t = st.toggle("use the best t for this N and KL", key="best_t", disabled=kl is None)
+    t = st.select_slider(
+        "t, exponential steepness", T_CHOICES, 10, key="t", disabled=best_t and kl is not None
+    )
+    if kl is None:
+        st.caption("The best t is defined at equal KL: hold a KL budget to use it.")
+    log_y = st.toggle("log scale for the densities", key="density_log")
+
+word, best = f"{mode}-of-{n}", mode == "best"
+st.title("Transforms & frontiers")
+if not names:
+    st.warning("Pick at least one transform in the sidebar.")
+    st.stop()
+if not ns:
+    st.warning(f"No N picked for the frontier chart; showing N = {n}.")
+ns = tuple(sorted(set(ns or [n])))
+
+exp_t = None if best_t and kl is not None else float(t)
+resolved, shown = {}, set()
+for name in names:
+    result = _resolve(name, n, mode, exp_t if name == "exp" else None, beta, kl)
+    if isinstance(result, str):
+        st.error(result)
+        shown.add(result)
+    else:
+        resolved[name] = result
+# Comparisons at equal KL use the budget, or what calibrated RLHF (identity) spends at this β.
+identity = _resolve("identity", n, mode, None, beta, kl)
+kl_ref = float(kl if kl is not None else (identity.point.kl if not isinstance(identity, str) else 0.5))
+held = (
+    f"KL budget **{kl:g} nats**"
+    if kl is not None
+    else f"β = **{beta:g}** (calibrated RLHF spends {kl_ref:.3f} nats)"
+)
+st.caption(f"Inference procedure **{word}**; {held}.")
+if resolved:
+    st.dataframe(pd.DataFrame(explorer.tradeoff(list(resolved.values()))), hide_index=True)
+
+curves = [{"name": k, "label": r.label, **explorer.transform_curve(r.phi)} for k, r in resolved.items()]
+_section(
+    figures.transform_curves_figure(curves),
+    "transform curves",
+    "**The transforms Φ.** CTRL trains on $\\Phi(C)$, a function of the calibrated reward $u = C \\in [0, 1]$. "
+    "Only the *shape* matters (a scale is absorbed by β), so each curve is rescaled to [0, 1]. "
+    + (
+        "For best-of-N the exponential $\\frac{e^{tu}-1}{e^t-1}$ is steep near $u = 1$, where the best of N lands; "
+        "the optimal Φ solves $\\Phi'(u) = N^2 u^{N-1} G(u)^{N-1}$."
+        if best
+        else "For worst-of-N the exponential $\\frac{1-e^{-tu}}{1-e^{-t}}$ is steep near $u = 0$, where the worst of N lands; "
+        "the optimal Φ solves $\\Phi'(u) = N^2 (1-u)^{N-1} (1-G(u))^{N-1}$."
+    ),
+)
+densities = [
+    {"name": k, "label": r.label, **theory.aligned_policy(r.phi, r.beta).curves(0)}
+    for k, r in resolved.items()
+]
+_section(
+    figures.density_figure(densities, log_y=log_y),
+    "aligned densities",
+    "**The aligned policies.** The optimum of $\\mathbb{E}[\\Phi(C)] - \\beta\\,\\mathrm{KL}$ tilts the reference: "
+    "its calibrated reward has density $g(u) = e^{\\Phi(u)/\\beta}/Z$, against the reference's flat $g = 1$. "
+    "Then $\\mathrm{KL} = \\int g \\log g$ and the standard win rate is $\\int u\\, g(u)\\, du$.",
+)
+
+gap = _gap(n, mode)
+lines = []
+for name, r in resolved.items():
+    if name != "optimal":
+        lines += _frontier_lines(
+            name, r.label, getattr(r.phi, "t", None) if name == "exp" else None, mode, ns
+        )
+if "optimal" in resolved and not isinstance(gap, str):
+    f = gap.frontier
+    index = ns.index(n) if n in ns else 0
+    lines.append(
+        {
+            "name": "optimal",
+            "label": "optimal",
+            "n": n,
+            "n_index": index,
+            "kl": f.kl,
+            "beta": f.beta,
+            "win_rate": f.win_rate,
+            "markers": True,
+        }
+    )
+# For best-of-N the best-of-n policy's win rate is n/(n+1) whatever N: one set of diamonds serves all N.
+policy = (
+    [{**_policy_points(m, mode), "n_eval": m} for m in ns]
+    if not best
+    else [{**_policy_points(1, mode), "n_eval": 1, "label": "best-of-n policies"}]
+)
+_section(
+    figures.frontier_figure(lines, policy, kl_ref, max(3.0, 1.25 * kl_ref), f"{mode}-of-N win rate"),
+    "frontiers",
+    f"**Win rate against KL.** Each line sweeps β for one transform and one N (line style = N; N = 1 is the standard win rate). "
+    f"The {mode}-of-N win rate compares {mode}-of-N of the aligned policy with {mode}-of-N of the reference. "
+    "Diamonds are the best-of-n policies themselves ($\\mathrm{KL} = \\log n - \\frac{n-1}{n}$), which the log transform traces exactly."
+    + (
+        " The optimal transform's frontier (dots) is solved for the N in the sidebar."
+        if "optimal" in resolved
+        else ""
+    ),
+)
+
+st.subheader(f"Best t for each N at {kl_ref:.3g} nats")
+rows = _best_t_rows(ns, kl_ref, mode)
+table, chart, side = st.columns([6, 3, 2])
+table.dataframe(pd.DataFrame(rows), hide_index=True, column_config=TABLE_FORMAT)
+chart.plotly_chart(figures.best_t_figure(rows), alt="best t")
+side.markdown(
+    "**The best steepness.** For each N the exponential's t is tuned to maximise the win rate at this KL. "
+    f"It grows with N (the {mode} of N samples moves towards u = {1 if best else 0}), and the optimum is broad: nearby t lose little."
+)
+
+st.subheader("Optimal transform vs the best exponential")
+best_exp = _resolve("exp", n, mode, None, None, kl_ref)
+opt = _resolve("optimal", n, mode, None, None, kl_ref)
+problems = [item for item in (best_exp, opt, gap) if isinstance(item, str)]
+for problem in set(problems) - shown:
+    st.error(problem)
+if not problems:
+    ok = np.isfinite(gap.gap)
+    pair = [{"label": r.label, **explorer.transform_curve(r.phi)} for r in (opt, best_exp)]
+    _section(
+        figures.optimal_vs_exponential_figure(*pair, gap.frontier.kl[ok], 100 * gap.gap[ok], kl_ref),
+        "optimal vs exponential",
+        "**How close is the exponential?** The optimal Φ is the fixed point of the stationarity condition; the best "
+        "exponential is one curve family with one knob. At equal KL their win rates differ by a fraction of a point: "
+        "the exponential is the practical choice.",
+        metric=(f"gap at {kl_ref:.3g} nats", f"{100 * (opt.win_rate - best_exp.win_rate):+.3f} points"),
+    )
+    st.subheader(f"The price: optimising for {word} costs standard win rate")
+    pool = [r for r in (identity, best_exp, opt) if not isinstance(r, str)]
+    _section(
+        figures.tradeoff_figure(explorer.tradeoff(pool), f"{word} win rate"),
+        "trade-off",
+        f"**No free lunch.** At the same KL, calibrated RLHF (identity Φ) maximises the standard win rate "
+        f"$\\int u\\, g(u)\\, du$; transforms tuned for {word} give some of it up to win more after {mode}-of-N decoding.",
+    )

@@ -1,0 +1,80 @@
+"""One end-to-end test: the real app in Debian's Chromium, driven by Playwright; a slider moves a chart."""
+
+import importlib.util
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+if not Path(CHROMIUM).exists():
+    pytest.skip(
+        f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)",
+        allow_module_level=True,
+    )
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="playwright is not installed (requirements-dev.txt)"
+)
+
+
+def _screenshot_module():
+    """scripts/screenshot.py, which knows how to serve the app and launch Chromium."""
+    spec = importlib.util.spec_from_file_location("screenshot", ROOT / "scripts" / "screenshot.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+SHOT = _screenshot_module()
+EXP_TRACE = """() => {
+    const plot = document.querySelector('[aria-label="transform curves"] .js-plotly-plot');
+    const trace = plot && plot.data && plot.data.find(t => t.name.startsWith('exp'));
+    // y may be a typed array or plotly's base64 {dtype, bdata}: compare its serialisation.
+    return trace ? {name: trace.name, y: JSON.stringify(ArrayBuffer.isView(trace.y) ? Array.from(trace.y) : trace.y)} : null;
+}"""
+
+
+@pytest.fixture(scope="module")
+def app_url():
+    """The app served by `streamlit run app.py` on a free local port; stopped afterwards."""
+    with SHOT.serve(SHOT.free_port()) as url:
+        yield url
+
+
+def test_moving_the_t_slider_redraws_the_transform_chart(app_url, tmp_path):
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=SHOT.CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(app_url)
+            page.get_by_role("link", name="Transforms & frontiers").first.click()
+            page.wait_for_function(EXP_TRACE, timeout=90_000)
+            SHOT.wait_for_idle(page, 90_000)
+            before = page.evaluate(EXP_TRACE)
+            assert before["name"] == "exp (t=10)"
+            assert page.get_by_text("no language model loaded").count() == 1
+
+            slider = page.get_by_role("slider", name="t, exponential steepness")
+            slider.focus()
+            for _ in range(3):
+                page.keyboard.press("ArrowRight")
+            page.wait_for_function(
+                f"() => {{ const t = ({EXP_TRACE})(); return t && t.name !== {before['name']!r}; }}",
+                timeout=60_000,
+            )
+            SHOT.wait_for_idle(page, 60_000)
+            after = page.evaluate(EXP_TRACE)
+            assert after["name"] == "exp (t=30)"
+            assert len(after["y"]) > 100 and after["y"] != before["y"]
+            assert (
+                page.get_by_text("no language model loaded").count() == 1
+            )  # the frame's sidebar survives reruns
+            page.screenshot(path=str(tmp_path / "transforms.png"))
+        finally:
+            browser.close()
+    assert (tmp_path / "transforms.png").stat().st_size > 10_000
+    shutil.rmtree(tmp_path, ignore_errors=True)
