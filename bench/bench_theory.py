@@ -21,8 +21,8 @@ from scipy import integrate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from infalign_core import optimal, theory  # noqa: E402
-from infalign_core.transforms import Transform  # noqa: E402
+from infalign_core import optimal, theory
+from infalign_core.transforms import Transform
 
 
 def load() -> str:
