@@ -117,10 +117,14 @@ def resolve_device(device: str | None = None) -> torch.device:
     try:
         chosen = torch.device(device)
     except (RuntimeError, TypeError):
-        raise InfAlignError(f"Unknown device {device!r}: use 'cpu', 'cuda', 'cuda:1', 'mps' or 'auto'.") from None
+        raise InfAlignError(
+            f"Unknown device {device!r}: use 'cpu', 'cuda', 'cuda:1', 'mps' or 'auto'."
+        ) from None
     if chosen.type == "cuda":
         if not torch.cuda.is_available():
-            raise InfAlignError("CUDA was requested but no CUDA GPU is visible to torch: use 'cpu' or 'auto'.")
+            raise InfAlignError(
+                "CUDA was requested but no CUDA GPU is visible to torch: use 'cpu' or 'auto'."
+            )
         if chosen.index is not None and chosen.index >= torch.cuda.device_count():
             raise InfAlignError(
                 f"{device!r} does not exist: this machine has {torch.cuda.device_count()} CUDA device(s)."
@@ -160,7 +164,9 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
     try:
         return _DTYPES[str(dtype).lower()]
     except KeyError:
-        raise InfAlignError(f"Unknown dtype {dtype!r}: use one of float32, bfloat16, float16 or auto.") from None
+        raise InfAlignError(
+            f"Unknown dtype {dtype!r}: use one of float32, bfloat16, float16 or auto."
+        ) from None
 
 
 # --- where a source lives -----------------------------------------------------
@@ -318,7 +324,9 @@ _FINGERPRINTS: dict[tuple, str] = {}
 def folder_fingerprint(folder: str | Path) -> str:
     """sha256 over config.json and the safetensors files, cached per path and file mtimes/sizes."""
     folder = Path(folder)
-    files = sorted(p for p in folder.iterdir() if p.is_file() and (p.name == "config.json" or p.suffix == ".safetensors"))
+    files = sorted(
+        p for p in folder.iterdir() if p.is_file() and (p.name == "config.json" or p.suffix == ".safetensors")
+    )
     key = (str(folder.resolve()), tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in files))
     if key not in _FINGERPRINTS:
         digest = hashlib.sha256()

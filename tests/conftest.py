@@ -1,4 +1,4 @@
-"""Shared fixtures: a tiny trained-for-seconds GPT-2 world built in a temp folder.
+"""Shared fixtures: a tiny trained-for-seconds GPT-2 world built once and kept in pytest's cache.
 
 ``tiny_world`` does not depend on the bundled ``assets/world`` so model, reward and sampling
 tests run (fast) before and independently of the world builder.
@@ -6,11 +6,19 @@ tests run (fast) before and independently of the world builder.
 
 from __future__ import annotations
 
+import os
 import random
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+# On a small shared machine two torch threads can be ten times slower than one when the other
+# core is busy (measured here: 90 s vs 7 s for the same training). Tests use one unless told.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+_TINY_WORLD_VERSION = 1  # bump when the fixture's recipe changes, to rebuild the cached copy
 
 _SUBJECTS = ["the movie", "this film", "the plot", "the acting", "the ending", "the music"]
 _VERBS = ["was", "is", "felt", "seemed"]
@@ -100,12 +108,27 @@ class TinyWorld:
 
 
 @pytest.fixture(scope="session")
-def tiny_world(tmp_path_factory) -> TinyWorld:
+def tiny_world(request, tmp_path_factory) -> TinyWorld:
     """A 2-layer, 48-wide GPT-2 trained for ~2 s, a random 1-label and a 2-label GPT-2 classifier."""
+    cache = getattr(request.config, "cache", None)  # absent under -p no:cacheprovider
+    cache_name = f"infalign_tiny_world_v{_TINY_WORLD_VERSION}"
+    cached = cache.mkdir(cache_name) if cache is not None else tmp_path_factory.mktemp(cache_name)
+    world = TinyWorld(*(cached / name for name in TinyWorld.__dataclass_fields__))
+    if (cached / "complete").is_file():
+        return world
+    staging = tmp_path_factory.mktemp("tiny_world")
+    _build_tiny_world(staging)
+    shutil.rmtree(cached)
+    shutil.copytree(staging, cached)
+    (cached / "complete").write_text("ok")
+    return world
+
+
+def _build_tiny_world(root: Path) -> TinyWorld:
+    """Write every TinyWorld folder under root."""
     import torch
     from transformers import GPT2Config, GPT2ForSequenceClassification, GPT2LMHeadModel
 
-    root = tmp_path_factory.mktemp("tiny_world")
     corpus = tiny_corpus()
     tokenizer = _train_tokenizer(corpus, pad=True)
     config = GPT2Config(
@@ -129,11 +152,12 @@ def tiny_world(tmp_path_factory) -> TinyWorld:
     _train_tokenizer(corpus, pad=False).save_pretrained(world.policy_no_pad)
 
     torch.manual_seed(1)
-    reward = GPT2ForSequenceClassification(GPT2Config(**{**config.to_dict(), "num_labels": 1}))
+    scalar = {k: v for k, v in config.to_dict().items() if k not in ("id2label", "label2id")}
+    reward = GPT2ForSequenceClassification(GPT2Config(**scalar, num_labels=1))
     reward.save_pretrained(world.reward)
     tokenizer.save_pretrained(world.reward)
 
-    two = GPT2Config(**{**config.to_dict(), "num_labels": 2})
+    two = GPT2Config(**scalar, num_labels=2)
     two.id2label = {0: "NEGATIVE", 1: "POSITIVE"}
     two.label2id = {"NEGATIVE": 0, "POSITIVE": 1}
     GPT2ForSequenceClassification(two).save_pretrained(world.reward_two_labels)

@@ -1,0 +1,267 @@
+"""Reward functions behind one interface: r(x, y) for prompt x and response y.
+
+Every reward scores the full text the policy produced, prompt + response, and returns one
+finite float64 per pair. Sources: a sequence-classification reward model (one label's logit
+or probability), the VADER lexicon, the bundled world's ground-truth intensity (``oracle``),
+or any Python callable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+from infalign_core.errors import InfAlignError
+from infalign_core.models import LoadedRewardModel, load_reward_model, memory_errors
+
+
+class RewardFunction:
+    """r(prompt, response) for batches of pairs; subclasses implement ``_score_texts``."""
+
+    name: str = "reward"
+    fingerprint: str = ""
+
+    def score(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
+        """The reward of each prompt + response pair (float64, finite)."""
+        prompts, responses = list(prompts), list(responses)
+        if len(prompts) != len(responses):
+            raise InfAlignError(
+                f"{len(prompts)} prompts but {len(responses)} responses: give one prompt per response."
+            )
+        if not prompts:
+            return np.zeros(0, dtype=np.float64)
+        values = np.asarray(self._score_pairs(prompts, responses), dtype=np.float64).reshape(-1)
+        if values.shape[0] != len(prompts):
+            raise InfAlignError(
+                f"Reward {self.name!r} returned {values.shape[0]} scores for {len(prompts)} texts."
+            )
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            i = int(bad[0])
+            raise InfAlignError(
+                f"Reward {self.name!r} gave {values[i]} (not finite) for input {i}: "
+                f"{(prompts[i] + responses[i])[:80]!r}{f' and {bad.size - 1} more' if bad.size > 1 else ''}."
+            )
+        return values
+
+    def _score_pairs(self, prompts: list[str], responses: list[str]) -> np.ndarray:
+        """Scores of the full texts prompt + response (override for pair-aware rewards)."""
+        return self._score_texts([p + r for p, r in zip(prompts, responses)])
+
+    def _score_texts(self, texts: list[str]) -> np.ndarray:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
+
+
+# --- a sequence-classification reward model --------------------------------------------------
+
+
+def resolve_label(labels: Sequence[str], label: int | str | None, source: str) -> int | None:
+    """Index of the chosen label; None for a one-output (scalar) reward model."""
+    if len(labels) == 1:
+        if label not in (None, 0, labels[0]):
+            raise InfAlignError(f"{source} has a single output ({labels[0]}); leave the label unset.")
+        return None
+    listing = ", ".join(f"{i}={name}" for i, name in enumerate(labels))
+    if label is None or label == "":
+        raise InfAlignError(
+            f"{source} has {len(labels)} labels ({listing}): choose which one is the reward "
+            "(e.g. --label POSITIVE)."
+        )
+    if isinstance(label, str) and not label.strip().lstrip("-").isdigit():
+        wanted = label.strip().lower()
+        for i, name in enumerate(labels):
+            if name.lower() == wanted:
+                return i
+        raise InfAlignError(f"{source} has no label {label!r}; its labels are {listing}.")
+    index = int(label)
+    if not 0 <= index < len(labels):
+        raise InfAlignError(f"Label index {index} is out of range for {source}; its labels are {listing}.")
+    return index
+
+
+class SequenceClassifierReward(RewardFunction):
+    """A reward model's output: the score itself (one output) or one label's logit or probability."""
+
+    def __init__(
+        self,
+        loaded: LoadedRewardModel,
+        label: int | str | None = None,
+        *,
+        probability: bool = False,
+        batch_size: int = 64,
+    ):
+        self.loaded = loaded
+        self.label_index = resolve_label(loaded.labels, label, loaded.source)
+        self.probability = bool(probability and self.label_index is not None)
+        self.batch_size = int(batch_size)
+        head = "" if self.label_index is None else f":{loaded.labels[self.label_index]}"
+        kind = ":prob" if self.probability else ""
+        self.name = f"{loaded.source}{head}{kind}"
+        self.fingerprint = f"rm:{loaded.fingerprint}{head}{kind}"
+        tok = loaded.tokenizer
+        limits = [
+            v
+            for v in (
+                getattr(tok, "model_max_length", None),
+                getattr(loaded.model.config, "n_positions", None),
+                getattr(loaded.model.config, "max_position_embeddings", None),
+            )
+            if isinstance(v, int) and 0 < v < 1_000_000
+        ]
+        self.max_length = min(limits) if limits else 512
+
+    def _score_texts(self, texts: list[str]) -> np.ndarray:
+        model, tok = self.loaded.model, self.loaded.tokenizer
+        device = self.loaded.device
+        out = []
+        with torch.inference_mode(), memory_errors(f"scoring with {self.name} (lower the batch size)"):
+            for start in range(0, len(texts), self.batch_size):
+                # Always right-padded: GPT-2-style classifiers number positions 0.. from the left
+                # edge whatever the mask says, and find the last real token via config.pad_token_id
+                # (load_reward_model sets it); encoder classifiers expect right padding anyway.
+                batch = tok(
+                    texts[start : start + self.batch_size],
+                    padding=True,
+                    padding_side="right",
+                    truncation=True,
+                    max_length=self.max_length,
+                    return_tensors="pt",
+                ).to(device)
+                logits = model(**batch).logits.float()
+                if self.label_index is None:
+                    values = logits[:, 0]
+                elif self.probability:
+                    values = torch.softmax(logits, -1)[:, self.label_index]
+                else:
+                    values = logits[:, self.label_index]
+                out.append(values.double().cpu().numpy())
+        return np.concatenate(out)
+
+
+# --- lexicons and oracles ---------------------------------------------------------------------
+
+
+class VaderReward(RewardFunction):
+    """The VADER lexicon's compound sentiment score in [-1, 1]."""
+
+    name = "vader"
+
+    def __init__(self):
+        try:
+            from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+        except ImportError:
+            raise InfAlignError(
+                "VADER needs the vaderSentiment package: pip install vaderSentiment."
+            ) from None
+        import vaderSentiment
+
+        self._analyzer = SentimentIntensityAnalyzer()
+        self.fingerprint = f"vader:{getattr(vaderSentiment, '__version__', '3.3.2')}"
+
+    def _score_texts(self, texts: list[str]) -> np.ndarray:
+        return np.array([self._analyzer.polarity_scores(t)["compound"] for t in texts], dtype=np.float64)
+
+
+class OracleReward(RewardFunction):
+    """The bundled world's ground-truth sentiment intensity (the generator's own score)."""
+
+    name = "oracle"
+
+    def __init__(self):
+        from infalign_core import world
+
+        self._score = world.sentiment_intensity
+        source = inspect.getsourcefile(world)
+        digest = hashlib.sha256(open(source, "rb").read()).hexdigest()[:16] if source else "unknown"
+        self.fingerprint = f"oracle:{digest}"
+
+    def _score_texts(self, texts: list[str]) -> np.ndarray:
+        return np.array([self._score(t) for t in texts], dtype=np.float64)
+
+
+class CallableReward(RewardFunction):
+    """A user's function ``fn(prompt, response) -> float`` (or, batched, lists -> array)."""
+
+    def __init__(self, fn: Callable, name: str, *, batched: bool = False):
+        if not callable(fn):
+            raise InfAlignError(f"Reward {name!r} is not callable.")
+        self._fn = fn
+        self.batched = batched
+        self.name = name
+        try:
+            code = inspect.getsource(fn)
+        except (OSError, TypeError):
+            code = getattr(fn, "__qualname__", repr(fn))
+        self.fingerprint = f"callable:{name}:{hashlib.sha256(code.encode()).hexdigest()[:16]}"
+
+    def _score_pairs(self, prompts: list[str], responses: list[str]) -> np.ndarray:
+        if self.batched:
+            try:
+                return np.asarray(self._fn(prompts, responses), dtype=np.float64)
+            except InfAlignError:
+                raise
+            except Exception as err:
+                raise InfAlignError(f"Reward {self.name!r} failed: {type(err).__name__}: {err}") from None
+        values = np.empty(len(prompts), dtype=np.float64)
+        for i, (prompt, response) in enumerate(zip(prompts, responses)):
+            try:
+                values[i] = float(self._fn(prompt, response))
+            except InfAlignError:
+                raise
+            except Exception as err:
+                raise InfAlignError(
+                    f"Reward {self.name!r} failed on input {i} ({(prompt + response)[:60]!r}): "
+                    f"{type(err).__name__}: {err}"
+                ) from None
+        return values
+
+
+def callable_reward(fn: Callable, name: str, *, batched: bool = False) -> RewardFunction:
+    """Wrap ``fn(prompt, response) -> float`` (or ``fn(prompts, responses) -> array`` if batched)."""
+    return CallableReward(fn, name, batched=batched)
+
+
+# --- one entry point ------------------------------------------------------------------------------
+
+
+def load_reward(
+    source: str = "default",
+    *,
+    label: int | str | None = None,
+    device: str | None = None,
+    dtype: str | None = None,
+    trust_remote_code: bool = False,
+    probability: bool = False,
+    batch_size: int = 64,
+) -> RewardFunction:
+    """A reward by name: "default", "vader", "oracle", a preset, a local folder or a hub id."""
+    key = (source or "").strip()
+    if key.lower() == "vader":
+        return VaderReward()
+    if key.lower() == "oracle":
+        return OracleReward()
+    from infalign_core.models import PRESETS
+
+    if key in PRESETS and label is None:
+        label = PRESETS[key].reward_label
+    loaded = load_reward_model(key, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
+    return SequenceClassifierReward(loaded, label, probability=probability, batch_size=batch_size)
+
+
+__all__ = [
+    "CallableReward",
+    "OracleReward",
+    "RewardFunction",
+    "SequenceClassifierReward",
+    "VaderReward",
+    "callable_reward",
+    "load_reward",
+    "resolve_label",
+]

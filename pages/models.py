@@ -1,0 +1,252 @@
+"""Models: choose the reference policy and the reward, then sample N responses and rank them."""
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from infalign_core.errors import InfAlignError
+from infalign_core.models import PRESETS, describe_size, load_policy, load_reward_model
+from infalign_core.rewards import SequenceClassifierReward, load_reward
+
+LEXICONS = {
+    "vader": "VADER lexicon (compound score)",
+    "oracle": "Oracle: the world's true sentiment intensity",
+}
+DEFAULTS = {
+    "policy_source": "default",
+    "reward_source": "default",
+    "reward_label": "",
+    "model_device": "auto",
+}
+
+
+@st.cache_resource(show_spinner="Loading the policy…", max_entries=4)
+def _policy(source: str, device: str, trust_remote_code: bool):
+    return load_policy(
+        source, device=None if device == "auto" else device, trust_remote_code=trust_remote_code
+    )
+
+
+@st.cache_resource(show_spinner="Loading the reward model…", max_entries=4)
+def _reward_model(source: str, device: str, trust_remote_code: bool):
+    return load_reward_model(
+        source, device=None if device == "auto" else device, trust_remote_code=trust_remote_code
+    )
+
+
+@st.cache_resource(show_spinner=False)
+def _lexicon(name: str):
+    return load_reward(name)
+
+
+def _source_picker(label: str, options: list[str], names: dict[str, str], key: str, active: str) -> str:
+    """A selectbox of known sources; a folder or hub id typed below it takes precedence."""
+    index = options.index(active) if active in options else 0
+    choice = st.selectbox(
+        label, options, index=index, format_func=lambda o: names.get(o, o), key=f"{key}_choice"
+    )
+    typed = st.text_input(
+        "… or a local folder / hub id (used when filled)",
+        value="" if active in options else active,
+        placeholder="path/to/saved_model or org/name",
+        key=f"{key}_text",
+    )
+    return typed.strip() or choice
+
+
+def _describe(loaded) -> str:
+    """One line for the sidebar: parameters, size, device."""
+    return f"{loaded.source} · {loaded.num_parameters / 1e6:.2f} M params · {describe_size(loaded.size_bytes)} · {loaded.device}"
+
+
+def _show_model(title: str, loaded) -> None:
+    """Parameter count, size, device and load time of a loaded model, plus its notes."""
+    st.markdown(f"**{title}** · `{loaded.source}`")
+    cols = st.columns(5)
+    cols[0].metric("Parameters", f"{loaded.num_parameters / 1e6:.2f} M")
+    cols[1].metric("Size", describe_size(loaded.size_bytes))
+    cols[2].metric("Device", str(loaded.device))
+    cols[3].metric("Dtype", str(loaded.dtype).removeprefix("torch."))
+    cols[4].metric("Load time", f"{loaded.load_seconds:.2f} s")
+    for note in loaded.notes:
+        st.info(note)
+
+
+st.title("Models")
+st.markdown(
+    "The reference policy π_ref writes responses; the reward model r scores prompt + response. "
+    "The bundled tiny world (a 2-layer GPT-2 trained on generated movie reviews and a reward model "
+    "that regresses their sentiment intensity) works offline; presets and hub ids need internet."
+)
+for key, value in DEFAULTS.items():
+    st.session_state.setdefault(key, value)
+st.session_state.setdefault("trust_remote_code", False)
+
+policy_names = {"default": "Bundled tiny world (default)"}
+policy_names |= {name: f"{p.policy} ({p.policy_size})" for name, p in PRESETS.items()}
+reward_names = {"default": "Bundled reward model (default)", **LEXICONS}
+reward_names |= {name: f"{p.reward} ({p.reward_size})" for name, p in PRESETS.items()}
+
+with st.form("model_choice"):
+    left, right = st.columns(2)
+    with left:
+        policy_choice = _source_picker(
+            "Reference policy",
+            ["default", *PRESETS],
+            policy_names,
+            "policy",
+            st.session_state.policy_source,
+        )
+    with right:
+        reward_choice = _source_picker(
+            "Reward",
+            ["default", *LEXICONS, *PRESETS],
+            reward_names,
+            "reward",
+            st.session_state.reward_source,
+        )
+    devices = ["auto", "cpu", "cuda", "mps"]
+    device = st.radio("Device", devices, index=devices.index(st.session_state.model_device), horizontal=True)
+    trust = st.checkbox(
+        "Trust remote code (runs Python shipped with a hub model; only for authors you trust)",
+        value=st.session_state.trust_remote_code,
+    )
+    submitted = st.form_submit_button("Load models", type="primary")
+
+if submitted:
+    try:  # load first, switch after: a failure keeps the models that were working
+        _policy(policy_choice, device, trust)
+        if reward_choice not in LEXICONS:
+            _reward_model(reward_choice, device, trust)
+    except InfAlignError as err:
+        st.error(str(err))
+    else:
+        if reward_choice != st.session_state.reward_source:
+            st.session_state.reward_label = ""
+        st.session_state.update(
+            policy_source=policy_choice,
+            reward_source=reward_choice,
+            model_device=device,
+            trust_remote_code=trust,
+        )
+
+try:
+    active = (st.session_state.model_device, st.session_state.trust_remote_code)
+    policy = _policy(st.session_state.policy_source, *active)
+    reward_source = st.session_state.reward_source
+    rm = None if reward_source in LEXICONS else _reward_model(reward_source, *active)
+except InfAlignError as err:
+    st.error(str(err))
+    st.stop()
+
+reward_fn = _lexicon(reward_source) if rm is None else None
+if rm is not None and len(rm.labels) > 1:
+    preset_label = PRESETS[reward_source].reward_label if reward_source in PRESETS else None
+    current = st.session_state.reward_label or preset_label
+    label_col, kind_col = st.columns(2)
+    label = label_col.selectbox(
+        f"Which of the reward model's {len(rm.labels)} labels is the reward?",
+        rm.labels,
+        index=rm.labels.index(current) if current in rm.labels else None,
+        placeholder="choose a label",
+    )
+    probability = kind_col.radio("Reward value", ["logit", "probability"], horizontal=True) == "probability"
+    st.session_state.reward_label = label or ""
+    if label is None:
+        st.info("Choose the label whose logit (or probability) is the reward to sample and score.")
+    else:
+        reward_fn = SequenceClassifierReward(rm, label, probability=probability)
+elif rm is not None:
+    reward_fn = SequenceClassifierReward(rm)
+
+st.session_state.loaded_models = {
+    "policy": _describe(policy),
+    "reward": _describe(rm) if rm is not None else LEXICONS[reward_source],
+}
+_show_model("Reference policy", policy)
+if rm is not None:
+    _show_model("Reward model", rm)
+else:
+    st.markdown(f"**Reward** · {LEXICONS[reward_source]} (no model to load)")
+
+st.subheader("Sample N responses: a first taste of best-of-N and worst-of-N")
+limit = getattr(policy.model.config, "n_positions", None) or getattr(
+    policy.model.config, "max_position_embeddings", 256
+)
+with st.form("sampling"):
+    prompt = st.text_input("Prompt", "The acting was", key="models_prompt")
+    cols = st.columns(4)
+    n = cols[0].slider("N responses", 1, 64, 16, key="models_n")
+    temperature = cols[1].slider("Temperature", 0.0, 2.0, 1.0, 0.05, key="models_temperature")
+    max_new_tokens = cols[2].slider("Max new tokens", 1, max(1, min(128, limit - 8)), min(24, limit - 8))
+    seed = cols[3].number_input("Seed", 0, 2**31 - 1, 0, key="models_seed")
+    go_sample = st.form_submit_button("Sample and score", type="primary", disabled=reward_fn is None)
+
+if go_sample and reward_fn is not None:
+    from infalign_core.sampling import sample
+
+    try:
+        with st.spinner("Sampling…"):
+            samples = sample(
+                policy,
+                [prompt],
+                int(n),
+                max_new_tokens=int(max_new_tokens),
+                temperature=temperature,
+                seed=int(seed),
+            )
+            rewards = reward_fn.score(samples.row_prompts(), samples.responses)
+    except InfAlignError as err:
+        st.error(str(err))
+    else:
+        order = np.argsort(-rewards, kind="stable")
+        st.session_state.models_samples = pd.DataFrame(
+            {
+                "reward": rewards[order],
+                "review": [prompt + samples.responses[i] for i in order],
+                "ended": samples.finished[order],
+            }
+        )
+
+table = st.session_state.get("models_samples")
+if table is not None and len(table):
+    best, worst = table.iloc[0], table.iloc[-1]
+    cols = st.columns(3)
+    cols[0].metric("Best-of-N reward", f"{best.reward:.3f}")
+    cols[1].metric("Mean reward (one sample)", f"{table.reward.mean():.3f}")
+    cols[2].metric("Worst-of-N reward", f"{worst.reward:.3f}")
+    st.markdown(
+        f":green[**Best of {len(table)}**] {best.review}  \n:red[**Worst of {len(table)}**] {worst.review}"
+    )
+
+    def _highlight(row):
+        colour = "#d8f3dc" if row.name == table.index[0] else "#ffd6d6" if row.name == table.index[-1] else ""
+        return [f"background-color: {colour}" if colour else ""] * len(row)
+
+    st.dataframe(
+        table.style.apply(_highlight, axis=1).format({"reward": "{:.3f}"}),
+        hide_index=True,
+        height=min(36 * (len(table) + 1) + 3, 620),  # short lists whole, so the red row shows
+    )
+    colors = ["#2a9d8f"] + ["#8d99ae"] * (len(table) - 2) + ["#e63946"] if len(table) > 1 else ["#2a9d8f"]
+    fig = go.Figure(
+        go.Scatter(
+            x=table.reward,
+            y=np.zeros(len(table)),
+            mode="markers",
+            marker={"size": 12, "color": colors, "opacity": 0.8},
+            text=table.review,
+            hovertemplate="%{x:.3f}<br>%{text}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        height=180, margin={"l": 10, "r": 10, "t": 30, "b": 30}, title="Rewards of the N samples"
+    )
+    fig.update_yaxes(visible=False)
+    fig.update_xaxes(title="reward")
+    st.plotly_chart(fig)
+    st.caption(
+        "Best-of-N keeps the green sample, worst-of-N the red one. Their rewards move with N even for the "
+        "same policy, which is why InfAlign aligns for the decoding procedure, not the single sample."
+    )
