@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +38,7 @@ HELDOUT_SEED_OFFSET = 1_000_003
 CACHE_ENV_VAR = "INFALIGN_CACHE_DIR"
 
 Progress = Callable[[int, int, str], None]
-"""``progress(done, total, stage)`` with stage "sampling" or "scoring"."""
+"""``progress(done, total, stage)``: responses done of total in a stage such as "sampling"."""
 
 
 class CalibrationCancelled(InfAlignError):
@@ -95,8 +96,12 @@ def bank_from_samples(prompts: Sequence[str], prompt_index, rewards, **metadata)
     rewards = np.asarray(rewards, dtype=np.float64)
     if prompt_index.shape != rewards.shape or rewards.ndim != 1:
         raise InfAlignError("prompt_index and rewards must be 1-D arrays of the same length.")
+    if not len(prompts) or (
+        prompt_index.size and (prompt_index.min() < 0 or prompt_index.max() >= len(prompts))
+    ):
+        raise InfAlignError(f"prompt_index must index the {len(prompts)} prompts.")
     counts = np.bincount(prompt_index, minlength=len(prompts))
-    if len(counts) != len(prompts) or counts.min(initial=0) != counts.max(initial=0) or counts[0] == 0:
+    if counts.min() != counts.max() or counts[0] == 0:
         raise InfAlignError(
             f"Every prompt needs the same number of reference samples (got {counts.min()}..{counts.max()})."
         )
@@ -191,19 +196,17 @@ def bank_settings(
     top_p: float,
     seed: int,
 ) -> dict:
-    """Everything that determines a bank's contents; its sha256 is the cache key."""
+    """Everything that determines a bank's contents; its sha256 (``settings_key``) is the cache key.
+
+    Models enter by fingerprint (weights and config; the reward's includes its label), not by
+    the name they were loaded under, so "default" and the same folder's path share banks; the
+    names are kept under "sources", which the key ignores. Sampling batch sizes are left out:
+    they change the random stream, not the distribution the bank estimates.
+    """
     return {
         "code_version": CODE_VERSION,
-        "policy": {
-            "source": str(getattr(policy, "source", "")),
-            "fingerprint": str(policy.fingerprint),
-            "dtype": str(getattr(policy, "dtype", "")),
-        },
-        "reward": {
-            "name": str(reward_fn.name),
-            "fingerprint": str(reward_fn.fingerprint),
-            "label": str(getattr(reward_fn, "label", "")),
-        },
+        "policy": {"fingerprint": str(policy.fingerprint), "dtype": str(getattr(policy, "dtype", ""))},
+        "reward": {"fingerprint": str(reward_fn.fingerprint)},
         "prompts_sha256": prompts_sha256(prompts),
         "num_prompts": len(prompts),
         "m": int(m),
@@ -213,12 +216,17 @@ def bank_settings(
             "top_p": float(top_p),
         },
         "seed": int(seed),
+        "sources": {
+            "policy": str(getattr(policy, "source", "")),
+            "reward": str(getattr(reward_fn, "name", "")),
+        },
     }
 
 
 def settings_key(settings: dict) -> str:
-    """sha256 of the canonical JSON of ``settings``."""
-    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode("utf-8")).hexdigest()
+    """sha256 of the canonical JSON of ``settings`` (its informative "sources" left out)."""
+    material = {k: v for k, v in settings.items() if k != "sources"}
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode("utf-8")).hexdigest()
 
 
 def bank_paths(cache_dir: Path, key: str) -> tuple[Path, Path]:
@@ -232,7 +240,7 @@ def save_bank(bank: ReferenceBank, cache_dir: Path) -> Path:
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
     npz_path, json_path = bank_paths(cache_dir, bank.key)
-    tmp_npz = npz_path.with_name(f".{npz_path.name}.{os.getpid()}.tmp")
+    tmp_npz = npz_path.with_name(f".{npz_path.name}.{uuid.uuid4().hex}.tmp")  # unique per writer
     with open(tmp_npz, "wb") as handle:
         np.savez(handle, rewards=bank.rewards)
     os.replace(tmp_npz, npz_path)
@@ -244,7 +252,7 @@ def save_bank(bank: ReferenceBank, cache_dir: Path) -> Path:
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "prompts": bank.prompts,
     }
-    tmp_json = json_path.with_name(f".{json_path.name}.{os.getpid()}.tmp")
+    tmp_json = json_path.with_name(f".{json_path.name}.{uuid.uuid4().hex}.tmp")
     tmp_json.write_text(json.dumps(sidecar, indent=1, ensure_ascii=False), encoding="utf-8")
     os.replace(tmp_json, json_path)
     bank.path = npz_path
@@ -319,6 +327,11 @@ def build_reference_bank(
     if int(m) < 1:
         raise InfAlignError(f"m (reference samples per prompt) must be at least 1, got {m}.")
     _check_sampling(max_new_tokens, temperature, top_p)
+    if use_cache and not str(getattr(reward_fn, "fingerprint", "")):
+        raise InfAlignError(
+            f"Reward {getattr(reward_fn, 'name', reward_fn)!r} has no fingerprint, so its banks cannot be "
+            "cached safely; give it a fingerprint that changes when its scores do, or pass use_cache=False."
+        )
     settings = bank_settings(
         policy,
         reward_fn,
@@ -423,6 +436,7 @@ def heldout_rewards(
     *,
     cache_dir: str | Path | None = None,
     use_cache: bool = True,
+    batch_size: int = 256,
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -441,6 +455,7 @@ def heldout_rewards(
         top_p=sampling.get("top_p", 1.0),
         seed=int(bank.settings.get("seed", 0)) + HELDOUT_SEED_OFFSET,
         cache_dir=cache_dir,
+        batch_size=batch_size,
         use_cache=use_cache,
         progress=progress,
         should_stop=should_stop,
@@ -456,6 +471,74 @@ def _check_sampling(max_new_tokens: int, temperature: float, top_p: float) -> No
         raise InfAlignError(f"temperature must be > 0, got {temperature}.")
     if not (0 < top_p <= 1):
         raise InfAlignError(f"top_p must be in (0, 1], got {top_p}.")
+
+
+@dataclass
+class CalibrationResult:
+    """A bank, fresh held-out reference rewards for its prompts, and their uniformity check."""
+
+    bank: ReferenceBank
+    heldout_prompt_index: np.ndarray
+    heldout_rewards: np.ndarray
+    uniformity: UniformityCheck
+
+
+def calibrate(
+    policy,
+    reward_fn,
+    prompts: Sequence[str],
+    m: int,
+    *,
+    heldout: int | None = None,
+    max_new_tokens: int = 24,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    seed: int = 0,
+    cache_dir: str | Path | None = None,
+    use_cache: bool = True,
+    batch_size: int = 256,
+    num_permutations: int = 1000,
+    progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> CalibrationResult:
+    """Build (or reuse) the bank and ``heldout`` (default m) fresh samples per prompt; KS-check them.
+
+    ``progress(done, total, stage)`` is told the stage, e.g. "bank: sampling" or "held-out: scoring".
+    """
+
+    def staged(name: str) -> Progress | None:
+        if progress is None:
+            return None
+        return lambda done, total, stage: progress(done, total, f"{name}: {stage}")
+
+    bank = build_reference_bank(
+        policy,
+        reward_fn,
+        prompts,
+        m,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        seed=seed,
+        cache_dir=cache_dir,
+        use_cache=use_cache,
+        batch_size=batch_size,
+        progress=staged("bank"),
+        should_stop=should_stop,
+    )
+    index, rewards = heldout_rewards(
+        policy,
+        reward_fn,
+        bank,
+        int(heldout or m),
+        cache_dir=cache_dir,
+        use_cache=use_cache,
+        batch_size=batch_size,
+        progress=staged("held-out"),
+        should_stop=should_stop,
+    )
+    check = uniformity_check(bank, index, rewards, num_permutations=num_permutations, seed=seed)
+    return CalibrationResult(bank, index, rewards, check)
 
 
 # --- diagnostics -------------------------------------------------------------------------
@@ -502,6 +585,8 @@ def uniformity_check(
     values = np.asarray(heldout_rewards, dtype=np.float64).ravel()
     if index.size == 0 or index.shape != values.shape:
         raise InfAlignError("The uniformity check needs held-out rewards, one prompt index per reward.")
+    if int(num_permutations) < 1:
+        raise InfAlignError(f"num_permutations must be at least 1, got {num_permutations}.")
     calibrated = calibrated_reward(bank, index, values)
     rng = np.random.default_rng(seed)
 
@@ -548,8 +633,10 @@ def _ks_uniform(samples: np.ndarray) -> np.ndarray:
 def _null_ks_statistics(counts: np.ndarray, m: int, replicates: int, rng) -> np.ndarray:
     """KS statistics of the randomised calibrated reward when bank and held-out are i.i.d.
 
-    Simulates, per replicate and prompt, m uniform bank rewards and ``counts[p]`` held-out ones,
-    exactly reproducing the dependence among held-out samples that share a bank.
+    Under that null, with ties broken at random, which of a prompt's m + h pooled rewards are
+    its h held-out ones is a uniformly random subset: shuffle a row of h marks among m blanks;
+    a held-out sample's j is the number of blanks before its mark. This keeps the dependence
+    among held-out samples that share a bank, and costs O(m + h) per prompt and replicate.
     """
     total = int(counts.sum())
     out = np.empty(replicates)
@@ -557,14 +644,13 @@ def _null_ks_statistics(counts: np.ndarray, m: int, replicates: int, rng) -> np.
     for start in range(0, replicates, chunk):
         b = min(chunk, replicates - start)
         pieces = []
-        for h in np.unique(counts):
-            g = int(np.count_nonzero(counts == h))
-            bank_u = np.sort(rng.random((b * g, m)), axis=1)
-            held_u = rng.random((b * g, int(h)))
-            row_index = np.repeat(np.arange(b * g), int(h))
-            flat = held_u.ravel()
-            j = _count_below(m, flat.size, lambda cols, bu=bank_u, ri=row_index, f=flat: bu[ri, cols] < f)
-            pieces.append(j.reshape(b, g * int(h)))
+        for h in np.unique(counts).astype(int):
+            rows = b * int(np.count_nonzero(counts == h))
+            marks = np.zeros((rows, m + h), dtype=bool)
+            marks[:, :h] = True
+            marks = rng.permuted(marks, axis=1)
+            j = np.cumsum(~marks, axis=1)[marks]  # row-major: each row's h values stay together
+            pieces.append(j.reshape(b, -1))
         j = np.concatenate(pieces, axis=1)
         out[start : start + b] = _ks_uniform((j + rng.random(j.shape)) / (m + 1))
     return out
