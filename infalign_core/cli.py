@@ -12,6 +12,7 @@ import argparse
 import json
 import math
 import sys
+import time
 
 from infalign_core.errors import InfAlignError
 
@@ -95,9 +96,306 @@ def _run_theory(args) -> int:
     return 0
 
 
+# --- calibrate --------------------------------------------------------------
+
+
+def _add_calibrate(sub) -> None:
+    p = sub.add_parser(
+        "calibrate",
+        help="build (or reuse) per-prompt reference reward banks and KS-check their calibration",
+        description="Sample m reference responses per prompt, score them, store the sorted rewards "
+        "(cached on disk by everything that produced them), then check that the calibrated rewards "
+        "of fresh reference samples are Uniform[0, 1].",
+    )
+    p.add_argument(
+        "--prompts",
+        default="bundled",
+        help="'bundled', a .jsonl/.json/.csv/.tsv/.txt file, a saved dataset folder or a hub dataset id",
+    )
+    p.add_argument("--column", default=None, help="column holding the prompts (default: guessed)")
+    p.add_argument("--split", default=None, help="split to use (bundled: train or eval; default all)")
+    p.add_argument("--num-prompts", type=_positive_int, default=32, help="the first P prompts (default 32)")
+    p.add_argument("--m", type=_positive_int, required=True, help="reference samples per prompt")
+    p.add_argument("--heldout", type=_positive_int, default=None, help="held-out samples/prompt (default m)")
+    p.add_argument("--policy", default="default", help="reference policy: default, preset, folder, hub id")
+    p.add_argument("--reward", default="default", help="reward: default, vader, oracle, a folder or hub id")
+    p.add_argument("--label", default=None, help="which label of a multi-label reward model is the reward")
+    p.add_argument("--device", default=None, help="cpu, cuda or mps (default: best available)")
+    p.add_argument("--max-new-tokens", type=_positive_int, default=24)
+    p.add_argument("--temperature", type=_positive_float, default=1.0)
+    p.add_argument("--top-p", type=_positive_float, default=1.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=_positive_int, default=256, help="sampling batch size (rows)")
+    p.add_argument("--cache-dir", default=None, help="default: $INFALIGN_CACHE_DIR or cache/banks")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_run_calibrate)
+
+
+def _run_calibrate(args) -> int:
+    from infalign_core import calibration, data
+    from infalign_core.models import load_policy
+    from infalign_core.rewards import load_reward
+
+    if args.top_p > 1:
+        raise InfAlignError(f"--top-p must be in (0, 1], got {args.top_p}.")
+    prompt_set = data.load_prompts(args.prompts, column=args.column, split=args.split, limit=args.num_prompts)
+    for notice in prompt_set.notices:
+        print(f"note: {notice}", file=sys.stderr)
+    policy = load_policy(args.policy, device=args.device)
+    reward_fn = load_reward(args.reward, label=args.label, device=args.device)
+    bars: dict = {}
+
+    def progress(done: int, total: int, stage: str) -> None:
+        if args.json:
+            return
+        from tqdm import tqdm
+
+        if stage not in bars:
+            for bar in bars.values():
+                bar.close()
+            bars[stage] = tqdm(total=total, desc=stage, unit="resp", file=sys.stderr, leave=False)
+        bar = bars[stage]
+        bar.update(done - bar.n)
+
+    try:
+        result = calibration.calibrate(
+            policy,
+            reward_fn,
+            prompt_set.prompts,
+            args.m,
+            heldout=args.heldout,
+            max_new_tokens=args.max_new_tokens,
+            temperature=args.temperature,
+            top_p=args.top_p,
+            seed=args.seed,
+            cache_dir=args.cache_dir,
+            batch_size=args.batch_size,
+            progress=progress,
+        )
+    finally:
+        for bar in bars.values():
+            bar.close()
+    for notice in result.bank.notices:
+        print(f"note: {notice}", file=sys.stderr)
+    out = {
+        "ks_statistic": result.uniformity.ks_statistic,
+        "ks_pvalue": result.uniformity.ks_pvalue,
+        "num_prompts": result.bank.num_prompts,
+        "m": result.bank.m,
+        "bank_path": str(result.bank.path),
+        "cached": result.bank.cached,
+    }
+    if args.json:
+        _print_json(out)
+    else:
+        width = max(len(k) for k in out)
+        for key, value in out.items():
+            if isinstance(value, bool):
+                value = str(value).lower()
+            print(f"{key:<{width}}  {value:.4g}" if isinstance(value, float) else f"{key:<{width}}  {value}")
+    return 0
+
+
+# --- sample -------------------------------------------------------------------
+
+
+def _add_sample(sub) -> None:
+    p = sub.add_parser(
+        "sample",
+        help="sample N responses to one prompt and score them, best first",
+        description="Sample N responses from the policy, score prompt + response with the reward, "
+        "and print them sorted by reward (the first taste of best-of-N / worst-of-N).",
+    )
+    p.add_argument("--prompt", required=True, help="the prompt text the policy continues")
+    p.add_argument("--n", type=_positive_int, required=True, help="how many responses")
+    p.add_argument("--policy", default="default", help="policy: default, a preset, a folder or a hub id")
+    p.add_argument("--reward", default="default", help="reward: default, vader, oracle, a folder or a hub id")
+    p.add_argument("--label", default=None, help="which label of a multi-label reward model is the reward")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-new-tokens", type=_positive_int, default=24)
+    p.add_argument("--temperature", type=_finite_float, default=1.0, help="0 = greedy")
+    p.add_argument("--top-p", type=_positive_float, default=1.0)
+    p.add_argument("--device", default=None, help="cpu, cuda or mps (default: best available)")
+    p.add_argument("--trust-remote-code", action="store_true", help="run code shipped with a hub model")
+    p.add_argument("--json", action="store_true", help="print one JSON list of {text, reward, finished}")
+    p.set_defaults(func=_run_sample)
+
+
+def _run_sample(args) -> int:
+    from infalign_core.models import load_policy
+    from infalign_core.rewards import load_reward
+    from infalign_core.sampling import sample
+
+    policy = load_policy(args.policy, device=args.device, trust_remote_code=args.trust_remote_code)
+    reward_fn = load_reward(
+        args.reward, label=args.label, device=args.device, trust_remote_code=args.trust_remote_code
+    )
+    for note in policy.notes:
+        print(f"note: {note}", file=sys.stderr)
+    samples = sample(
+        policy,
+        [args.prompt],
+        args.n,
+        max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        seed=args.seed,
+    )
+    rewards = reward_fn.score(samples.row_prompts(), samples.responses)
+    order = sorted(range(len(rewards)), key=lambda i: -rewards[i])
+    rows = [
+        {"text": samples.responses[i], "reward": float(rewards[i]), "finished": bool(samples.finished[i])}
+        for i in order
+    ]
+    if args.json:
+        _print_json(rows)
+    else:
+        print(f"prompt: {args.prompt!r}   reward: {reward_fn.name}   policy: {args.policy}")
+        for rank, row in enumerate(rows, 1):
+            tail = "" if row["finished"] else " …"
+            print(f"{rank:>3}  {row['reward']:+9.4f}  {args.prompt}{row['text']}{tail}")
+    return 0
+
+
+# --- train ------------------------------------------------------------------
+
+
+def _add_train(sub) -> None:
+    import dataclasses
+    import typing
+
+    from infalign_core import ctrl
+
+    p = sub.add_parser(
+        "train",
+        help="run CTRL (calibrate, transform, RL) into a run folder; resumable",
+        description="Calibrate-and-transform RL: reference banks, then k samples per prompt per step, "
+        "calibrated and transformed reward with the KL penalty inside, leave-one-out policy gradient. "
+        "Metrics go to RUN_DIR/metrics.jsonl, checkpoints to RUN_DIR/checkpoint. Every option defaults "
+        "to a CTRL-for-best-of-4 run on the bundled world; SIGTERM or Ctrl-C checkpoints and stops.",
+    )
+    p.add_argument("--config", default=None, help="a .json or .yaml CTRLConfig; flags override it")
+    p.add_argument("--run-dir", required=True, help="the run folder (created if new)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its checkpoint")
+    p.add_argument("--json", action="store_true", help="print the final metrics as one JSON object")
+    hints = typing.get_type_hints(ctrl.CTRLConfig)
+    choices = {"transform": ctrl.TRANSFORMS, "mode": ctrl.MODES, "dtype": ctrl.DTYPES}
+    for f in dataclasses.fields(ctrl.CTRLConfig):
+        hint = hints[f.name]
+        base = next((t for t in typing.get_args(hint) if t is not type(None)), hint)
+        parse = {int: int, float: _finite_float}.get(base, str)
+        if f.default is None:  # optional fields take "none" to mean unset
+            parse = _optional(parse)
+        default_text = "none" if f.default is None else f.default
+        p.add_argument(
+            f"--{f.name.replace('_', '-')}",
+            dest=f"cfg_{f.name}",
+            type=parse,
+            choices=choices.get(f.name),
+            default=argparse.SUPPRESS,
+            help=f"{f.metadata.get('help', '')} (default {default_text})",
+        )
+    p.set_defaults(func=_run_train)
+
+
+def _optional(parse):
+    """Wrap an argparse type so that 'none' or '' gives None."""
+
+    def wrapped(text: str):
+        return None if text.strip().lower() in ("", "none") else parse(text)
+
+    wrapped.__name__ = getattr(parse, "__name__", "value")
+    return wrapped
+
+
+def _run_train(args) -> int:
+    from pathlib import Path
+
+    from infalign_core import ctrl, runs
+
+    flags = {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_")}
+    run_dir = Path(args.run_dir)
+    saved = run_dir / runs.CONFIG_FILE
+    if saved.is_file():
+        if flags or args.config:
+            raise InfAlignError(
+                f"{run_dir} already holds a run; its config.json is used as is. Drop the config flags, "
+                "or give a new --run-dir."
+            )
+        if not args.resume and ctrl.read_metrics(run_dir):
+            raise InfAlignError(f"{run_dir} already has metrics: pass --resume to continue it, or a new --run-dir.")
+    else:
+        if args.resume:
+            raise InfAlignError(f"nothing to resume: {run_dir} holds no run (no config.json).")
+        base = ctrl.CTRLConfig.load(args.config).to_dict() if args.config else {}
+        config = ctrl.CTRLConfig.from_dict({**base, **flags}).resolved()
+        ctrl.load_prompt_list(config)  # fail before writing anything
+        run_dir.mkdir(parents=True, exist_ok=True)
+        config.save(saved)
+        runs.write_status(run_dir, state="queued", created=time.time(), device=runs.device_key(config), step=0)
+    config = ctrl.CTRLConfig.load(saved)
+    bar = None
+    if not args.json:
+        from tqdm import tqdm
+
+        bar = tqdm(total=config.steps, desc="CTRL", unit="step", file=sys.stderr)
+
+    def on_metrics(row: dict) -> None:
+        if bar is not None:
+            bar.n = row["step"]
+            bar.set_postfix(
+                cal=f"{row['reward/calibrated']:.3f}", kl=f"{row['kl/k1']:.3f}", bon=f"{row['winrate/bon']:.3f}"
+            )
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    try:
+        result = runs.execute(run_dir, resume=args.resume, on_metrics=on_metrics, log=log)
+    finally:
+        if bar is not None:
+            bar.close()
+    status = runs.read_status(run_dir)
+    result["state"] = status.get("state")
+    if args.json:
+        _print_json({k: v for k, v in result.items() if not (isinstance(v, float) and not math.isfinite(v))})
+    else:
+        for key, value in result.items():
+            print(f"{key:<24}  {value:.4g}" if isinstance(value, float) else f"{key:<24}  {value}")
+    return 0
+
+
+# --- build-world ---------------------------------------------------------------
+
+
+def _add_build_world(sub) -> None:
+    p = sub.add_parser(
+        "build-world",
+        help="rebuild the bundled default world (tokenizer, tiny policy and reward model, prompts)",
+        description="Generate the review corpus and train the world's tokenizer, reference policy and "
+        "reward model with fixed seeds; writes policy/, reward/, prompts.jsonl and world.json.",
+    )
+    p.add_argument("--out", default=None, help="output folder (default: assets/world)")
+    p.add_argument("--quick", action="store_true", help="reduced build for tests (seconds, not minutes)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the corpus and of training")
+    p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    p.set_defaults(func=_run_build_world)
+
+
+def _run_build_world(args) -> int:
+    from infalign_core import world
+
+    out = args.out if args.out is not None else world.WORLD_DIR
+    log = (lambda message: print(message, file=sys.stderr)) if args.json else print
+    metrics = world.build_world(out, quick=args.quick, seed=args.seed, log=log)
+    if args.json:
+        _print_json(metrics)
+    return 0
+
+
 # --- registration -----------------------------------------------------------
 # Commands added by other modules register here, one line each.
-_COMMANDS = [_add_theory]
+_COMMANDS = [_add_theory, _add_calibrate, _add_sample, _add_train, _add_build_world]
 
 
 def build_parser() -> argparse.ArgumentParser:

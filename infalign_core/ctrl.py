@@ -1,0 +1,655 @@
+"""CTRL: calibrate-and-transform reinforcement learning (InfAlign, arXiv 2412.19792).
+
+The loop, in the order it runs (one step):
+
+    banks  ← m reference samples per prompt, scored and sorted (built once, cached)
+    x      ← prompts_per_step prompts;   y_1..y_k ~ π(·|x)
+    r      ← reward(x, y)
+    c      ← C(x, y): the mid-rank of r among the bank of x           (calibrated reward)
+    φ      ← Φ(c)                                                      (transformed reward)
+    kl     ← Σ_t log π(y_t|x, y_<t) − log π_ref(y_t|x, y_<t)         (per-sequence KL, k1)
+    R      ← φ − β·kl
+    A_i    ← R_i − mean_{j≠i} R_j   within each prompt's k samples     (leave-one-out, RLOO)
+    loss   ← −mean_i A_i · log π(y_i|x)   (log π summed over the response's tokens)
+    θ      ← AdamW(θ, ∇loss)
+    β      ← β·(1 + clip((KL − target)/target, ±0.2)·batch/horizon)   (only with kl_target)
+
+Baselines use the same loop: ``raw`` puts the raw reward where Φ(c) goes (standard RLHF),
+``identity`` is calibrated RLHF (Φ(u) = u).
+
+Randomness is derived from (seed, step), so a resumed run draws what the uninterrupted run
+would have drawn; a checkpoint is the model, its tokenizer and ``trainer_state.pt`` (optimizer,
+step, β).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from infalign_core.errors import InfAlignError
+
+TRANSFORMS = ("raw", "identity", "log", "exp", "optimal")
+MODES = ("best", "worst")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DTYPES = ("auto", "float32", "bfloat16")
+METRICS_FILE = "metrics.jsonl"
+CHECKPOINT_DIR = "checkpoint"
+TRAINER_STATE = "trainer_state.pt"
+_KL_CLIP = 0.2  # the proportional controller's error clip (Ziegler et al. 2019)
+
+
+@dataclass
+class CTRLConfig:
+    """Everything that defines a CTRL run; saved as the run's config.json."""
+
+    policy: str = field(
+        default="default", metadata={"help": "policy to train: default, a preset, a folder or hub id"}
+    )
+    reference: str | None = field(
+        default=None,
+        metadata={"help": "frozen reference policy for the banks and the KL (default: the policy)"},
+    )
+    reward: str = field(
+        default="default", metadata={"help": "reward: default, vader, oracle, a folder or hub id"}
+    )
+    reward_label: str | None = field(default=None, metadata={"help": "label of a multi-label reward model"})
+    prompts: str = field(
+        default="bundled", metadata={"help": "'bundled', a .jsonl/.csv/.txt file or a dataset id"}
+    )
+    prompt_column: str | None = field(
+        default=None, metadata={"help": "column holding the prompts (default: guessed)"}
+    )
+    prompt_split: str | None = field(
+        default=None, metadata={"help": "split of the prompt source (bundled: train unless given)"}
+    )
+    num_prompts: int = field(default=64, metadata={"help": "train on the first P prompts"})
+    m: int = field(default=64, metadata={"help": "reference samples per prompt in the calibration bank"})
+    transform: str = field(
+        default="exp",
+        metadata={"help": "Φ: raw (standard RLHF), identity (calibrated RLHF), log, exp, optimal"},
+    )
+    t: float | None = field(
+        default=None,
+        metadata={"help": "exp transform's t (default: the theory's best t for N at kl_target or 0.5)"},
+    )
+    mode: str = field(default="best", metadata={"help": "best-of-N or worst-of-N (exp and optimal)"})
+    n: int = field(default=4, metadata={"help": "N of the best-of-N / worst-of-N the run is aligned for"})
+    beta: float = field(default=0.1, metadata={"help": "KL coefficient β (initial β when kl_target is set)"})
+    kl_target: float | None = field(
+        default=None, metadata={"help": "adapt β so the per-sequence KL approaches this many nats"}
+    )
+    kl_horizon: int = field(
+        default=1000, metadata={"help": "adaptive-β horizon in samples (smaller: faster)"}
+    )
+    k: int = field(default=8, metadata={"help": "samples per prompt per step (leave-one-out needs ≥ 2)"})
+    prompts_per_step: int = field(default=8, metadata={"help": "prompts per step"})
+    learning_rate: float = field(default=2e-4, metadata={"help": "AdamW learning rate"})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping norm"})
+    steps: int = field(default=100, metadata={"help": "policy-gradient steps"})
+    max_new_tokens: int = field(default=24, metadata={"help": "tokens per response"})
+    temperature: float = field(default=1.0, metadata={"help": "sampling temperature (also for the banks)"})
+    seed: int = field(default=0, metadata={"help": "seed for prompts, sampling and banks"})
+    device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or mps"})
+    dtype: str = field(default="auto", metadata={"help": "auto (bf16 autocast on CUDA), float32 or bfloat16"})
+    checkpoint_every: int = field(default=50, metadata={"help": "save a checkpoint every this many steps"})
+    sample_every: int = field(default=10, metadata={"help": "log example responses every this many steps"})
+    cache_dir: str | None = field(default=None, metadata={"help": "bank cache folder (default: cache/banks)"})
+
+    def validate(self) -> CTRLConfig:
+        """Raise InfAlignError naming the first bad field and its accepted range; return self."""
+        _check(
+            self.transform in TRANSFORMS,
+            f"unknown transform {self.transform!r}; choose one of {', '.join(TRANSFORMS)}",
+        )
+        _check(self.mode in MODES, f"mode must be 'best' or 'worst', got {self.mode!r}")
+        _check(_finite(self.beta) and self.beta > 0, f"beta must be a number > 0, got {self.beta}")
+        _check(
+            _int(self.k) and self.k >= 2,
+            f"k must be an integer ≥ 2 (leave-one-out needs two samples), got {self.k}",
+        )
+        _check(
+            _finite(self.learning_rate) and self.learning_rate > 0,
+            f"learning_rate must be > 0, got {self.learning_rate}",
+        )
+        _check(_int(self.steps) and self.steps >= 1, f"steps must be an integer ≥ 1, got {self.steps}")
+        for name in (
+            "num_prompts",
+            "m",
+            "prompts_per_step",
+            "max_new_tokens",
+            "checkpoint_every",
+            "sample_every",
+            "kl_horizon",
+            "n",
+        ):
+            value = getattr(self, name)
+            _check(_int(value) and value >= 1, f"{name} must be an integer ≥ 1, got {value}")
+        _check(self.n <= 1024, f"n must be at most 1024, got {self.n}")
+        _check(
+            _finite(self.temperature) and self.temperature > 0,
+            f"temperature must be > 0, got {self.temperature}",
+        )
+        _check(
+            _finite(self.max_grad_norm) and self.max_grad_norm > 0,
+            f"max_grad_norm must be > 0, got {self.max_grad_norm}",
+        )
+        _check(
+            _finite(self.weight_decay) and self.weight_decay >= 0,
+            f"weight_decay must be ≥ 0, got {self.weight_decay}",
+        )
+        _check(_int(self.seed), f"seed must be an integer, got {self.seed}")
+        if self.kl_target is not None:
+            _check(
+                _finite(self.kl_target) and self.kl_target > 0,
+                f"kl_target must be > 0 nats, got {self.kl_target}",
+            )
+        if self.t is not None:
+            _check(_finite(self.t) and 0 <= self.t <= 500, f"t must be a number in [0, 500], got {self.t}")
+        _check(
+            self.device in DEVICES or str(self.device).startswith("cuda:"),
+            f"device must be one of {', '.join(DEVICES)}, got {self.device!r}",
+        )
+        _check(self.dtype in DTYPES, f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        _check(
+            self.prompts_per_step <= self.num_prompts,
+            f"prompts_per_step ({self.prompts_per_step}) cannot exceed num_prompts ({self.num_prompts})",
+        )
+        for name in ("policy", "reward", "prompts"):
+            _check(
+                isinstance(getattr(self, name), str) and getattr(self, name).strip(),
+                f"{name} must not be empty",
+            )
+        return self
+
+    def resolved(self) -> CTRLConfig:
+        """A validated copy with defaults that depend on other fields filled in (the exp transform's t)."""
+        self.validate()
+        if self.transform == "exp" and self.t is None:
+            from infalign_core.theory import best_exponential_t
+
+            t = best_exponential_t(self.n, self.kl_target or 0.5, self.mode).t
+            return dataclasses.replace(self, t=round(float(t), 4))
+        return dataclasses.replace(self)
+
+    def to_dict(self) -> dict:
+        """The config as a plain dict."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> CTRLConfig:
+        """Build a config from a dict, rejecting unknown keys with their names."""
+        if not isinstance(data, dict):
+            raise InfAlignError("a CTRL config must be a mapping of field names to values")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise InfAlignError(
+                f"unknown config field(s): {', '.join(unknown)}; known: {', '.join(sorted(names))}"
+            )
+        return cls(**data)
+
+    def to_json(self) -> str:
+        """The config as indented JSON."""
+        return json.dumps(self.to_dict(), indent=2)
+
+    def to_yaml(self) -> str:
+        """The config as YAML."""
+        import yaml
+
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @classmethod
+    def load(cls, path: str | Path) -> CTRLConfig:
+        """Read a config from a .json, .yaml or .yml file."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as err:
+            raise InfAlignError(f"cannot read the config file {path}: {err.strerror or err}") from None
+        try:
+            if path.suffix.lower() in (".yaml", ".yml"):
+                import yaml
+
+                data = yaml.safe_load(text)
+            else:
+                data = json.loads(text)
+        except Exception as err:  # both parsers' errors mean the same to the user
+            raise InfAlignError(
+                f"{path} is not valid {'YAML' if path.suffix.lower() in ('.yaml', '.yml') else 'JSON'}: {err}"
+            ) from None
+        return cls.from_dict(data or {})
+
+    def save(self, path: str | Path) -> None:
+        """Write the config as JSON or YAML, by the file's suffix."""
+        path = Path(path)
+        path.write_text(
+            self.to_yaml() if path.suffix.lower() in (".yaml", ".yml") else self.to_json(), encoding="utf-8"
+        )
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise InfAlignError(message)
+
+
+def _finite(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def help_texts() -> dict[str, str]:
+    """Field name → help text, for the CLI and the page."""
+    return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(CTRLConfig)}
+
+
+PRESETS: dict[str, dict] = {
+    "standard RLHF": {"transform": "raw", "beta": 0.1},
+    "calibrated RLHF": {"transform": "identity", "beta": 0.1},
+    "CTRL for best-of-4": {"transform": "exp", "mode": "best", "n": 4, "t": None, "beta": 0.1},
+    "CTRL for worst-of-4": {"transform": "exp", "mode": "worst", "n": 4, "t": None, "beta": 0.1},
+}
+"""Named starting points for the page: fields that differ from the defaults."""
+
+
+# --- pieces of the loop ----------------------------------------------------------------------
+
+
+def load_prompt_list(config: CTRLConfig) -> list[str]:
+    """The run's prompts, validated (unreadable sources raise InfAlignError)."""
+    from infalign_core import data
+
+    split = config.prompt_split or ("train" if config.prompts == "bundled" else None)
+    prompt_set = data.load_prompts(
+        config.prompts, column=config.prompt_column, split=split, limit=config.num_prompts
+    )
+    if len(prompt_set.prompts) < config.prompts_per_step:
+        raise InfAlignError(
+            f"{prompt_set.source} has {len(prompt_set.prompts)} usable prompts, fewer than "
+            f"prompts_per_step={config.prompts_per_step}."
+        )
+    return prompt_set.prompts
+
+
+def make_phi(config: CTRLConfig, beta: float) -> Callable[[np.ndarray], np.ndarray] | None:
+    """Φ for the run (None for ``raw``: the raw reward is used as is); optimal Φ is solved at β."""
+    from infalign_core import transforms
+
+    if config.transform == "raw":
+        return None
+    if config.transform == "optimal":
+        from infalign_core.optimal import optimal_transform
+
+        return optimal_transform(config.n, beta, config.mode)
+    if config.transform == "log":
+        # log 0 = −inf; a response below every bank reward is clipped to half a rank.
+        floor = 0.5 / config.m
+        return lambda u: transforms.log_transform(np.maximum(u, floor))
+    return transforms.make_transform(config.transform, t=config.t, mode=config.mode)
+
+
+def rloo_advantages(rewards: np.ndarray, k: int) -> np.ndarray:
+    """A_i = R_i − mean of the other k−1 rewards of the same prompt (rows are contiguous groups of k)."""
+    grouped = np.asarray(rewards, dtype=np.float64).reshape(-1, k)
+    others = (grouped.sum(axis=1, keepdims=True) - grouped) / (k - 1)
+    return (grouped - others).ravel()
+
+
+def empirical_win_rates(calibrated: np.ndarray, n: int) -> tuple[float, float]:
+    """Best-of-N and worst-of-N win rates against π_ref of a policy whose calibrated rewards are ``calibrated``.
+
+    Uses the theory's formulas 1 − ∫ Ĝ^N N u^{N−1} du and ∫ (1 − Ĝ)^N N (1 − u)^{N−1} du with Ĝ the
+    empirical CDF: a step function, so both integrals are exact finite sums.
+    """
+    c = np.sort(np.clip(np.asarray(calibrated, dtype=np.float64).ravel(), 0.0, 1.0))
+    size = c.size
+    if size == 0:
+        return float("nan"), float("nan")
+    edges = np.concatenate([[0.0], c, [1.0]])  # Ĝ = j/size on [edges[j], edges[j+1])
+    level = np.arange(size + 1) / size
+    lo, hi = edges[:-1], edges[1:]
+    bon = 1.0 - float(np.sum(level**n * (hi**n - lo**n)))
+    won = float(np.sum((1.0 - level) ** n * ((1.0 - lo) ** n - (1.0 - hi) ** n)))
+    return bon, won
+
+
+def adapt_beta(beta: float, kl: float, target: float, batch: int, horizon: int) -> float:
+    """Proportional KL controller: β·(1 + clip((KL − target)/target, ±0.2)·batch/horizon)."""
+    error = float(np.clip((kl - target) / target, -_KL_CLIP, _KL_CLIP))
+    return beta * (1.0 + error * batch / horizon)
+
+
+def token_logprobs(model, prompt_ids: Sequence[Sequence[int]], targets: Sequence[Sequence[int]], pad_id: int):
+    """Teacher-forced log π(target_t | prompt, target_<t), the entropy there, and a validity mask.
+
+    Rows are left-padded so every response ends at the last column; returns three
+    (rows × width) tensors. Gradients flow through the log-probs when enabled by the caller.
+    """
+    import torch
+
+    device = next(model.parameters()).device
+    rows = [list(p) + list(t) for p, t in zip(prompt_ids, targets)]
+    length = max(map(len, rows))
+    width = max(1, max(map(len, targets)))
+    ids = torch.full((len(rows), length), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), length), dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, length - len(row) :] = torch.as_tensor(row)
+        mask[i, length - len(row) :] = 1
+    ids, mask = ids.to(device), mask.to(device)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    logits = (
+        model(input_ids=ids, attention_mask=mask, position_ids=positions).logits[:, -(width + 1) : -1].float()
+    )
+    logp_all = torch.log_softmax(logits, -1)
+    target = ids[:, -width:]
+    lengths = torch.as_tensor([len(t) for t in targets], device=device)
+    valid = torch.arange(width, device=device)[None, :] >= (width - lengths)[:, None]
+    logp = logp_all.gather(-1, target[..., None]).squeeze(-1) * valid
+    with torch.no_grad():
+        entropy = -(logp_all.exp() * logp_all).sum(-1) * valid
+    return logp, entropy, valid
+
+
+@dataclass
+class Models:
+    """What a run loads: the trained policy, the frozen reference and the reward function."""
+
+    policy: object  # models.LoadedPolicy (trained in place)
+    reference: object  # models.LoadedPolicy (frozen)
+    reward_fn: object  # rewards.RewardFunction
+
+
+def load_models(config: CTRLConfig) -> Models:
+    """Load policy (fp32 master weights), reference and reward on the run's device."""
+    from infalign_core.models import load_policy
+    from infalign_core.rewards import load_reward
+
+    device = None if config.device == "auto" else config.device
+    policy = load_policy(config.policy, device=device, dtype="float32")
+    ref_dtype = "bfloat16" if _use_bf16(config, policy.device) else "float32"
+    reference = load_policy(config.reference or config.policy, device=str(policy.device), dtype=ref_dtype)
+    for p in reference.model.parameters():
+        p.requires_grad_(False)
+    reward_fn = load_reward(config.reward, label=config.reward_label, device=str(policy.device))
+    return Models(policy, reference, reward_fn)
+
+
+def _use_bf16(config: CTRLConfig, device) -> bool:
+    import torch
+
+    if device.type != "cuda":
+        return False
+    if config.dtype == "bfloat16":
+        return True
+    return config.dtype == "auto" and torch.cuda.is_bf16_supported()
+
+
+def _step_seed(seed: int, step: int) -> int:
+    return (int(seed) * 1_000_003 + int(step) * 7_919) % (2**31 - 1)
+
+
+# --- checkpoints and the metrics file --------------------------------------------------------
+
+
+def save_checkpoint(run_dir: Path, policy, optimizer, step: int, beta: float) -> Path:
+    """Write model + tokenizer + trainer_state.pt to run_dir/checkpoint, atomically (tmp dir, rename)."""
+    import torch
+
+    final = Path(run_dir) / CHECKPOINT_DIR
+    tmp, old = final.with_name(CHECKPOINT_DIR + ".tmp"), final.with_name(CHECKPOINT_DIR + ".old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    policy.model.save_pretrained(tmp, safe_serialization=True)
+    policy.tokenizer.save_pretrained(tmp)
+    torch.save(
+        {"step": int(step), "beta": float(beta), "optimizer": optimizer.state_dict()}, tmp / TRAINER_STATE
+    )
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def checkpoint_path(run_dir: Path) -> Path | None:
+    """The newest complete checkpoint folder of a run, or None."""
+    for name in (CHECKPOINT_DIR, CHECKPOINT_DIR + ".old"):  # .old survives a crash between two renames
+        path = Path(run_dir) / name
+        if (path / TRAINER_STATE).is_file():
+            return path
+    return None
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    """All metric rows of a run (a torn last line from a crash is skipped)."""
+    path = Path(run_dir) / METRICS_FILE
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def truncate_metrics(run_dir: Path, step: int) -> None:
+    """Keep only metric rows with step ≤ ``step`` (rewritten atomically), so a resume leaves no duplicate."""
+    path = Path(run_dir) / METRICS_FILE
+    rows = [r for r in read_metrics(run_dir) if r.get("step", 0) <= step]
+    tmp = path.with_name(METRICS_FILE + ".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+# --- the trainer ---------------------------------------------------------------------------
+
+
+def train(
+    config: CTRLConfig,
+    run_dir: str | Path | None = None,
+    *,
+    resume: bool = False,
+    on_metrics: Callable[[dict], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    log: Callable[[str], None] | None = None,
+    models: Models | None = None,
+) -> dict:
+    """Run CTRL; returns the last step's metrics plus ``checkpoint``, ``step`` and ``stopped``.
+
+    With ``run_dir`` metrics are appended to metrics.jsonl (flushed every step) and checkpoints
+    saved every ``checkpoint_every`` steps, at a stop and at the end; ``resume`` continues from
+    the last checkpoint there. ``should_stop()`` is polled between steps.
+    """
+    import torch
+
+    from infalign_core import calibration, sampling
+
+    config = config.resolved()
+    log = log or (lambda _msg: None)
+    should_stop = should_stop or (lambda: False)
+    prompts = load_prompt_list(config)
+    run_dir = Path(run_dir) if run_dir is not None else None
+    models = models or load_models(config)
+    policy, reference, reward_fn = models.policy, models.reference, models.reward_fn
+    device = policy.device
+    bf16 = _use_bf16(config, device)
+    tokenizer = policy.tokenizer
+    eos_ids = sampling.eos_token_ids(policy.model, tokenizer)
+    pad_id = tokenizer.pad_token_id
+
+    # 1. Reference banks: m samples per prompt from π_ref, scored and sorted (cached on disk).
+    log(f"building reference banks: {len(prompts)} prompts × m = {config.m}")
+    bank = calibration.build_reference_bank(
+        reference,
+        reward_fn,
+        prompts,
+        config.m,
+        max_new_tokens=config.max_new_tokens,
+        temperature=config.temperature,
+        seed=config.seed,
+        cache_dir=config.cache_dir,
+        should_stop=should_stop,
+    )
+
+    optimizer = torch.optim.AdamW(
+        policy.model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    step, beta = 0, float(config.beta)
+    if run_dir is not None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        ckpt = checkpoint_path(run_dir) if resume else None
+        if ckpt is not None:
+            step, beta = _restore(ckpt, policy, optimizer, device)
+            log(f"resumed from {ckpt} at step {step}")
+        truncate_metrics(run_dir, step)
+    phi = make_phi(config, beta)
+    policy.model.eval()  # dropout off: the sampled and the scored policy must be the same
+    metrics_file = open(run_dir / METRICS_FILE, "a", encoding="utf-8") if run_dir is not None else None
+    last: dict = {}
+    stopped = False
+    try:
+        while step < config.steps:
+            if should_stop():
+                stopped = True
+                break
+            started = time.perf_counter()
+            step += 1
+            seed = _step_seed(config.seed, step)
+            rng = np.random.default_rng(seed)
+
+            # 2. Sample k responses for each of prompts_per_step prompts from the current policy.
+            chosen = rng.choice(len(prompts), size=config.prompts_per_step, replace=False)
+            batch_prompts = [prompts[i] for i in chosen]
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                samples = sampling.sample(
+                    policy,
+                    batch_prompts,
+                    config.k,
+                    max_new_tokens=config.max_new_tokens,
+                    temperature=config.temperature,
+                    seed=seed,
+                )
+            row_prompts = [batch_prompts[i] for i in samples.prompt_index]
+            bank_rows = chosen[samples.prompt_index]
+
+            # 3. Reward, calibrated reward against the bank, transformed reward Φ(c).
+            raw = np.asarray(reward_fn.score(row_prompts, samples.responses), dtype=np.float64)
+            calibrated = calibration.calibrated_reward(bank, bank_rows, raw)
+            transformed = raw if phi is None else np.asarray(phi(calibrated), dtype=np.float64)
+
+            # 4. Per-sequence KL to the frozen reference on the sampled tokens (EOS included when emitted).
+            targets = [
+                [*ids, eos_ids[0]] if done and eos_ids else list(ids)
+                for ids, done in zip(samples.response_ids, samples.finished)
+            ]
+            prompt_ids = sampling.encode_prompts(tokenizer, batch_prompts)
+            row_prompt_ids = [prompt_ids[i] for i in samples.prompt_index]
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                logp, entropy, valid = token_logprobs(policy.model, row_prompt_ids, targets, pad_id)
+                with torch.no_grad():
+                    ref_logp, _, _ = token_logprobs(reference.model, row_prompt_ids, targets, pad_id)
+            log_ratio = (logp.detach() - ref_logp).double()  # log π − log π_ref per token
+            kl_k1 = log_ratio.sum(-1).cpu().numpy()
+            kl_k3 = ((torch.expm1(-log_ratio) + log_ratio) * valid).sum(-1).cpu().numpy()
+
+            # 5. Reward with the KL penalty inside, leave-one-out advantage, policy-gradient step.
+            total = transformed - beta * kl_k1
+            advantages = torch.as_tensor(rloo_advantages(total, config.k), dtype=torch.float32, device=device)
+            seq_logp = logp.sum(-1)
+            loss = -(advantages * seq_logp).mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(policy.model.parameters(), config.max_grad_norm)
+            optimizer.step()
+
+            # 6. Metrics; then adapt β toward the KL target if one is set.
+            tokens = valid.sum(-1).cpu().numpy()
+            bon, won = empirical_win_rates(calibrated, config.n)
+            last = {
+                "step": step,
+                "reward/raw": float(raw.mean()),
+                "reward/calibrated": float(calibrated.mean()),
+                "reward/transformed": float(transformed.mean()),
+                "reward/total": float(total.mean()),
+                "kl/k1": float(kl_k1.mean()),
+                "kl/k3": float(kl_k3.mean()),
+                "kl/beta": beta,
+                "policy/entropy": float(entropy.sum().item() / max(1, valid.sum().item())),
+                "policy/response_length": float(tokens.mean()),
+                "policy/finished": float(np.mean(samples.finished)),
+                "loss/policy": float(loss.item()),
+                "loss/grad_norm": float(grad_norm),
+                "winrate/standard": float(calibrated.mean()),
+                "winrate/bon": bon,
+                "winrate/won": won,
+                "time/step": time.perf_counter() - started,
+                "time/tokens_per_s": float(tokens.sum()) / max(1e-9, time.perf_counter() - started),
+            }
+            if config.sample_every and (step % config.sample_every == 0 or step == 1):
+                best = int(np.argmax(raw))
+                last["samples"] = [
+                    {
+                        "prompt": row_prompts[i],
+                        "response": samples.responses[i],
+                        "reward": float(raw[i]),
+                        "calibrated": float(calibrated[i]),
+                    }
+                    for i in sorted({0, best})
+                ]
+            if config.kl_target is not None:
+                beta = adapt_beta(beta, last["kl/k1"], config.kl_target, len(raw), config.kl_horizon)
+            if metrics_file is not None:
+                metrics_file.write(json.dumps(last) + "\n")
+                metrics_file.flush()
+            if on_metrics is not None:
+                on_metrics(last)
+            if run_dir is not None and step % config.checkpoint_every == 0 and step < config.steps:
+                save_checkpoint(run_dir, policy, optimizer, step, beta)
+    finally:
+        if metrics_file is not None:
+            metrics_file.close()
+    checkpoint = None
+    if run_dir is not None:
+        checkpoint = str(save_checkpoint(run_dir, policy, optimizer, step, beta))
+        if not last:  # resumed with nothing left to do: report the last logged step
+            last = (read_metrics(run_dir) or [{}])[-1]
+    out = {k: v for k, v in last.items() if k != "samples"}
+    out.update({"step": step, "stopped": stopped, "checkpoint": checkpoint})
+    return out
+
+
+def _restore(ckpt: Path, policy, optimizer, device) -> tuple[int, float]:
+    """Load weights and trainer state from a checkpoint into the live policy and optimizer."""
+    import torch
+    from safetensors.torch import load_file
+
+    state = torch.load(ckpt / TRAINER_STATE, map_location=device, weights_only=True)
+    weights = {}
+    for file in sorted(ckpt.glob("*.safetensors")):
+        weights.update(load_file(str(file), device=str(device)))
+    missing, unexpected = policy.model.load_state_dict(weights, strict=False)
+    # Tied weights (lm_head = wte) are saved once; anything else missing means a different model.
+    real_missing = [k for k in missing if "lm_head" not in k]
+    if real_missing or unexpected:
+        raise InfAlignError(
+            f"the checkpoint at {ckpt} does not match the run's policy "
+            f"(missing {real_missing[:3]}, unexpected {unexpected[:3]}); start a new run instead"
+        )
+    optimizer.load_state_dict(state["optimizer"])
+    return int(state["step"]), float(state["beta"])

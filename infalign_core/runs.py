@@ -1,0 +1,425 @@
+"""The run store: one folder per CTRL run, a subprocess per running run, a queue per device.
+
+    runs/<id>/config.json     the resolved CTRLConfig
+    runs/<id>/status.json     state (queued, running, stopping, stopped, finished, failed,
+                              interrupted), pid, device, times, step, error
+    runs/<id>/metrics.jsonl   one JSON object per step, appended and flushed every step
+    runs/<id>/checkpoint/     save_pretrained model + tokenizer + trainer_state.pt
+    runs/<id>/train.log       the trainer's stdout and stderr
+
+A run is ``python -m infalign_core train --run-dir runs/<id>`` started detached (its own
+session), so it survives page reloads and frees its GPU memory when it ends.
+
+Queueing: at most one running run per device. ``start_next`` starts the oldest queued run
+of every idle device, under an exclusive file lock on ``runs/.lock`` so two callers never
+start two runs. It is called by ``launch_run`` and ``resume_run``, by every trainer as it
+exits (so a queue drains by itself), and by ``list_runs`` after it marks dead runs
+interrupted (so a queue behind a run killed with -9 drains at the next look at the runs).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from infalign_core.ctrl import CHECKPOINT_DIR, CTRLConfig, checkpoint_path, read_metrics
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+RUNS_ENV_VAR = "INFALIGN_RUNS_DIR"
+ACTIVE = ("queued", "running", "stopping")
+FINAL = ("stopped", "finished", "failed", "interrupted")
+CONFIG_FILE, STATUS_FILE, LOG_FILE = "config.json", "status.json", "train.log"
+_EXEC_GRACE_S = 30.0
+
+
+def default_runs_root() -> Path:
+    """``$INFALIGN_RUNS_DIR`` if set, else ``<repo>/runs``."""
+    env = os.environ.get(RUNS_ENV_VAR)
+    return Path(env).expanduser() if env else REPO_ROOT / "runs"
+
+
+# --- status.json --------------------------------------------------------------------------
+
+
+def read_status(run_dir: Path) -> dict:
+    """The run's status dict ({} when missing or torn)."""
+    try:
+        return json.loads((Path(run_dir) / STATUS_FILE).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def write_status(run_dir: Path, **fields) -> dict:
+    """Merge ``fields`` into status.json, written atomically; returns the new status."""
+    run_dir = Path(run_dir)
+    status = {**read_status(run_dir), **fields, "updated": time.time()}
+    tmp = run_dir / f".{STATUS_FILE}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(status, indent=1), encoding="utf-8")
+    os.replace(tmp, run_dir / STATUS_FILE)
+    return status
+
+
+def _pid_alive(pid: int | None, run_dir: Path, *, check_cmdline: bool = True) -> bool:
+    """Whether ``pid`` is a live (not zombie) process training this run dir."""
+    if not pid:
+        return False
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)  # reap our own finished child so it stops looking alive
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    proc = Path(f"/proc/{pid}")
+    if proc.exists():
+        try:
+            if proc.joinpath("stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                return False
+            if not check_cmdline:
+                return True
+            # A recycled pid belongs to another program: its command line does not name this run.
+            cmdline = proc.joinpath("cmdline").read_bytes().decode(errors="replace")
+            return str(Path(run_dir).resolve()) in cmdline
+        except OSError:
+            return False
+    return True
+
+
+def refresh_status(run_dir: Path) -> dict:
+    """The status, with a running/stopping run whose process is gone marked ``interrupted``."""
+    status = read_status(run_dir)
+    # Just after the fork the child still shows the launcher's command line: judge it by pid alone.
+    settled = time.time() - float(status.get("started") or 0) > _EXEC_GRACE_S
+    if status.get("state") in ("running", "stopping") and not _pid_alive(
+        status.get("pid"), run_dir, check_cmdline=settled
+    ):
+        status = write_status(
+            run_dir, state="interrupted", error="the trainer process ended without saying so", pid=None
+        )
+    return status
+
+
+# --- the store ---------------------------------------------------------------------------
+
+
+@dataclass
+class RunInfo:
+    """One row of the runs table."""
+
+    run_id: str
+    path: Path
+    status: dict
+    config: dict
+
+    @property
+    def state(self) -> str:
+        """queued, running, stopping, stopped, finished, failed or interrupted."""
+        return self.status.get("state", "unknown")
+
+
+def run_dir_of(run_id: str, runs_root: Path | None = None) -> Path:
+    """The folder of a run id (which must exist)."""
+    root = Path(runs_root) if runs_root is not None else default_runs_root()
+    path = root / run_id
+    if "/" in run_id or run_id.startswith(".") or not (path / CONFIG_FILE).is_file():
+        from infalign_core.errors import InfAlignError
+
+        raise InfAlignError(f"no run {run_id!r} in {root}")
+    return path
+
+
+def list_runs(runs_root: Path | None = None) -> list[RunInfo]:
+    """Every run, newest first, with dead processes marked interrupted and the queue advanced."""
+    root = Path(runs_root) if runs_root is not None else default_runs_root()
+    if not root.is_dir():
+        return []
+    changed = False
+    infos = []
+    for path in sorted(root.iterdir()):
+        if not (path / CONFIG_FILE).is_file():
+            continue
+        before = read_status(path).get("state")
+        status = refresh_status(path)
+        changed |= status.get("state") != before
+        try:
+            config = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            config = {}
+        infos.append(RunInfo(path.name, path, status, config))
+    if changed or any(i.state == "queued" for i in infos):
+        start_next(root)
+        infos = [RunInfo(i.run_id, i.path, read_status(i.path), i.config) for i in infos]
+    return sorted(infos, key=lambda i: i.status.get("created", 0), reverse=True)
+
+
+def read_metrics_of(run_id: str, runs_root: Path | None = None) -> list[dict]:
+    """The metric rows of a run."""
+    return read_metrics(run_dir_of(run_id, runs_root))
+
+
+def create_run(config: CTRLConfig, runs_root: Path | None = None, *, name: str | None = None) -> Path:
+    """Validate the config and its prompts, then write a queued run folder; nothing is written if invalid."""
+    from infalign_core.ctrl import load_prompt_list
+
+    config = config.resolved()
+    load_prompt_list(config)  # an unreadable prompt source fails here, before any folder exists
+    _check_model_sources(config)
+    root = Path(runs_root) if runs_root is not None else default_runs_root()
+    run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{config.transform}-{uuid.uuid4().hex[:4]}"
+    if name:
+        run_id = f"{run_id}-{''.join(c if c.isalnum() or c in '-_' else '-' for c in name)[:40]}"
+    path = root / run_id
+    path.mkdir(parents=True)
+    config.save(path / CONFIG_FILE)
+    write_status(path, state="queued", created=time.time(), device=device_key(config), step=0, resume=False)
+    return path
+
+
+def _check_model_sources(config: CTRLConfig) -> None:
+    """Fail early on a policy or reference folder that does not exist (hub ids are checked by the trainer)."""
+    from infalign_core.models import locate
+
+    for source in (config.policy, config.reference):
+        if source:
+            locate(source, "policy")
+
+
+def device_key(config: CTRLConfig) -> str:
+    """The device a run will occupy: one running run per key."""
+    if config.device != "auto":
+        return config.device if config.device != "cuda" else "cuda:0"
+    import torch
+
+    return "cuda:0" if torch.cuda.is_available() else "cpu"
+
+
+def launch_run(config: CTRLConfig, runs_root: Path | None = None, *, name: str | None = None) -> str:
+    """Create a run and start it now if its device is idle, else leave it queued; returns its id."""
+    path = create_run(config, runs_root, name=name)
+    start_next(path.parent)
+    return path.name
+
+
+@contextlib.contextmanager
+def _queue_lock(root: Path) -> Iterator[None]:
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def start_next(runs_root: Path | None = None) -> list[str]:
+    """Start the oldest queued run on every device with nothing running; returns the ids started."""
+    root = Path(runs_root) if runs_root is not None else default_runs_root()
+    started = []
+    with _queue_lock(root):
+        busy, queued = set(), []
+        for path in root.iterdir():
+            if not (path / CONFIG_FILE).is_file():
+                continue
+            status = refresh_status(path)
+            if status.get("state") in ("running", "stopping"):
+                busy.add(status.get("device"))
+            elif status.get("state") == "queued":
+                queued.append((status.get("created", 0), path, status))
+        for _created, path, status in sorted(queued, key=lambda q: q[0]):
+            if status.get("device") in busy:
+                continue
+            _spawn(path, resume=bool(status.get("resume")))
+            busy.add(status.get("device"))
+            started.append(path.name)
+    return started
+
+
+def _spawn(run_dir: Path, *, resume: bool) -> None:
+    """Start the trainer for ``run_dir`` as a detached process and record its pid as running."""
+    cmd = [sys.executable, "-m", "infalign_core", "train", "--run-dir", str(run_dir.resolve())]
+    if resume:
+        cmd.append("--resume")
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    with open(run_dir / LOG_FILE, "ab") as log:
+        proc = subprocess.Popen(
+            cmd,
+            cwd=str(REPO_ROOT),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=env,
+        )
+    write_status(run_dir, state="running", pid=proc.pid, started=time.time(), error=None)
+
+
+def stop_run(run_id: str, runs_root: Path | None = None) -> dict:
+    """Ask a run to stop: SIGTERM to a running trainer (it checkpoints, then marks itself stopped)."""
+    path = run_dir_of(run_id, runs_root)
+    status = refresh_status(path)
+    state = status.get("state")
+    if state == "queued":
+        return write_status(path, state="stopped", error=None)
+    if state not in ("running", "stopping"):
+        return status
+    status = write_status(path, state="stopping")
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(int(status["pid"]), signal.SIGTERM)
+    return status
+
+
+def resume_run(run_id: str, runs_root: Path | None = None) -> dict:
+    """Queue a stopped, interrupted or failed run to continue from its last checkpoint."""
+    from infalign_core.errors import InfAlignError
+
+    path = run_dir_of(run_id, runs_root)
+    status = refresh_status(path)
+    if status.get("state") in ACTIVE:
+        raise InfAlignError(
+            f"run {run_id} is {status.get('state')}; only a stopped or interrupted run resumes"
+        )
+    config = CTRLConfig.load(path / CONFIG_FILE)
+    done = int(status.get("step") or 0)
+    if status.get("state") == "finished" and done >= config.steps:
+        raise InfAlignError(f"run {run_id} already finished all {config.steps} steps")
+    write_status(path, state="queued", resume=True, created=time.time(), error=None)
+    start_next(path.parent)
+    return read_status(path)
+
+
+def delete_run(run_id: str, runs_root: Path | None = None) -> None:
+    """Delete a run's folder; refused while it is queued, running or stopping."""
+    from infalign_core.errors import InfAlignError
+
+    path = run_dir_of(run_id, runs_root)
+    state = refresh_status(path).get("state")
+    if state in ("running", "stopping"):
+        raise InfAlignError(f"run {run_id} is {state}: stop it before deleting it")
+    shutil.rmtree(path)
+
+
+def wait_for(
+    run_id: str, states: tuple[str, ...] = FINAL, runs_root: Path | None = None, timeout: float = 60.0
+) -> dict:
+    """Poll until the run's state is one of ``states`` (for scripts and tests); returns the status."""
+    path = run_dir_of(run_id, runs_root)
+    deadline = time.monotonic() + timeout
+    while True:
+        status = refresh_status(path)
+        if status.get("state") in states or time.monotonic() > deadline:
+            return status
+        time.sleep(0.2)
+
+
+# --- inside the trainer process ----------------------------------------------------------
+
+
+def execute(run_dir: Path, *, resume: bool = False, on_metrics=None, log=None) -> dict:
+    """Train the run in ``run_dir`` in this process, keeping status.json current; SIGTERM stops cleanly.
+
+    Marks the run running (with this pid), then finished, stopped or failed with the error;
+    on the way out it starts the next queued run.
+    """
+    from infalign_core import ctrl
+
+    run_dir = Path(run_dir)
+    config = CTRLConfig.load(run_dir / CONFIG_FILE)
+    stop_requested = {"flag": False}
+
+    def on_signal(signum, _frame) -> None:
+        if signum == signal.SIGINT and stop_requested["flag"]:
+            raise KeyboardInterrupt  # a second Ctrl-C does not wait for the checkpoint
+        stop_requested["flag"] = True
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    write_status(run_dir, state="running", pid=os.getpid(), started=time.time(), error=None, resume=resume)
+    last_write = [0.0]
+
+    def metrics_hook(row: dict) -> None:
+        now = time.monotonic()
+        if now - last_write[0] > 1.0 or row["step"] == config.steps:
+            write_status(run_dir, step=row["step"])
+            last_write[0] = now
+        if on_metrics is not None:
+            on_metrics(row)
+
+    try:
+        result = ctrl.train(
+            config,
+            run_dir,
+            resume=resume,
+            on_metrics=metrics_hook,
+            should_stop=lambda: stop_requested["flag"],
+            log=log,
+        )
+    except BaseException as err:
+        from infalign_core.calibration import CalibrationCancelled
+
+        if isinstance(err, CalibrationCancelled | KeyboardInterrupt):
+            write_status(run_dir, state="stopped", pid=None, error=None, ended=time.time())
+        else:
+            message = str(err) or type(err).__name__
+            write_status(
+                run_dir, state="failed", pid=None, error=f"{type(err).__name__}: {message}", ended=time.time()
+            )
+        raise
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        with contextlib.suppress(Exception):
+            _start_next_after(run_dir)
+    state = "stopped" if result["stopped"] else "finished"
+    write_status(
+        run_dir,
+        state=state,
+        pid=None,
+        step=result["step"],
+        ended=time.time(),
+        checkpoint=result["checkpoint"],
+    )
+    with contextlib.suppress(Exception):
+        _start_next_after(run_dir)
+    return result
+
+
+def _start_next_after(run_dir: Path) -> None:
+    """Start the queue's next run once this one no longer counts as running."""
+    if read_status(run_dir).get("state") not in ("running", "stopping"):
+        start_next(run_dir.parent)
+
+
+def has_checkpoint(run_dir: Path) -> bool:
+    """Whether the run has a complete checkpoint to resume from or evaluate."""
+    return checkpoint_path(run_dir) is not None
+
+
+__all__ = [
+    "CHECKPOINT_DIR",
+    "RunInfo",
+    "create_run",
+    "delete_run",
+    "execute",
+    "launch_run",
+    "list_runs",
+    "read_metrics_of",
+    "read_status",
+    "refresh_status",
+    "resume_run",
+    "start_next",
+    "stop_run",
+]
