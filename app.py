@@ -22,7 +22,11 @@ navigation = st.navigation(
         if (ROOT / file).exists()
     ]
 )
-with st.sidebar:
+# The page runs first and may load models; the sidebar slot keeps its place above the
+# page's own sidebar widgets but is filled afterwards, so it shows this run's state.
+loaded_slot = st.sidebar.container()
+navigation.run()
+with loaded_slot:
     loaded = st.session_state.get("loaded_models")
     st.caption("**Loaded models**")
     if loaded:
@@ -31,4 +35,3 @@ with st.sidebar:
     else:
         st.caption("no language model loaded — the theory pages need none")
     st.caption("InfAlign: [arXiv 2412.19792](https://arxiv.org/abs/2412.19792)")
-navigation.run()
