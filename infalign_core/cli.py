@@ -71,8 +71,15 @@ def _add_theory(sub) -> None:
         "KL-regularised optimum for a transformed calibrated reward.",
     )
     p.add_argument("--transform", required=True, choices=["identity", "log", "exp", "optimal"])
-    p.add_argument("--t", type=_finite_float, default=None, help="exponential transform's t (default: the best t for N at this KL)")
-    p.add_argument("--mode", choices=["best", "worst"], default="best", help="best-of-N or worst-of-N (exp and optimal)")
+    p.add_argument(
+        "--t",
+        type=_finite_float,
+        default=None,
+        help="exponential transform's t (default: the best t for N at this KL)",
+    )
+    p.add_argument(
+        "--mode", choices=["best", "worst"], default="best", help="best-of-N or worst-of-N (exp and optimal)"
+    )
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--beta", type=_positive_float, help="KL coefficient beta > 0")
     g.add_argument("--kl", type=_positive_float, help="KL budget in nats > 0; beta is solved for")
@@ -323,7 +330,9 @@ def _run_train(args) -> int:
                 "or give a new --run-dir."
             )
         if not args.resume and ctrl.read_metrics(run_dir):
-            raise InfAlignError(f"{run_dir} already has metrics: pass --resume to continue it, or a new --run-dir.")
+            raise InfAlignError(
+                f"{run_dir} already has metrics: pass --resume to continue it, or a new --run-dir."
+            )
     else:
         if args.resume:
             raise InfAlignError(f"nothing to resume: {run_dir} holds no run (no config.json).")
@@ -332,7 +341,9 @@ def _run_train(args) -> int:
         ctrl.load_prompt_list(config)  # fail before writing anything
         run_dir.mkdir(parents=True, exist_ok=True)
         config.save(saved)
-        runs.write_status(run_dir, state="queued", created=time.time(), device=runs.device_key(config), step=0)
+        runs.write_status(
+            run_dir, state="queued", created=time.time(), device=runs.device_key(config), step=0
+        )
     config = ctrl.CTRLConfig.load(saved)
     bar = None
     if not args.json:
@@ -344,7 +355,9 @@ def _run_train(args) -> int:
         if bar is not None:
             bar.n = row["step"]
             bar.set_postfix(
-                cal=f"{row['reward/calibrated']:.3f}", kl=f"{row['kl/k1']:.3f}", bon=f"{row['winrate/bon']:.3f}"
+                cal=f"{row['reward/calibrated']:.3f}",
+                kl=f"{row['kl/k1']:.3f}",
+                bon=f"{row['winrate/bon']:.3f}",
             )
 
     def log(message: str) -> None:
@@ -393,9 +406,63 @@ def _run_build_world(args) -> int:
     return 0
 
 
+# --- export-trl -----------------------------------------------------------------
+
+
+def _add_export_trl(sub) -> None:
+    p = sub.add_parser(
+        "export-trl",
+        help="export a CTRL config for TRL's RLOOTrainer under accelerate (multi-GPU scale-out)",
+        description="Build the reference banks, then write into OUT: the prompts with their banks "
+        "(datasets save_to_disk), an RLOOConfig, a reward module (ctrl_reward.reward), a train script, "
+        "an accelerate config and a README with the launch command. Without --config: the default CTRL "
+        "settings on the bundled world.",
+    )
+    p.add_argument("--config", default=None, help="a .json or .yaml CTRLConfig (default: CTRLConfig())")
+    p.add_argument("--out", required=True, help="folder to write (new, empty, or an earlier export)")
+    p.add_argument(
+        "--accelerate",
+        choices=["fsdp2", "zero2", "zero3", "multi_gpu"],
+        default="fsdp2",
+        help="multi-GPU backend of the accelerate config (zero2/zero3 need deepspeed; default fsdp2)",
+    )
+    p.add_argument("--num-processes", type=_positive_int, default=8, help="GPUs in the accelerate config")
+    p.add_argument("--json", action="store_true", help="print what was written as one JSON object")
+    p.set_defaults(func=_run_export_trl)
+
+
+def _run_export_trl(args) -> int:
+    from infalign_core import ctrl
+    from infalign_core.integrations import trl
+
+    config = ctrl.CTRLConfig.load(args.config) if args.config else ctrl.CTRLConfig()
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    result = trl.export_trl(
+        config, args.out, accelerate=args.accelerate, num_processes=args.num_processes, log=log
+    )
+    summary = {
+        "out_dir": str(result.out_dir),
+        "launch_command": result.launch_command,
+        "num_prompts": result.num_prompts,
+        "m": result.m,
+        "bank_key": result.bank_key,
+        "bank_cached": result.bank_cached,
+        "files": {name: str(path) for name, path in result.files.items()},
+    }
+    if args.json:
+        _print_json(summary)
+    else:
+        print(f"wrote {result.out_dir} ({result.num_prompts} prompts, m = {result.m}); launch with:")
+        print(f"  {result.launch_command}")
+    return 0
+
+
 # --- registration -----------------------------------------------------------
 # Commands added by other modules register here, one line each.
-_COMMANDS = [_add_theory, _add_calibrate, _add_sample, _add_train, _add_build_world]
+_COMMANDS = [_add_theory, _add_calibrate, _add_sample, _add_train, _add_build_world, _add_export_trl]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,1 @@
+"""Bridges from InfAlign's calibration and transforms to other training engines (``trl``)."""
