@@ -129,6 +129,13 @@ MODIFIERS: dict[str, float] = {
     "utterly": 1.8,
     "deeply": 1.5,
     "highly": 1.5,
+    "strongly": 1.5,
+    "definitely": 1.3,
+    "utter": 1.6,
+    "absolute": 1.6,
+    "complete": 1.5,
+    "total": 1.5,
+    "real": 1.3,
     "thoroughly": 1.6,
     "totally": 1.6,
     "completely": 1.7,
@@ -155,8 +162,12 @@ BUT_EARLIER_WEIGHT = 0.5
 EXCLAMATION_BOOST = 0.15  # per "!", up to three
 INTENSITY_SCALE = 3.0  # soft bound: intensity = 3 * tanh(raw / 3), so labels lie in (-3, 3)
 
-_INTENSIFIERS = [w for w, m in MODIFIERS.items() if m > 1.0]
+# adverbs that modify an adjective; the adjectival ones ("an utter mess") appear in stock verdicts only
+_INTENSIFIERS = [
+    w for w, m in MODIFIERS.items() if m > 1.0 and w not in {"utter", "absolute", "complete", "total", "real"}
+]
 _DOWNTONERS = ["somewhat", "slightly", "fairly", "rather", "mildly", "a bit", "a little", "pretty"]
+_ATTRIBUTIVE_DOWNTONERS = _DOWNTONERS[:5]  # "a rather dull film", never "an a bit dull film"
 _STRONG_INTENSIFIERS = ["absolutely", "utterly", "truly", "incredibly", "extremely", "completely"]
 _VERB_INTENSIFIERS = ["really", "absolutely", "truly", "genuinely", "thoroughly", "totally", "deeply"]
 
@@ -221,7 +232,7 @@ _ASPECTS_SINGULAR = (
     "music ending opening finale premise twist villain hero heroine lead cast cinematography lighting "
     "humor tone atmosphere setting animation romance action climax monster killer ghost horror violence "
     "gore mystery camera|work sound|design third|act first|half second|half war|story crime|story "
-    "murder|mystery love|story final|battle"
+    "murder|mystery final|battle"
 ).split()
 _ASPECTS_PLURAL = (
     "performances characters visuals effects jokes songs costumes sets actors scares twists monsters "
@@ -231,7 +242,7 @@ _ASPECTS_PLURAL = (
 _FILM_NOUNS = (
     "film movie thriller comedy drama western musical sequel remake documentary mystery romance "
     "slasher horror|film war|film crime|drama ghost|story monster|movie zombie|movie action|movie "
-    "love|story disaster|movie murder|mystery spy|thriller horror|movie war|movie space|adventure "
+    "disaster|movie murder|mystery spy|thriller horror|movie war|movie space|adventure "
     "family|film period|piece superhero|movie"
 ).split()
 _GENRES = "horror comedy drama thriller western romance action mystery war crime superhero".split()
@@ -298,13 +309,14 @@ def _adjective_phrase(rng: random.Random, polarity: str) -> str:
     return _modified(rng, polarity)
 
 
-def _modified(rng: random.Random, polarity: str) -> str:
+def _modified(rng: random.Random, polarity: str, *, attributive: bool = False) -> str:
     """An adjective, with an intensifier (45 %) or a downtoner (15 %) before it."""
     roll = rng.random()
     if roll < 0.45:
         return f"{rng.choice(_INTENSIFIERS)} {_adjective(rng, polarity)}"
     if roll < 0.60:
-        return f"{rng.choice(_DOWNTONERS)} {_adjective(rng, polarity, strength=0.8)}"
+        downtoners = _ATTRIBUTIVE_DOWNTONERS if attributive else _DOWNTONERS
+        return f"{rng.choice(downtoners)} {_adjective(rng, polarity, strength=0.8)}"
     return _adjective(rng, polarity)
 
 
@@ -318,9 +330,9 @@ def _subject(rng: random.Random) -> tuple[str, bool]:
 
 
 def _copula(rng: random.Random, plural: bool, *, past: bool = False) -> str:
-    """A linking verb that agrees with its subject (in the past tense after "I thought")."""
+    """A linking verb that agrees with its subject (plain "was" after "I thought"/"I felt")."""
     roll = rng.random()
-    if roll < 0.6 or (past and roll < 0.8):
+    if roll < 0.6 or past:
         return "were" if plural else "was"
     if roll < 0.8:
         return "are" if plural else "is"
@@ -328,7 +340,12 @@ def _copula(rng: random.Random, plural: bool, *, past: bool = False) -> str:
 
 
 def _clause(
-    rng: random.Random, polarity: str, subject: str | None = None, *, allow_verb: bool = True, past: bool = False
+    rng: random.Random,
+    polarity: str,
+    subject: str | None = None,
+    *,
+    allow_verb: bool = True,
+    past: bool = False,
 ) -> str:
     """One judgement in lower case: "the acting was very good"."""
     if subject is None:
@@ -400,7 +417,11 @@ def _personal(rng: random.Random) -> str:
         verb = rng.choice([v for v, (_, s) in _VERBS.items() if (s > 0) == (polarity == "pos")])
         modifier = rng.choice(_VERB_INTENSIFIERS) + " " if rng.random() < 0.4 else ""
         obj = rng.choice(
-            ["the " + _w(rng.choice(_ASPECTS_SINGULAR + _ASPECTS_PLURAL)), *_FILM_SUBJECTS[1:], "every minute of it"]
+            [
+                "the " + _w(rng.choice(_ASPECTS_SINGULAR + _ASPECTS_PLURAL)),
+                *_FILM_SUBJECTS[1:],
+                "every minute of it",
+            ]
         )
         if obj == "every minute of it" and polarity == "neg":
             obj = "it"
@@ -414,14 +435,18 @@ def _personal(rng: random.Random) -> str:
         obj = rng.choice(["it", "the film", "the " + _w(rng.choice(_ASPECTS_SINGULAR))])
         return _capitalize(f"i found {obj} {_adjective_phrase(rng, polarity)}") + _ending(rng)
     genre = rng.choice(_GENRES)
-    return _capitalize(f"as {_article(genre)} {genre} fan, i found it {_adjective_phrase(rng, polarity)}") + _ending(rng)
+    return _capitalize(
+        f"as {_article(genre)} {genre} fan, i found it {_adjective_phrase(rng, polarity)}"
+    ) + _ending(rng)
 
 
 def _noun_phrase(rng: random.Random) -> str:
     """ "This is an absolutely brilliant horror film." / "What a dreadful sequel!" """
     polarity = _polarity(rng)
     noun = _w(rng.choice(_FILM_NOUNS))
-    adjective = _modified(rng, polarity) if rng.random() < 0.7 else _adjective(rng, polarity)
+    adjective = (
+        _modified(rng, polarity, attributive=True) if rng.random() < 0.7 else _adjective(rng, polarity)
+    )
     roll = rng.random()
     if roll < 0.55:
         subject = rng.choice(["it", "this", "this film", "this movie", "it"])
@@ -439,15 +464,21 @@ def _verdict(rng: random.Random) -> str:
     options = [
         lambda: f"i would {rng.choice(['', 'highly ', 'strongly ', 'really '])}recommend it",
         lambda: "i would not recommend it",
-        lambda: f"it was {rng.choice(['', 'a bit of ', 'a complete ', 'an absolute '])}{'a ' if rng.random() < 0.5 else ''}waste of time".replace(
-            "of a waste", "of waste"
+        lambda: (
+            f"it was {rng.choice(['', 'a bit of ', 'a complete ', 'an absolute '])}{'a ' if rng.random() < 0.5 else ''}waste of time".replace(
+                "of a waste", "of waste"
+            )
         ),
         lambda: f"it is {rng.choice(['', 'really ', 'absolutely ', 'definitely '])}worth watching",
         lambda: "it was worth every minute",
         lambda: f"i fell asleep {rng.choice(['halfway through', 'twice', 'after an hour'])}",
         lambda: f"{rng.choice(['', 'just '])}skip this one",
-        lambda: f"it is {rng.choice(['a', 'a real', 'an absolute', 'a little'])} {rng.choice(['gem', 'masterpiece', 'treat', 'joy'])}",
-        lambda: f"it was {rng.choice(['a', 'a total', 'an utter', 'a bit of a'])} {rng.choice(['mess', 'failure', 'letdown'])}",
+        lambda: (
+            f"it is {rng.choice(['a', 'a real', 'an absolute', 'a little'])} {rng.choice(['gem', 'masterpiece', 'treat', 'joy'])}"
+        ),
+        lambda: (
+            f"it was {rng.choice(['a', 'a total', 'an utter', 'a bit of a'])} {rng.choice(['mess', 'failure', 'letdown'])}"
+        ),
         lambda: f"the best {rng.choice(['film', 'movie', 'thriller', 'comedy'])} i have seen this year",
         lambda: f"the worst {rng.choice(['film', 'movie', 'sequel', 'remake'])} i have seen in years",
     ]
@@ -461,9 +492,9 @@ def _neutral(rng: random.Random) -> str:
     roll = rng.random()
     if roll < 0.25:
         person = rng.choice(_PEOPLE)
-        return _capitalize(
-            f"the film is about {_article(person)} {person} in a {_w(rng.choice(_PLACES))}"
-        ) + "."
+        return (
+            _capitalize(f"the film is about {_article(person)} {person} in a {_w(rng.choice(_PLACES))}") + "."
+        )
     if roll < 0.45:
         return _capitalize(f"i watched it with my {rng.choice(_COMPANY)} {_w(rng.choice(_WHEN))}") + "."
     if roll < 0.6:
@@ -533,8 +564,10 @@ def review_openings(texts: Sequence[str], *, min_words: int = 2, max_words: int 
         for i, word in enumerate(words):
             bare = word.strip(",.!").lower()
             if bare in LEXICON or bare in MODIFIERS or bare in NEGATORS or bare in {"a", "an"}:
-                if bare in {"a", "an"} and i + 1 < len(words) and words[i + 1].strip(",.!").lower() not in (
-                    LEXICON.keys() | MODIFIERS.keys()
+                if (
+                    bare in {"a", "an"}
+                    and i + 1 < len(words)
+                    and words[i + 1].strip(",.!").lower() not in (LEXICON.keys() | MODIFIERS.keys())
                 ):
                     continue  # "a" before a plain noun is not where the judgement starts
                 opening = " ".join(words[:i])
@@ -559,7 +592,7 @@ class BuildConfig:
     n_embd: int = 128
     n_head: int = 4
     n_positions: int = 64
-    policy_steps: int = 3_000
+    policy_steps: int = 2_400  # validation loss is within ~0.01 of its plateau by then
     policy_batch: int = 64
     policy_lr: float = 2e-3
     reward_steps: int = 1_500
@@ -574,11 +607,11 @@ class BuildConfig:
     def quick(cls) -> BuildConfig:
         """A reduced build: small corpus, few steps (seconds on a CPU)."""
         return cls(
-            corpus_size=4_000,
-            val_size=400,
-            reward_size=4_000,
-            policy_steps=150,
-            reward_steps=200,
+            corpus_size=3_000,
+            val_size=300,
+            reward_size=3_000,
+            policy_steps=100,
+            reward_steps=150,
             n_prompts=60,
             n_eval_samples=60,
         )
@@ -692,8 +725,8 @@ def _train_policy(cfg: BuildConfig, tokenizer, train_texts, val_texts, seed: int
     torch.manual_seed(seed)
     model = GPT2LMHeadModel(_gpt2_config(cfg, tokenizer))
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
-    train_rows = [r + [eos] for r in tokenizer(list(train_texts))["input_ids"]]
-    val_rows = [r + [eos] for r in tokenizer(list(val_texts))["input_ids"]]
+    train_rows = [[*r, eos] for r in tokenizer(list(train_texts))["input_ids"]]
+    val_rows = [[*r, eos] for r in tokenizer(list(val_texts))["input_ids"]]
     total, count = _policy_loss(model, val_rows, pad)
     initial_val = total / count
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.policy_lr, betas=(0.9, 0.98), weight_decay=0.01)
@@ -705,15 +738,18 @@ def _train_policy(cfg: BuildConfig, tokenizer, train_texts, val_texts, seed: int
             group["lr"] = _lr_at(step, cfg.policy_steps, cfg.policy_lr)
         batch = torch.randint(len(train_rows), (cfg.policy_batch,), generator=generator).tolist()
         ids, mask = _pad([train_rows[i] for i in batch], pad)
-        labels = ids.masked_fill(mask == 0, -100)
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1]
+        targets = ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
         if (step + 1) % max(1, cfg.policy_steps // 10) == 0:
-            log(f"policy step {step + 1}/{cfg.policy_steps}: train loss {sum(losses[-50:]) / len(losses[-50:]):.3f}")
+            log(
+                f"policy step {step + 1}/{cfg.policy_steps}: train loss {sum(losses[-50:]) / len(losses[-50:]):.3f}"
+            )
     model.eval()
     total, count = _policy_loss(model, val_rows, pad)
     head = losses[: max(1, len(losses) // 20)]
@@ -800,14 +836,17 @@ def _train_reward(cfg: BuildConfig, tokenizer, texts, labels, seed: int, log) ->
             group["lr"] = _lr_at(step, cfg.reward_steps, cfg.reward_lr)
         batch = torch.randint(len(rows), (cfg.reward_batch,), generator=generator)
         ids, mask = _pad([rows[i] for i in batch.tolist()], tokenizer.pad_token_id)
-        loss = model(input_ids=ids, attention_mask=mask, labels=targets[batch]).loss
+        predicted = model(input_ids=ids, attention_mask=mask).logits[:, 0]
+        loss = torch.nn.functional.mse_loss(predicted, targets[batch])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
         if (step + 1) % max(1, cfg.reward_steps // 5) == 0:
-            log(f"reward step {step + 1}/{cfg.reward_steps}: train mse {sum(losses[-50:]) / len(losses[-50:]):.4f}")
+            log(
+                f"reward step {step + 1}/{cfg.reward_steps}: train mse {sum(losses[-50:]) / len(losses[-50:]):.4f}"
+            )
     model.eval()
     head = losses[: max(1, len(losses) // 20)]
     tail = losses[-max(1, len(losses) // 20) :]
@@ -841,9 +880,10 @@ def _agreement(scores, truth) -> dict:
 
     scores, truth = np.asarray(scores, float), np.asarray(truth, float)
     judged = np.abs(truth) > 0.1
+    rho = float(spearmanr(scores, truth).statistic) if len(truth) > 1 else float("nan")
     return {
         "n": len(truth),
-        "spearman": round(float(spearmanr(scores, truth).statistic), 4),
+        "spearman": round(rho, 4) if math.isfinite(rho) else None,  # None: too few or constant scores
         "sign_accuracy": round(float(np.mean(np.sign(scores[judged]) == np.sign(truth[judged]))), 4),
     }
 
@@ -858,14 +898,36 @@ def _reward_report(model, tokenizer, texts: Sequence[str]) -> dict:
     scores = score_texts(model, tokenizer, texts)
     vader = SentimentIntensityAnalyzer()
     vader_scores = np.array([vader.polarity_scores(t)["compound"] for t in texts])
+    judged = np.abs(truth) > 0.1
     report = {
         "heldout": _agreement(scores, truth),
         "heldout_mixed": _agreement(scores[mixed], truth[mixed]),
         "rmse": round(float(np.sqrt(np.mean((scores - truth) ** 2))), 4),
         "vader_heldout": _agreement(vader_scores, truth),
         "vader_heldout_mixed": _agreement(vader_scores[mixed], truth[mixed]),
+        # VADER's lexicon lacks many review words (tedious, riveting, forgettable): it scores 0
+        "vader_zero_fraction": round(float(np.mean(vader_scores[judged] == 0)), 4),
     }
     return report
+
+
+def two_sided_openings(texts: Sequence[str], n: int) -> list[str]:
+    """Up to n openings that the texts continue both positively and negatively, most frequent first.
+
+    Best-of-N needs a choice: an opening like "I fell" (always "asleep") gives none.
+    """
+    counts: dict[str, list[int]] = {}
+    for text in texts:
+        openings = review_openings([text])
+        if openings:
+            kind = sentiment_kind(text)
+            tally = counts.setdefault(openings[0], [0, 0, 0])
+            tally[0] += 1
+            tally[1] += kind == "positive" or (kind == "mixed" and sentiment_intensity(text) > 0)
+            tally[2] += kind == "negative" or (kind == "mixed" and sentiment_intensity(text) < 0)
+    two_sided = [o for o, (_, pos, neg) in counts.items() if pos and neg]
+    two_sided.sort(key=lambda o: -counts[o][0])  # stable: ties keep first-seen order
+    return two_sided[:n]
 
 
 # Reviews that any sane reward model must order: enthusiastic > lukewarm positive > negative.
@@ -882,9 +944,12 @@ def _model_card(kind: str, metrics: dict, cfg: BuildConfig, seed: int) -> str:
     shape = f"{cfg.n_layer} layers, {cfg.n_embd} wide, {cfg.n_head} heads, {cfg.n_positions} positions"
     common = (
         f"Built by `python -m infalign_core build-world --seed {seed}{' --quick' if metrics['quick'] else ''}` "
-        f"(`infalign_core/world.py`) in {metrics['build_seconds']} s on the CPU. Data: reviews drawn from the "
+        f"(`infalign_core/world.py`) in {metrics['build_seconds']} s on "
+        f"{metrics['environment']['torch_threads']} CPU threads (load average "
+        f"{metrics['environment']['loadavg_before']} before, {metrics['environment']['loadavg_after']} after; "
+        "the machine was shared). Data: reviews drawn from the "
         "world's generator (a few hundred words of movie-review vocabulary; positive, negative, mixed "
-        "\"X but Y\" and neutral sentences with intensifiers, downtoners, negation and exclamations). "
+        '"X but Y" and neutral sentences with intensifiers, downtoners, negation and exclamations). '
         f"Tokenizer: byte-level BPE trained on that corpus, {tok['vocab_size']} tokens; it prepends "
         f"`{BOS_TOKEN}` itself. Prompts are openings without a trailing space; a continuation starts with "
         "a space, so prompt + response is the review as written.\n"
@@ -904,7 +969,7 @@ def _model_card(kind: str, metrics: dict, cfg: BuildConfig, seed: int) -> str:
             f"| prompted samples positive / negative / mixed / neutral | "
             f"{policy['prompted']['frac_positive']:.0%} / {policy['prompted']['frac_negative']:.0%} / "
             f"{policy['prompted']['frac_mixed']:.0%} / {policy['prompted']['frac_neutral']:.0%} |\n\n"
-            "Well-formed: ends with EOS within the token budget, ends with \".\" or \"!\", known words only. "
+            'Well-formed: ends with EOS within the token budget, ends with "." or "!", known words only. '
             "Sentiment by the oracle `infalign_core.world.sentiment_intensity`.\n"
         )
     else:
@@ -914,8 +979,8 @@ def _model_card(kind: str, metrics: dict, cfg: BuildConfig, seed: int) -> str:
             f"A tiny GPT-2 sequence classifier (`GPT2ForSequenceClassification`, {shape}, one output, "
             f"regression, {reward['num_parameters']:,} parameters, {reward['size_bytes'] / 1e6:.1f} MB) "
             "trained with mean squared error to predict the generator's graded sentiment intensity "
-            "(about -3 to 3: word intensities times modifiers, the clause after \"but\" counting double, "
-            "\"!\" amplifying). It scores the full text (prompt + response), pooled at its last token. "
+            '(about -3 to 3: word intensities times modifiers, the clause after "but" counting double, '
+            '"!" amplifying). It scores the full text (prompt + response), pooled at its last token. '
             f"{reward['steps']} steps of batch {reward['batch_size']} on {reward['n_train']:,} distinct "
             f"sentences; {reward['heldout']['n']:,} held out.\n\n" + common + "\n"
             "| held-out metric | reward model | VADER |\n| --- | --- | --- |\n"
@@ -926,8 +991,10 @@ def _model_card(kind: str, metrics: dict, cfg: BuildConfig, seed: int) -> str:
             f"| sign accuracy, mixed sentences | {reward['heldout_mixed']['sign_accuracy']:.1%} | "
             f"{reward['vader_heldout_mixed']['sign_accuracy']:.1%} |\n"
             f"| RMSE | {reward['rmse']} | |\n\n"
-            "VADER's lexicon calls genre words (horror, villain, killer, war) negative; this world does "
-            "not: two reward models, two different optima.\n"
+            "VADER's lexicon calls genre words (horror, villain, killer, war) and horror praise (scary, "
+            "terrifying) negative, and lacks many review words (it scores "
+            f"{reward['vader_zero_fraction']:.0%} of the judged held-out sentences exactly 0); this world "
+            "does not: two reward models, two different optima.\n"
         )
     return front + body
 
@@ -948,8 +1015,11 @@ def build_world(out_dir, *, quick: bool = False, seed: int = 0, log=print) -> di
     import torch
     import transformers
     from transformers import GenerationConfig
+    from transformers.utils import logging as hf_logging
 
-    started = time.perf_counter()
+    hf_logging.disable_progress_bar()  # the build logs its own progress; shard bars only add noise
+
+    started, load_before = time.perf_counter(), _loadavg()
     cfg = BuildConfig.quick() if quick else BuildConfig()
     out = Path(out_dir)
     policy_dir, reward_dir = out / "policy", out / "reward"
@@ -965,14 +1035,16 @@ def build_world(out_dir, *, quick: bool = False, seed: int = 0, log=print) -> di
     policy, policy_metrics = _train_policy(cfg, tokenizer, corpus, val_texts, seed, log)
     log(f"policy: val loss {policy_metrics['val_loss']} in {policy_metrics['train_seconds']} s")
 
-    # prompts: openings in the order the generator first produces them, so frequent ones come first
-    openings = review_openings(generate_reviews(max(20 * cfg.n_prompts, 5_000), seed=seed + 3))
-    prompts = openings[: cfg.n_prompts]
+    prompts = two_sided_openings(
+        generate_reviews(max(100 * cfg.n_prompts, 20_000), seed=seed + 3), cfg.n_prompts
+    )
     order = list(range(len(prompts)))
     random.Random(seed).shuffle(order)
     n_eval = round(cfg.eval_prompt_fraction * len(prompts))
     eval_ids = set(order[:n_eval])
-    prompt_rows = [{"prompt": p, "split": "eval" if i in eval_ids else "train"} for i, p in enumerate(prompts)]
+    prompt_rows = [
+        {"prompt": p, "split": "eval" if i in eval_ids else "train"} for i, p in enumerate(prompts)
+    ]
 
     n_samples = cfg.n_eval_samples
     free, free_done = _sample_continuations(policy, tokenizer, [""] * n_samples, cfg.max_new_tokens, seed)
@@ -1008,7 +1080,10 @@ def build_world(out_dir, *, quick: bool = False, seed: int = 0, log=print) -> di
     for model, folder in ((policy, policy_dir), (reward, reward_dir)):
         model.save_pretrained(folder, safe_serialization=True)
         _save_tokenizer(tokenizer, folder)
-    for metrics_, model, folder in ((policy_metrics, policy, policy_dir), (reward_metrics, reward, reward_dir)):
+    for metrics_, model, folder in (
+        (policy_metrics, policy, policy_dir),
+        (reward_metrics, reward, reward_dir),
+    ):
         metrics_["num_parameters"] = sum(p.numel() for p in model.parameters())
         metrics_["size_bytes"] = _folder_size(folder)
     with open(out / "prompts.jsonl", "w") as f:
@@ -1034,6 +1109,7 @@ def build_world(out_dir, *, quick: bool = False, seed: int = 0, log=print) -> di
             "transformers": transformers.__version__,
             "torch_threads": torch.get_num_threads(),
             "python": platform.python_version(),
+            "loadavg_before": load_before,
             "loadavg_after": _loadavg(),
         },
     }
