@@ -60,7 +60,9 @@ def test_moving_the_t_slider_redraws_the_transform_chart(app_url, tmp_path):
             SHOT.wait_for_idle(page, 90_000)
             before = page.evaluate(EXP_TRACE)
             assert before["name"] == "exp (t=10)"
-            assert page.get_by_text("no language model loaded").count() == 1
+            # The frame fills its sidebar slot after the page has run: wait for it.
+            sidebar_note = page.get_by_text("no language model loaded")
+            sidebar_note.wait_for(timeout=60_000)
 
             slider = page.get_by_role("slider", name="t, exponential steepness")
             slider.focus()
@@ -74,9 +76,8 @@ def test_moving_the_t_slider_redraws_the_transform_chart(app_url, tmp_path):
             after = page.evaluate(EXP_TRACE)
             assert after["name"] == "exp (t=30)"
             assert len(after["y"]) > 100 and after["y"] != before["y"]
-            assert (
-                page.get_by_text("no language model loaded").count() == 1
-            )  # the frame's sidebar survives reruns
+            sidebar_note.wait_for(timeout=60_000)  # the frame's sidebar survives reruns
+            assert sidebar_note.count() == 1
             page.screenshot(path=str(tmp_path / "transforms.png"))
         finally:
             browser.close()
