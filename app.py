@@ -4,6 +4,10 @@ from pathlib import Path
 
 import streamlit as st
 
+from infalign_core.runtime import limit_cpu_threads
+
+limit_cpu_threads()  # before any page imports torch
+
 ROOT = Path(__file__).parent
 # (file, title, icon). Pages still being written are listed once their file exists.
 PAGES = [
@@ -12,6 +16,7 @@ PAGES = [
     ("pages/models.py", "Models", ":material/smart_toy:"),
     ("pages/calibration.py", "Calibration", ":material/tune:"),
     ("pages/ctrl.py", "CTRL runs", ":material/model_training:"),
+    ("pages/arena.py", "Best-of-N arena", ":material/emoji_events:"),
 ]
 
 st.set_page_config(page_title="InfAlign Studio", page_icon=":material/balance:", layout="wide")

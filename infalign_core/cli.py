@@ -460,9 +460,137 @@ def _run_export_trl(args) -> int:
     return 0
 
 
+# --- winrate ------------------------------------------------------------------
+
+
+def _add_winrate(sub) -> None:
+    p = sub.add_parser(
+        "winrate",
+        help="best-of-N / worst-of-N win rates of a policy or CTRL run against the reference, with KL",
+        description="Sample K responses per prompt from the challenger and from the reference, score them, "
+        "and estimate the standard, best-of-N and worst-of-N win rates (unbiased over all N-subsets, ties "
+        "half) with bootstrap intervals over prompts, plus the challenger's KL to the reference. A run "
+        "folder (or run id) as --policy uses its checkpoint, and its reference and reward unless given.",
+    )
+    p.add_argument(
+        "--policy", required=True, help="'reference', a CTRL run folder or id, a model folder or a hub id"
+    )
+    p.add_argument("--reference", default=None, help="reference policy (default: the run's, else 'default')")
+    p.add_argument("--reward", default=None, help="reward: default, vader, oracle, a folder or hub id")
+    p.add_argument("--label", default=None, help="which label of a multi-label reward model is the reward")
+    p.add_argument("--n", type=_positive_int, required=True, help="N of best-of-N / worst-of-N")
+    p.add_argument("--k", type=_positive_int, required=True, help="samples per prompt from each side (K ≥ N)")
+    p.add_argument("--num-prompts", type=_positive_int, default=32, help="the first P prompts (default 32)")
+    p.add_argument("--prompts", default="bundled", help="'bundled', a prompt file or a hub dataset id")
+    p.add_argument("--split", default=None, help="split of the prompt source (bundled: eval unless given)")
+    p.add_argument("--max-new-tokens", type=_positive_int, default=None, help="default: the run's, else 24")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resamples", type=_positive_int, default=2000, help="bootstrap resamples (default 2000)")
+    p.add_argument("--device", default=None, help="cpu, cuda or mps (default: best available)")
+    p.add_argument("--save", action="store_true", help="also store the result in the run's arena.json")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_run_winrate)
+
+
+def _run_winrate(args) -> int:
+    from infalign_core import data, winrate
+    from infalign_core.models import load_policy
+    from infalign_core.rewards import load_reward
+
+    if args.n > args.k:
+        raise InfAlignError(f"--n {args.n} needs at least N samples per prompt; raise --k to ≥ {args.n}")
+    challenger, source = winrate.load_challenger(args.policy, device=args.device)
+    run = source.run_config or {}
+    reference_source = args.reference or run.get("reference") or run.get("policy") or "default"
+    reference = (
+        challenger
+        if args.policy in ("reference", "default") and reference_source == "default"
+        else load_policy(reference_source, device=args.device)
+    )
+    reward_fn = load_reward(
+        args.reward or run.get("reward") or "default",
+        label=args.label if args.label is not None else run.get("reward_label"),
+        device=args.device,
+    )
+    split = args.split or ("eval" if args.prompts == "bundled" else None)
+    prompt_set = data.load_prompts(args.prompts, split=split, limit=args.num_prompts)
+    for notice in prompt_set.notices:
+        print(f"note: {notice}", file=sys.stderr)
+    max_new_tokens = args.max_new_tokens or int(run.get("max_new_tokens") or 24)
+    bar = None
+    if not args.json:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(prompt_set.prompts), desc="arena", unit="prompt", file=sys.stderr)
+    state = None
+    try:
+        for state in winrate.run_arena(
+            challenger,
+            reference,
+            reward_fn,
+            prompt_set.prompts,
+            n=args.n,
+            k=args.k,
+            max_new_tokens=max_new_tokens,
+            seed=args.seed,
+            resamples=args.resamples,
+        ):
+            if bar is not None:
+                bar.n = state.done
+                bar.set_postfix(bon=f"{state.estimate.bon_win_rate:.3f}")
+    finally:
+        if bar is not None:
+            bar.close()
+    out = {
+        "policy": source.label,
+        "reference": reference_source,
+        "reward": reward_fn.name,
+        **state.estimate.as_dict(),
+        "kl": state.kl.k1,
+        "kl_stderr": state.kl.k1_stderr,
+        "kl_k3": state.kl.k3,
+        "kl_k3_stderr": state.kl.k3_stderr,
+        "seconds": round(state.seconds, 2),
+    }
+    if source.run_dir is not None:
+        settings = {
+            "n": args.n,
+            "k": args.k,
+            "prompts": f"{args.prompts}:{split}",
+            "num_prompts": state.done,
+            "max_new_tokens": max_new_tokens,
+            "seed": args.seed,
+            "reference": reference.fingerprint,
+            "reward": reward_fn.fingerprint,
+        }
+        record = winrate.arena_record(state, settings, source.run_config)
+        theory_point = record.get("theory")
+        if theory_point:
+            out["theory_bon_win_rate"] = theory_point["bon_win_rate"]
+            out["theory_won_win_rate"] = theory_point["won_win_rate"]
+        if args.save:
+            out["saved"] = str(winrate.save_arena_result(source.run_dir, record))
+    out = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in out.items()}
+    if args.json:
+        _print_json(out)
+    else:
+        width = max(len(k) for k in out)
+        for key, value in out.items():
+            print(f"{key:<{width}}  {value:.4f}" if isinstance(value, float) else f"{key:<{width}}  {value}")
+    return 0
+
+
 # --- registration -----------------------------------------------------------
 # Commands added by other modules register here, one line each.
-_COMMANDS = [_add_theory, _add_calibrate, _add_sample, _add_train, _add_build_world, _add_export_trl]
+_COMMANDS = [
+    _add_theory,
+    _add_calibrate,
+    _add_sample,
+    _add_train,
+    _add_build_world,
+    _add_export_trl,
+    _add_winrate,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,298 @@
+"""Best-of-N arena: a policy's best-of-N against the reference's best-of-N, live, and on the theory's chart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
+
+from infalign_core import data, runs, winrate
+from infalign_core.errors import InfAlignError
+from infalign_core.models import BUNDLED
+
+REFERENCE, FOLDER = "reference (bundled default policy)", "a local model folder…"
+LABELS = {"standard_win_rate": "standard", "bon_win_rate": "best-of-N", "won_win_rate": "worst-of-N"}
+
+st.title("Best-of-N arena")
+st.caption(
+    "K samples per prompt from the challenger and from the reference, scored by the reward. The best-of-N "
+    "win rate averages 1{best of N challenger samples beats best of N reference samples} (ties ½) over "
+    "all N-subsets of the K — unbiased, no subset enumerated — and over prompts; intervals are a "
+    "bootstrap over prompts. The challenger's KL to the reference is measured on its own samples."
+)
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the model…")
+def load_model(source: str, version: float):
+    """A policy, loaded once per source and weights version (a running run's checkpoint changes)."""
+    from infalign_core.models import load_policy
+
+    return load_policy(source)
+
+
+@st.cache_resource(max_entries=2, show_spinner="Loading the reward…")
+def load_reward_fn(source: str, label: str | None):
+    """A reward function, loaded once per source."""
+    from infalign_core.rewards import load_reward
+
+    return load_reward(source, label=label)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def theory_curve(transform: str, t: float | None, mode: str, n: int) -> dict | None:
+    """The theory's curve for a run's transform and N (cached: it does not change)."""
+    return winrate.theory_curve({"transform": transform, "t": t, "mode": mode, "n": n}, n)
+
+
+def weights_version(source: str) -> float:
+    """Newest weight file's mtime: a cache key that changes when a run writes a new checkpoint."""
+    path = BUNDLED["policy"] if source == "default" else Path(source)
+    files = list(path.glob("*.safetensors")) if path.is_dir() else []
+    return max((f.stat().st_mtime for f in files), default=0.0)
+
+
+# --- choosing the contestants --------------------------------------------------------------------
+infos = [info for info in runs.list_runs() if runs.has_checkpoint(info.path)]
+if not infos:
+    st.info(
+        "No CTRL runs with a checkpoint yet: train one on the **CTRL runs** page (its checkpoint appears here "
+        "after the first save), or evaluate the reference itself or a local model folder."
+    )
+run_of = {f"{i.run_id} · {i.config.get('transform')} · {i.state}": i for i in infos}
+left, mid, right = st.columns(3)
+choice = left.selectbox("Challenger", [*run_of, REFERENCE, FOLDER], key="challenger")
+folder = left.text_input("Model folder", key="folder") if choice == FOLDER else ""
+run_config = run_of[choice].config if choice in run_of else {}
+reference_source = left.text_input(
+    "Reference", run_config.get("reference") or run_config.get("policy") or "default", key="reference"
+)
+reward_source = left.text_input("Reward", run_config.get("reward") or "default", key="reward")
+n = mid.number_input("N (best-of-N / worst-of-N)", 1, 64, int(run_config.get("n") or 4), key="n")
+k = mid.number_input("K samples per prompt (≥ N)", 1, 512, 16, key="k")
+split = right.selectbox("Prompts (bundled)", ["eval", "train"], key="split")
+num_prompts = right.number_input("Number of prompts", 2, 480, 32, key="num_prompts")
+with right.popover("Sampling"):
+    max_new_tokens = st.number_input(
+        "Max new tokens", 1, 256, int(run_config.get("max_new_tokens") or 24), key="max_new_tokens"
+    )
+    seed = st.number_input("Seed", 0, 2**31 - 1, 0, key="seed")
+    batch = st.number_input("Prompts per batch", 1, 64, 8, key="batch")
+
+
+def convergence_figure(history: list[tuple[int, winrate.WinRateEstimate]]) -> go.Figure:
+    """Each estimate with its interval against the prompts seen so far."""
+    fig = go.Figure()
+    x = [done for done, _ in history]
+    for name, label in LABELS.items():
+        low = [getattr(e, f"{name}_ci_low") for _, e in history]
+        high = [getattr(e, f"{name}_ci_high") for _, e in history]
+        fig.add_trace(
+            go.Scatter(
+                x=x + x[::-1],
+                y=high + low[::-1],
+                fill="toself",
+                opacity=0.2,
+                showlegend=False,
+                hoverinfo="skip",
+                line={"width": 0},
+                legendgroup=name,
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=[getattr(e, name) for _, e in history],
+                name=label,
+                mode="lines+markers",
+                legendgroup=name,
+            )
+        )
+    fig.add_hline(y=0.5, line={"dash": "dot", "color": "#888"})
+    fig.update_layout(
+        height=320,
+        margin={"t": 20, "b": 40},
+        xaxis_title="prompts seen",
+        yaxis_title="win rate against the reference",
+    )
+    return fig
+
+
+def show_picks(state: winrate.ArenaState) -> None:
+    """Best-of-N and worst-of-N picks of the first prompts, challenger beside reference."""
+    for tab, mode in zip(
+        st.tabs([f"best-of-{state.n} picks", f"worst-of-{state.n} picks"]), ("best", "worst")
+    ):
+        for pick in winrate.example_picks(state, 3, mode):
+            tab.markdown(f"**{pick.prompt}**")
+            ours, theirs = tab.columns(2)
+            for col, who, text, reward in (
+                (ours, "challenger", pick.challenger_response, pick.challenger_reward),
+                (theirs, "reference", pick.reference_response, pick.reference_reward),
+            ):
+                mark = (
+                    " · :material/emoji_events: **wins**"
+                    if pick.winner == who
+                    else (" · tie" if pick.winner == "tie" else "")
+                )
+                col.caption(f"{who}{mark} · reward {reward:+.3f}")
+                col.write(pick.prompt + text)
+
+
+def frontier_figure(records: dict, name: str, label: str) -> tuple[go.Figure, list[str]]:
+    """Theory curves (one per transform and N) with every evaluation's point and error bars."""
+    fig, notes, colors = go.Figure(), [], {}
+    palette = px.colors.qualitative.Plotly
+    max_kl = 0.0
+    for key, record in records.items():
+        run, w, kl, n_eval = (
+            record.get("run") or {},
+            record["win_rates"],
+            record["kl"],
+            record["settings"]["n"],
+        )
+        curve_key = (run.get("transform"), run.get("t"), run.get("mode") or "best", n_eval)
+        if curve_key not in colors:
+            colors[curve_key] = palette[len(colors) % len(palette)]
+            curve = theory_curve(*curve_key) if run.get("transform") else None
+            if curve is not None:
+                fig.add_trace(
+                    go.Scatter(
+                        x=curve["kl"],
+                        y=curve[name],
+                        mode="lines",
+                        line={"color": colors[curve_key]},
+                        name=f"theory · {curve['label']} · N={n_eval}",
+                    )
+                )
+            elif run.get("transform") == "raw":
+                notes.append(
+                    "Raw-reward runs: the raw reward is a prompt-dependent transform, so the theory has no curve for them."
+                )
+        max_kl = max(max_kl, kl.get("k1") or 0.0)
+        fig.add_trace(
+            go.Scatter(
+                x=[kl.get("k1", 0.0)],
+                y=[w[name]],
+                mode="markers",
+                name=key,
+                marker={"size": 10, "color": colors[curve_key], "line": {"width": 1, "color": "#222"}},
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": [w[f"{name}_ci_high"] - w[name]],
+                    "arrayminus": [w[name] - w[f"{name}_ci_low"]],
+                },
+                error_x={"type": "data", "array": [1.96 * (kl.get("k1_stderr") or 0.0)]},
+            )
+        )
+    fig.update_layout(
+        height=440, xaxis_title="KL(π‖π_ref), nats", yaxis_title=f"{label} win rate", margin={"t": 20}
+    )
+    fig.update_xaxes(range=[0.0, max(1.0, 1.6 * max_kl)])
+    return fig, notes
+
+
+# --- the live evaluation ------------------------------------------------------------------------
+if st.button("Evaluate", type="primary", key="evaluate"):
+    try:
+        if int(n) > int(k):
+            raise InfAlignError(f"N = {n} needs K ≥ N samples per prompt; raise K to at least {n} or lower N")
+        info = run_of.get(choice)
+        source = winrate.resolve_challenger(
+            str(info.path) if info else ("reference" if choice == REFERENCE else folder)
+        )
+        prompts = data.load_prompts("bundled", split=split, limit=int(num_prompts)).prompts
+        challenger = load_model(source.model, weights_version(source.model))
+        same = source.model == "default" and reference_source == "default"
+        reference = challenger if same else load_model(reference_source, weights_version(reference_source))
+        reward_fn = load_reward_fn(reward_source, run_config.get("reward_label"))
+        st.session_state.setdefault("loaded_models", {})["arena challenger"] = source.label
+        progress, metrics, chart = st.progress(0.0, "sampling…"), st.empty(), st.empty()
+        history = []
+        for state in winrate.run_arena(
+            challenger,
+            reference,
+            reward_fn,
+            prompts,
+            n=int(n),
+            k=int(k),
+            max_new_tokens=int(max_new_tokens),
+            seed=int(seed),
+            prompts_per_batch=int(batch),
+        ):
+            history.append((state.done, state.estimate))
+            progress.progress(
+                state.done / state.total_prompts,
+                f"{state.done}/{state.total_prompts} prompts · {state.seconds:.0f} s",
+            )
+            with metrics.container():
+                cols = st.columns(4)
+                for col, (name, label) in zip(cols, LABELS.items()):
+                    e = state.estimate
+                    col.metric(f"{label} win rate", f"{getattr(e, name):.3f}", help=f"{e.level:.0%} interval")
+                    col.caption(f"[{getattr(e, f'{name}_ci_low'):.3f}, {getattr(e, f'{name}_ci_high'):.3f}]")
+                cols[3].metric("KL(π‖π_ref), nats", f"{state.kl.k1:.3f}")
+                cols[3].caption(f"± {state.kl.k1_stderr:.3f} (k3 {state.kl.k3:.3f})")
+            chart.plotly_chart(convergence_figure(history), key=f"convergence-{state.done}")
+        settings = {
+            "n": int(n),
+            "k": int(k),
+            "prompts": f"bundled:{split}",
+            "num_prompts": state.done,
+            "max_new_tokens": int(max_new_tokens),
+            "seed": int(seed),
+            "reference": reference.fingerprint,
+            "reward": reward_fn.fingerprint,
+        }
+        record = winrate.arena_record(state, settings, source.run_config)
+        record["label"] = source.label
+        if source.run_dir is not None:
+            winrate.save_arena_result(source.run_dir, record)
+        st.session_state.setdefault("arena_results", {})[f"{source.label} · N={n} · K={k}"] = record
+        st.session_state["arena_last"] = state
+    except InfAlignError as err:
+        st.error(str(err))
+
+if "arena_last" in st.session_state:
+    show_picks(st.session_state["arena_last"])
+
+# --- every evaluation so far: on the theory's chart and in a table ----------------------------------
+records = dict(st.session_state.get("arena_results", {}))
+for info in runs.list_runs():
+    for record in winrate.load_arena_results(info.path):
+        key = f"run {info.run_id} · N={record['settings']['n']} · K={record['settings']['k']}"
+        records.setdefault(key, {**record, "label": f"run {info.run_id}"})
+if records:
+    st.subheader("Measured points on the theory's curves")
+    st.caption(
+        "Each evaluated run at its measured KL, with its win rate's interval (vertical) and ±1.96 standard "
+        "errors of its KL (horizontal), beside the theory's curve for its transform and N: the exact "
+        "win rate of the KL-regularised optimum as β sweeps."
+    )
+    for tab, (name, label) in zip(st.tabs(["best-of-N", "worst-of-N"]), list(LABELS.items())[1:]):
+        fig, notes = frontier_figure(records, name, label)
+        tab.plotly_chart(fig, key=f"frontier-{name}")
+        for note in notes:
+            tab.info(note)
+    rows = []
+    for key, record in records.items():
+        run, w, kl = record.get("run") or {}, record["win_rates"], record["kl"]
+        row = {
+            "evaluation": key,
+            "transform": run.get("transform", "–"),
+            "t": run.get("t"),
+            "β": run.get("beta"),
+            "KL": kl.get("k1"),
+            "KL se": kl.get("k1_stderr"),
+            "K": record["settings"]["k"],
+            "prompts": record["num_prompts_done"],
+        }
+        for name, label in LABELS.items():
+            row[label] = f"{w[name]:.3f} [{w[f'{name}_ci_low']:.3f}, {w[f'{name}_ci_high']:.3f}]"
+        row["gap to theory (BoN)"] = (record.get("gap_to_theory") or {}).get("bon_win_rate")
+        rows.append(row)
+    st.dataframe(pd.DataFrame(rows), hide_index=True)
+    st.caption("Evaluations of runs are saved in each run's arena.json, so they survive restarts.")

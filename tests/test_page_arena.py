@@ -1,0 +1,78 @@
+"""The arena page under AppTest: empty runs folder, the reference against itself, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from infalign_core import runs
+from infalign_core.models import BUNDLED
+
+PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "arena.py")
+needs_world = pytest.mark.skipif(not BUNDLED["policy"].is_dir(), reason="the bundled world is not built")
+
+
+@pytest.fixture
+def no_runs(tmp_path, monkeypatch):
+    """An empty runs folder."""
+    monkeypatch.setenv(runs.RUNS_ENV_VAR, str(tmp_path / "runs"))
+    return tmp_path / "runs"
+
+
+def test_page_renders_with_no_runs_and_says_what_to_do(no_runs):
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    assert not at.exception
+    assert any("No CTRL runs" in info.value for info in at.info)
+    assert at.selectbox(key="challenger").value.startswith("reference")
+
+
+def test_n_above_k_is_shown_as_an_error(no_runs):
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    at.number_input(key="n").set_value(8)
+    at.number_input(key="k").set_value(4)
+    at.button(key="evaluate").click().run()
+    assert not at.exception
+    assert any("K ≥ N" in error.value for error in at.error)
+
+
+@needs_world
+@pytest.mark.slow
+def test_reference_against_itself_shows_about_one_half(no_runs):
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    at.number_input(key="n").set_value(2)
+    at.number_input(key="k").set_value(8)
+    at.number_input(key="num_prompts").set_value(8)
+    at.number_input(key="batch").set_value(4)
+    at.button(key="evaluate").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    values = {m.label: float(m.value) for m in at.metric}
+    assert abs(values["best-of-N win rate"] - 0.5) < 0.2
+    assert abs(values["standard win rate"] - 0.5) < 0.15
+    assert values["KL(π‖π_ref), nats"] == pytest.approx(0.0, abs=1e-3)
+    assert len(at.dataframe) == 1  # the evaluation is in the comparison table
+
+
+@needs_world
+@pytest.mark.slow
+def test_a_runs_evaluation_is_saved_and_drawn_on_its_theory_curve(no_runs):
+    import shutil
+
+    run = no_runs / "20260101-000000-exp-abcd"
+    shutil.copytree(BUNDLED["policy"], run / "checkpoint")
+    (run / "checkpoint" / "trainer_state.pt").write_bytes(b"")
+    config = {"transform": "exp", "t": 12.0, "mode": "best", "n": 2, "beta": 0.3, "policy": "default"}
+    (run / "config.json").write_text(json.dumps(config))
+    runs.write_status(run, state="finished", created=1.0)
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    assert at.selectbox(key="challenger").value.startswith(run.name)
+    at.number_input(key="k").set_value(4)
+    at.number_input(key="num_prompts").set_value(4)
+    at.button(key="evaluate").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    [saved] = json.loads((run / "arena.json").read_text())
+    assert saved["settings"]["n"] == 2 and "theory" in saved
+    fresh = AppTest.from_file(PAGE, default_timeout=60).run()  # a restart still shows it
+    assert len(fresh.dataframe) == 1
