@@ -27,6 +27,7 @@ import json
 import math
 import random
 import re
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -1022,7 +1023,11 @@ def build_world(out_dir, *, quick: bool = False, seed: int = 0, log=print) -> di
     started, load_before = time.perf_counter(), _loadavg()
     cfg = BuildConfig.quick() if quick else BuildConfig()
     out = Path(out_dir)
-    policy_dir, reward_dir = out / "policy", out / "reward"
+    # Build beside the target and swap it in at the end: running trainers memory-map the old
+    # safetensors, and overwriting them in place kills those processes with SIGBUS.
+    staging = out.with_name(out.name + ".building")
+    shutil.rmtree(staging, ignore_errors=True)
+    policy_dir, reward_dir = staging / "policy", staging / "reward"
     for folder in (policy_dir, reward_dir):
         folder.mkdir(parents=True, exist_ok=True)
 
@@ -1086,7 +1091,7 @@ def build_world(out_dir, *, quick: bool = False, seed: int = 0, log=print) -> di
     ):
         metrics_["num_parameters"] = sum(p.numel() for p in model.parameters())
         metrics_["size_bytes"] = _folder_size(folder)
-    with open(out / "prompts.jsonl", "w") as f:
+    with open(staging / "prompts.jsonl", "w") as f:
         for row in prompt_rows:
             f.write(json.dumps(row) + "\n")
 
@@ -1115,9 +1120,20 @@ def build_world(out_dir, *, quick: bool = False, seed: int = 0, log=print) -> di
     }
     (policy_dir / "README.md").write_text(_model_card("policy", metrics, cfg, seed))
     (reward_dir / "README.md").write_text(_model_card("reward", metrics, cfg, seed))
-    (out / "world.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    (staging / "world.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    _replace_folder(staging, out)
     log(f"world written to {out} in {metrics['build_seconds']} s")
     return metrics
+
+
+def _replace_folder(new: Path, target: Path) -> None:
+    """Put ``new`` at ``target`` by renames, so open (memory-mapped) files of the old one stay valid."""
+    old = target.with_name(target.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        target.rename(old)
+    new.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _loadavg() -> str | None:
