@@ -11,12 +11,12 @@ limit_cpu_threads()  # before any page imports torch
 ROOT = Path(__file__).parent
 # (file, title, icon). Pages still being written are listed once their file exists.
 PAGES = [
-    ("pages/home.py", "Home", ":material/home:"),
-    ("pages/transforms.py", "Transforms & frontiers", ":material/insights:"),
-    ("pages/models.py", "Models", ":material/smart_toy:"),
-    ("pages/calibration.py", "Calibration", ":material/tune:"),
-    ("pages/ctrl.py", "CTRL runs", ":material/model_training:"),
-    ("pages/arena.py", "Best-of-N arena", ":material/emoji_events:"),
+    ("app_pages/home.py", "Home", ":material/home:"),
+    ("app_pages/transforms.py", "Transforms & frontiers", ":material/insights:"),
+    ("app_pages/models.py", "Models", ":material/smart_toy:"),
+    ("app_pages/calibration.py", "Calibration", ":material/tune:"),
+    ("app_pages/ctrl.py", "CTRL runs", ":material/model_training:"),
+    ("app_pages/arena.py", "Best-of-N arena", ":material/emoji_events:"),
 ]
 
 st.set_page_config(page_title="InfAlign Studio", page_icon=":material/balance:", layout="wide")

@@ -1,6 +1,6 @@
 """InfAlign Studio's library: inference-aware alignment (arXiv 2412.19792) without any UI.
 
-Pages in ``pages/`` and the command line in ``infalign_core.cli`` are thin layers over
+Pages in ``app_pages/`` and the command line in ``infalign_core.cli`` are thin layers over
 this package; it never imports streamlit.
 """
 

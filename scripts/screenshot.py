@@ -95,8 +95,7 @@ def main() -> None:
     with serve(free_port()) as url, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 900}, device_scale_factor=1)
-        # Enter through the home page, as a user does: on a fresh server a deep link runs the page
-        # without the app.py frame while a pages/ folder exists (Streamlit's multipage-v1 fallback).
+        # Enter through the home page, as a user does.
         page.goto(url)
         page.get_by_role("link", name="Transforms & frontiers").first.click()
         page.wait_for_selector(".js-plotly-plot", timeout=90_000)

@@ -50,7 +50,7 @@ def _clean(at: AppTest) -> AppTest:
 def transforms_page() -> AppTest:
     """The app opened on the Transforms & frontiers page."""
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
-    return _clean(at.switch_page("pages/transforms.py").run())
+    return _clean(at.switch_page("app_pages/transforms.py").run())
 
 
 def test_home_renders_the_headline_and_links_without_importing_torch():

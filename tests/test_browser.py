@@ -83,3 +83,17 @@ def test_moving_the_t_slider_redraws_the_transform_chart(app_url, tmp_path):
             browser.close()
     assert (tmp_path / "transforms.png").stat().st_size > 10_000
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_a_deep_link_on_a_fresh_server_gets_the_apps_frame():
+    # Streamlit falls back to legacy multipage mode for a first visit to a sub-page when a
+    # folder named pages/ sits beside app.py; the frame (navigation, sidebar) must show anyway.
+    with SHOT.serve(SHOT.free_port()) as url, sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=SHOT.CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(url + "/transforms")
+            page.get_by_text("no language model loaded").wait_for(timeout=90_000)
+            assert page.get_by_role("link", name="Best-of-N arena").count() == 1
+        finally:
+            browser.close()

@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 from infalign_core import runs
 from infalign_core.models import BUNDLED
 
-PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "arena.py")
+PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "arena.py")
 needs_world = pytest.mark.skipif(not BUNDLED["policy"].is_dir(), reason="the bundled world is not built")
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "calibration.py")
+PAGE = str(Path(__file__).resolve().parents[1] / "app_pages" / "calibration.py")
 PROMPTS = ["the movie was", "this film is", "the acting", "the ending felt"]
 
 

@@ -11,7 +11,7 @@ from test_ctrl import make_run_world
 
 from infalign_core import ctrl, runs
 
-PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "ctrl.py")
+PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "ctrl.py")
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from infalign_core.models import BUNDLED
 
-PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "models.py")
+PAGE = str(Path(__file__).resolve().parents[1] / "app_pages" / "models.py")
 WORLD_READY = (BUNDLED["policy"] / "config.json").is_file() and (BUNDLED["reward"] / "config.json").is_file()
 
 

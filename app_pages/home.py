@@ -70,21 +70,21 @@ else:
 st.subheader("A path through the app")
 tour = [
     (
-        "pages/transforms.py",
+        "app_pages/transforms.py",
         "Transforms & frontiers",
         "see the transforms, the aligned densities and win rate against KL for any N; no model needed",
     ),
     (
-        "pages/models.py",
+        "app_pages/models.py",
         "Models",
         "load the bundled tiny models or your own policy, reference and reward model",
     ),
     (
-        "pages/calibration.py",
+        "app_pages/calibration.py",
         "Calibration",
         "build reference reward banks and check that calibrated rewards are uniform",
     ),
-    ("pages/ctrl.py", "CTRL runs", "train a policy with calibrate-and-transform RL and watch its win rates"),
+    ("app_pages/ctrl.py", "CTRL runs", "train a policy with calibrate-and-transform RL and watch its win rates"),
 ]
 for file, label, what in tour:
     if (ROOT / file).exists():
