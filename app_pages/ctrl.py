@@ -194,9 +194,9 @@ def live_view() -> None:
     if focus.status.get("error"):
         st.error(focus.status["error"])
     st.plotly_chart(_curves(selected))
-    saturated = [r for r in metrics[-5:] if r.get("reward/calibrated", 0) > 0.97]
-    if len(saturated) == 5:
-        st.warning("The calibrated reward is near 1: the run has saturated the reward model's ranking.")
+    warning = ctrl.saturation_warning(metrics)
+    if warning:
+        st.warning(warning)
     samples = next((r["samples"] for r in reversed(metrics) if "samples" in r), None)
     if samples:
         st.caption("Latest sample responses")

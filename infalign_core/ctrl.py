@@ -326,6 +326,21 @@ def empirical_win_rates(calibrated: np.ndarray, n: int) -> tuple[float, float]:
     return bon, won
 
 
+def saturation_warning(metrics: Sequence[dict], window: int = 10, threshold: float = 0.5) -> str | None:
+    """A message when, over the last ``window`` steps, most samples beat their whole reference bank."""
+    recent = [row["reward/above_bank"] for row in metrics[-window:] if "reward/above_bank" in row]
+    if len(recent) < window or float(np.mean(recent)) < threshold:
+        return None
+    first = next(
+        (row["step"] for row in metrics if row.get("reward/above_bank", 0.0) >= threshold), metrics[-1]["step"]
+    )
+    return (
+        f"Saturated since about step {first}: {np.mean(recent):.0%} of recent samples out-score every "
+        "reference sample of their prompt, so the reward model can no longer rank them (more steps "
+        "mostly spend KL). Stop here, raise β, or use a larger bank m."
+    )
+
+
 def adapt_beta(beta: float, kl: float, target: float, batch: int, horizon: int) -> float:
     """Proportional KL controller: β·(1 + clip((KL − target)/target, ±0.2)·batch/horizon)."""
     error = float(np.clip((kl - target) / target, -_KL_CLIP, _KL_CLIP))
@@ -586,6 +601,9 @@ def train(
                 "reward/raw": float(raw.mean()),
                 "reward/calibrated": float(calibrated.mean()),
                 "reward/transformed": float(transformed.mean()),
+                # Share of samples above every reference reward of their prompt: the reward
+                # model can no longer rank them, so the signal is saturating.
+                "reward/above_bank": float(np.mean(calibrated >= 1.0)),
                 "reward/total": float(total.mean()),
                 "kl/k1": float(kl_k1.mean()),
                 "kl/k3": float(kl_k3.mean()),

@@ -231,3 +231,12 @@ def test_resume_continues_from_the_checkpoint_without_duplicate_steps(run_world,
     result = ctrl.train(small_config(policy, prompts, tmp_path / "cache", steps=5), run, resume=True)
     assert [r["step"] for r in ctrl.read_metrics(run)] == [1, 2, 3, 4, 5]
     assert result["step"] == 5
+
+
+def test_saturation_warning_names_when_samples_outscore_the_whole_bank():
+    rows = [{"step": s, "reward/above_bank": 0.1} for s in range(1, 21)]
+    assert ctrl.saturation_warning(rows) is None
+    rows += [{"step": s, "reward/above_bank": 0.8} for s in range(21, 41)]
+    message = ctrl.saturation_warning(rows)
+    assert message is not None and "step 21" in message and "80%" in message
+    assert ctrl.saturation_warning(rows[:5]) is None  # too few steps to say
