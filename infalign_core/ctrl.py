@@ -475,6 +475,28 @@ def truncate_metrics(run_dir: Path, step: int) -> None:
 # --- the trainer ---------------------------------------------------------------------------
 
 
+def reference_bank(config: CTRLConfig, reference, reward_fn, prompts, *, progress=None, should_stop=None):
+    """The run's reference banks, built (or reused from the cache) with the run's sampling settings.
+
+    The one place that maps a config to bank settings, so the trainer and the TRL export share
+    cache entries and their banks cannot drift apart.
+    """
+    from infalign_core import calibration
+
+    return calibration.build_reference_bank(
+        reference,
+        reward_fn,
+        prompts,
+        config.m,
+        max_new_tokens=config.max_new_tokens,
+        temperature=config.temperature,
+        seed=config.seed,
+        cache_dir=config.cache_dir,
+        progress=progress,
+        should_stop=should_stop,
+    )
+
+
 def train(
     config: CTRLConfig,
     run_dir: str | Path | None = None,
@@ -510,17 +532,7 @@ def train(
 
     # 1. Reference banks: m samples per prompt from π_ref, scored and sorted (cached on disk).
     log(f"building reference banks: {len(prompts)} prompts × m = {config.m}")
-    bank = calibration.build_reference_bank(
-        reference,
-        reward_fn,
-        prompts,
-        config.m,
-        max_new_tokens=config.max_new_tokens,
-        temperature=config.temperature,
-        seed=config.seed,
-        cache_dir=config.cache_dir,
-        should_stop=should_stop,
-    )
+    bank = reference_bank(config, reference, reward_fn, prompts, should_stop=should_stop)
 
     optimizer = torch.optim.AdamW(
         policy.model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay

@@ -446,17 +446,7 @@ def export_trl(
     loaded = getattr(reward_fn, "loaded", None)
     reward_dtype = str(loaded.dtype).removeprefix("torch.") if loaded is not None else None
     log(f"reference banks: {len(prompts)} prompts × m = {config.m}")
-    bank = calibration.build_reference_bank(
-        reference,
-        reward_fn,
-        prompts,
-        config.m,
-        max_new_tokens=config.max_new_tokens,
-        temperature=config.temperature,
-        seed=config.seed,
-        cache_dir=config.cache_dir,
-        progress=progress,
-    )
+    bank = ctrl.reference_bank(config, reference, reward_fn, prompts, progress=progress)
     del reference
     if device.type == "cuda":
         torch.cuda.empty_cache()
