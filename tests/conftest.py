@@ -124,6 +124,22 @@ def tiny_world(request, tmp_path_factory) -> TinyWorld:
     return world
 
 
+def tiny_gpt2_config(tokenizer, *, n_positions: int, n_embd: int):
+    """A 2-layer GPT-2 config sized to a tiny tokenizer (EOS doubles as BOS)."""
+    from transformers import GPT2Config
+
+    return GPT2Config(
+        vocab_size=len(tokenizer),
+        n_positions=n_positions,
+        n_embd=n_embd,
+        n_layer=2,
+        n_head=2,
+        bos_token_id=tokenizer.eos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+
+
 def _build_tiny_world(root: Path) -> TinyWorld:
     """Write every TinyWorld folder under root."""
     import torch
@@ -131,16 +147,7 @@ def _build_tiny_world(root: Path) -> TinyWorld:
 
     corpus = tiny_corpus()
     tokenizer = _train_tokenizer(corpus, pad=True)
-    config = GPT2Config(
-        vocab_size=len(tokenizer),
-        n_positions=64,
-        n_embd=48,
-        n_layer=2,
-        n_head=2,
-        bos_token_id=tokenizer.eos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
+    config = tiny_gpt2_config(tokenizer, n_positions=64, n_embd=48)
     torch.manual_seed(0)
     policy = GPT2LMHeadModel(config)
     _train_policy(policy, tokenizer, corpus, steps=150, seed=0)

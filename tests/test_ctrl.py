@@ -18,20 +18,11 @@ from infalign_core.errors import InfAlignError
 def make_run_world(root):
     """An untrained 2-layer GPT-2 with a small BPE tokenizer and six prompts (plumbing, not learning)."""
     import torch
-    from conftest import _train_tokenizer, tiny_corpus
-    from transformers import GPT2Config, GPT2LMHeadModel
+    from conftest import _train_tokenizer, tiny_corpus, tiny_gpt2_config
+    from transformers import GPT2LMHeadModel
 
     tokenizer = _train_tokenizer(tiny_corpus(200), pad=True)
-    config = GPT2Config(
-        vocab_size=len(tokenizer),
-        n_positions=48,
-        n_embd=32,
-        n_layer=2,
-        n_head=2,
-        bos_token_id=tokenizer.eos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
+    config = tiny_gpt2_config(tokenizer, n_positions=48, n_embd=32)
     torch.manual_seed(0)
     policy = root / "policy"
     GPT2LMHeadModel(config).save_pretrained(policy)
