@@ -26,6 +26,7 @@ app: $(VENV)/.app-installed
 ## test: install what is missing (Python packages, Debian's chromium) and run lint + every test
 test: $(VENV)/.dev-installed chromium
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.dev-installed

@@ -84,7 +84,11 @@ tour = [
         "Calibration",
         "build reference reward banks and check that calibrated rewards are uniform",
     ),
-    ("app_pages/ctrl.py", "CTRL runs", "train a policy with calibrate-and-transform RL and watch its win rates"),
+    (
+        "app_pages/ctrl.py",
+        "CTRL runs",
+        "train a policy with calibrate-and-transform RL and watch its win rates",
+    ),
 ]
 for file, label, what in tour:
     if (ROOT / file).exists():

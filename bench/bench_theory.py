@@ -109,7 +109,9 @@ def main() -> None:
     )
     point = theory.evaluate(phi, float(subset[3]), n)
     ref = quadrature_point(phi, float(subset[3]), n)
-    print(f"agreement at β={subset[3]:.3g}: |Δ| KL {abs(point.kl - ref[0]):.1e}, W1 {abs(point.standard_win_rate - ref[1]):.1e}, BoN {abs(point.bon_win_rate - ref[2]):.1e}")
+    print(
+        f"agreement at β={subset[3]:.3g}: |Δ| KL {abs(point.kl - ref[0]):.1e}, W1 {abs(point.standard_win_rate - ref[1]):.1e}, BoN {abs(point.bon_win_rate - ref[2]):.1e}"
+    )
 
 
 if __name__ == "__main__":

@@ -332,7 +332,8 @@ def saturation_warning(metrics: Sequence[dict], window: int = 10, threshold: flo
     if len(recent) < window or float(np.mean(recent)) < threshold:
         return None
     first = next(
-        (row["step"] for row in metrics if row.get("reward/above_bank", 0.0) >= threshold), metrics[-1]["step"]
+        (row["step"] for row in metrics if row.get("reward/above_bank", 0.0) >= threshold),
+        metrics[-1]["step"],
     )
     return (
         f"Saturated since about step {first}: {np.mean(recent):.0%} of recent samples out-score every "

@@ -46,7 +46,9 @@ def test_log_family_bon_win_rate_equals_standard_win_rate_for_every_n(beta, n):
 
 
 @pytest.mark.parametrize(
-    "phi", [IDENTITY, LOG, Transform("exp", 12.0, "best"), Transform("exp", 8.0, "worst")], ids=lambda p: p.label
+    "phi",
+    [IDENTITY, LOG, Transform("exp", 12.0, "best"), Transform("exp", 8.0, "worst")],
+    ids=lambda p: p.label,
 )
 @pytest.mark.parametrize("beta", [0.01, 0.2, 5.0])
 def test_n_equal_one_reduces_bon_and_won_to_the_standard_win_rate(phi, beta):
@@ -139,7 +141,9 @@ def test_frontier_agrees_with_pointwise_evaluation():
             assert sweep.won_win_rate[i, j] == pytest.approx(point.won_win_rate, abs=1e-9)
 
 
-@pytest.mark.parametrize("phi", [IDENTITY, LOG, Transform("exp", 20.0, "best"), Transform("exp", 3.0, "worst")])
+@pytest.mark.parametrize(
+    "phi", [IDENTITY, LOG, Transform("exp", 20.0, "best"), Transform("exp", 3.0, "worst")]
+)
 @pytest.mark.parametrize("kl", [0.01, 0.5, 2.0])
 def test_beta_for_kl_inverts_kl(phi, kl):
     beta = theory.beta_for_kl(phi, kl)
