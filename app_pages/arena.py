@@ -9,7 +9,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from infalign_core import data, runs, winrate
+from infalign_core import arena, data, runs, winrate
 from infalign_core.errors import InfAlignError
 from infalign_core.models import BUNDLED
 
@@ -44,7 +44,7 @@ def load_reward_fn(source: str, label: str | None):
 @st.cache_data(max_entries=32, show_spinner=False)
 def theory_curve(transform: str, t: float | None, mode: str, n: int) -> dict | None:
     """The theory's curve for a run's transform and N (cached: it does not change)."""
-    return winrate.theory_curve({"transform": transform, "t": t, "mode": mode, "n": n}, n)
+    return arena.theory_curve({"transform": transform, "t": t, "mode": mode, "n": n}, n)
 
 
 def weights_version(source: str) -> float:
@@ -120,12 +120,12 @@ def convergence_figure(history: list[tuple[int, winrate.WinRateEstimate]]) -> go
     return fig
 
 
-def show_picks(state: winrate.ArenaState) -> None:
+def show_picks(state: arena.ArenaState) -> None:
     """Best-of-N and worst-of-N picks of the first prompts, challenger beside reference."""
     for tab, mode in zip(
         st.tabs([f"best-of-{state.n} picks", f"worst-of-{state.n} picks"]), ("best", "worst")
     ):
-        for pick in winrate.example_picks(state, 3, mode):
+        for pick in arena.example_picks(state, 3, mode):
             tab.markdown(f"**{pick.prompt}**")
             ours, theirs = tab.columns(2)
             for col, who, text, reward in (
@@ -201,7 +201,7 @@ if st.button("Evaluate", type="primary", key="evaluate"):
         if int(n) > int(k):
             raise InfAlignError(f"N = {n} needs K ≥ N samples per prompt; raise K to at least {n} or lower N")
         info = run_of.get(choice)
-        source = winrate.resolve_challenger(
+        source = arena.resolve_challenger(
             str(info.path) if info else ("reference" if choice == REFERENCE else folder)
         )
         prompts = data.load_prompts("bundled", split=split, limit=int(num_prompts)).prompts
@@ -212,7 +212,7 @@ if st.button("Evaluate", type="primary", key="evaluate"):
         st.session_state.setdefault("loaded_models", {})["arena challenger"] = source.label
         progress, metrics, chart = st.progress(0.0, "sampling…"), st.empty(), st.empty()
         history = []
-        for state in winrate.run_arena(
+        for state in arena.run_arena(
             challenger,
             reference,
             reward_fn,
@@ -247,10 +247,10 @@ if st.button("Evaluate", type="primary", key="evaluate"):
             "reference": reference.fingerprint,
             "reward": reward_fn.fingerprint,
         }
-        record = winrate.arena_record(state, settings, source.run_config)
+        record = arena.arena_record(state, settings, source.run_config)
         record["label"] = source.label
         if source.run_dir is not None:
-            winrate.save_arena_result(source.run_dir, record)
+            arena.save_arena_result(source.run_dir, record)
         st.session_state.setdefault("arena_results", {})[f"{source.label} · N={n} · K={k}"] = record
         st.session_state["arena_last"] = state
     except InfAlignError as err:
@@ -262,7 +262,7 @@ if "arena_last" in st.session_state:
 # --- every evaluation so far: on the theory's chart and in a table ----------------------------------
 records = dict(st.session_state.get("arena_results", {}))
 for info in runs.list_runs():
-    for record in winrate.load_arena_results(info.path):
+    for record in arena.load_arena_results(info.path):
         key = f"run {info.run_id} · N={record['settings']['n']} · K={record['settings']['k']}"
         records.setdefault(key, {**record, "label": f"run {info.run_id}"})
 if records:

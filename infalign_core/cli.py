@@ -493,13 +493,13 @@ def _add_winrate(sub) -> None:
 
 
 def _run_winrate(args) -> int:
-    from infalign_core import data, winrate
+    from infalign_core import arena, data
     from infalign_core.models import load_policy
     from infalign_core.rewards import load_reward
 
     if args.n > args.k:
         raise InfAlignError(f"--n {args.n} needs at least N samples per prompt; raise --k to ≥ {args.n}")
-    challenger, source = winrate.load_challenger(args.policy, device=args.device)
+    challenger, source = arena.load_challenger(args.policy, device=args.device)
     run = source.run_config or {}
     reference_source = args.reference or run.get("reference") or run.get("policy") or "default"
     reference = (
@@ -524,7 +524,7 @@ def _run_winrate(args) -> int:
         bar = tqdm(total=len(prompt_set.prompts), desc="arena", unit="prompt", file=sys.stderr)
     state = None
     try:
-        for state in winrate.run_arena(
+        for state in arena.run_arena(
             challenger,
             reference,
             reward_fn,
@@ -563,13 +563,13 @@ def _run_winrate(args) -> int:
             "reference": reference.fingerprint,
             "reward": reward_fn.fingerprint,
         }
-        record = winrate.arena_record(state, settings, source.run_config)
+        record = arena.arena_record(state, settings, source.run_config)
         theory_point = record.get("theory")
         if theory_point:
             out["theory_bon_win_rate"] = theory_point["bon_win_rate"]
             out["theory_won_win_rate"] = theory_point["won_win_rate"]
         if args.save:
-            out["saved"] = str(winrate.save_arena_result(source.run_dir, record))
+            out["saved"] = str(arena.save_arena_result(source.run_dir, record))
     out = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in out.items()}
     if args.json:
         _print_json(out)
