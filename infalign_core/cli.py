@@ -357,7 +357,7 @@ def _run_train(args) -> int:
             bar.set_postfix(
                 cal=f"{row['reward/calibrated']:.3f}",
                 kl=f"{row['kl/k1']:.3f}",
-                bon=f"{row['winrate/bon']:.3f}",
+                bon="—" if row.get("winrate/bon") is None else f"{row['winrate/bon']:.3f}",
             )
 
     def log(message: str) -> None:

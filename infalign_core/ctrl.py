@@ -308,21 +308,32 @@ def rloo_advantages(rewards: np.ndarray, k: int) -> np.ndarray:
     return (grouped - others).ravel()
 
 
-def empirical_win_rates(calibrated: np.ndarray, n: int) -> tuple[float, float]:
-    """Best-of-N and worst-of-N win rates against π_ref of a policy whose calibrated rewards are ``calibrated``.
+def bank_win_rate_gap(k: int, m: int, n: int) -> str | None:
+    """Why the in-training best-of-N estimate is missing for k samples and a bank of m (None: it is logged)."""
+    if k >= n and m >= n:
+        return None
+    short = [name for name, value in (("k", k), ("m", m)) if value < n]
+    values = " and ".join(f"{name} = {k if name == 'k' else m}" for name in short)
+    return (
+        f"no in-training best-of-{n} / worst-of-{n} estimate: it needs k ≥ N and m ≥ N, but {values} "
+        f"{'are' if len(short) > 1 else 'is'} below N = {n}; set {' and '.join(short)} to at least {n} (or measure the run in the arena)"
+    )
 
-    Uses the theory's formulas 1 − ∫ Ĝ^N N u^{N−1} du and ∫ (1 − Ĝ)^N N (1 − u)^{N−1} du with Ĝ the
-    empirical CDF: a step function, so both integrals are exact finite sums.
+
+def bank_win_rates(policy_rewards, bank_rewards, n: int) -> tuple[float, float] | None:
+    """Unbiased best-of-N and worst-of-N win rates of [P, k] policy rewards against [P, m] bank rewards.
+
+    The bank's rewards are reference samples, so the arena's all-subsets estimator (ties ½) on
+    the two sets compares like with like. None when k < N or m < N (see ``bank_win_rate_gap``).
     """
-    c = np.sort(np.clip(np.asarray(calibrated, dtype=np.float64).ravel(), 0.0, 1.0))
-    size = c.size
-    if size == 0:
-        return float("nan"), float("nan")
-    edges = np.concatenate([[0.0], c, [1.0]])  # Ĝ = j/size on [edges[j], edges[j+1])
-    level = np.arange(size + 1) / size
-    lo, hi = edges[:-1], edges[1:]
-    bon = 1.0 - float(np.sum(level**n * (hi**n - lo**n)))
-    won = float(np.sum((1.0 - level) ** n * ((1.0 - lo) ** n - (1.0 - hi) ** n)))
+    from infalign_core import winrate
+
+    ours = np.asarray(policy_rewards, dtype=np.float64)
+    theirs = np.asarray(bank_rewards, dtype=np.float64)
+    if bank_win_rate_gap(ours.shape[-1], theirs.shape[-1], n) is not None:
+        return None
+    bon = winrate.win_rate(ours, theirs, n, "best")
+    won = winrate.win_rate(ours, theirs, n, "worst")
     return bon, won
 
 
@@ -608,7 +619,7 @@ def train(
 
             # 6. Metrics; then adapt β toward the KL target if one is set.
             tokens = valid.sum(-1).cpu().numpy()
-            bon, won = empirical_win_rates(calibrated, config.n)
+            bank_rates = bank_win_rates(raw.reshape(-1, config.k), bank.rewards[chosen], config.n)
             last = {
                 "step": step,
                 "reward/raw": float(raw.mean()),
@@ -627,11 +638,14 @@ def train(
                 "loss/policy": float(loss.item()),
                 "loss/grad_norm": float(grad_norm),
                 "winrate/standard": float(calibrated.mean()),
-                "winrate/bon": bon,
-                "winrate/won": won,
+                # None (not NaN) when k < N or m < N: a plot shows a gap, not a biased value.
+                "winrate/bon": None if bank_rates is None else bank_rates[0],
+                "winrate/won": None if bank_rates is None else bank_rates[1],
                 "time/step": time.perf_counter() - started,
                 "time/tokens_per_s": float(tokens.sum()) / max(1e-9, time.perf_counter() - started),
             }
+            if bank_rates is None:
+                last["winrate/missing"] = bank_win_rate_gap(config.k, config.m, config.n)
             if config.sample_every and (step % config.sample_every == 0 or step == 1):
                 best = int(np.argmax(raw))
                 last["samples"] = [
