@@ -78,6 +78,26 @@ with right.popover("Sampling"):
     max_new_tokens = st.number_input(
         "Max new tokens", 1, 256, int(run_config.get("max_new_tokens") or 24), key="max_new_tokens"
     )
+    temperature = st.number_input(
+        "Temperature",
+        0.05,
+        5.0,
+        float(run_config.get("temperature") or 1.0),
+        0.05,
+        help="Both sides sample at this temperature, and the KL is that of the tempered distributions. "
+        "Default: the run's own, the one it was trained and calibrated at.",
+        key="temperature",
+    )
+    top_p = st.number_input(
+        "Top-p",
+        0.01,
+        1.0,
+        float(run_config.get("top_p") or 1.0),
+        0.01,
+        help="Nucleus sampling for both sides. Below 1 the KL is not measured: a response outside the "
+        "reference's nucleus has infinite KL.",
+        key="top_p",
+    )
     seed = st.number_input("Seed", 0, 2**31 - 1, 0, key="seed")
     batch = st.number_input("Prompts per batch", 1, 64, 8, key="batch")
 
@@ -171,6 +191,9 @@ def frontier_figure(records: dict, name: str, label: str) -> tuple[go.Figure, li
                 notes.append(
                     "Raw-reward runs: the raw reward is a prompt-dependent transform, so the theory has no curve for them."
                 )
+        if kl.get("k1") is None:  # measured at top-p < 1: no KL to place it at
+            notes.append(f"{key}: {record.get('kl_note') or 'no KL measured'}")
+            continue
         max_kl = max(max_kl, kl.get("k1") or 0.0)
         fig.add_trace(
             go.Scatter(
@@ -220,6 +243,8 @@ if st.button("Evaluate", type="primary", key="evaluate"):
             n=int(n),
             k=int(k),
             max_new_tokens=int(max_new_tokens),
+            temperature=float(temperature),
+            top_p=float(top_p),
             seed=int(seed),
             prompts_per_batch=int(batch),
         ):
@@ -234,8 +259,11 @@ if st.button("Evaluate", type="primary", key="evaluate"):
                     e = state.estimate
                     col.metric(f"{label} win rate", f"{getattr(e, name):.3f}", help=f"{e.level:.0%} interval")
                     col.caption(f"[{getattr(e, f'{name}_ci_low'):.3f}, {getattr(e, f'{name}_ci_high'):.3f}]")
-                cols[3].metric("KL(π‖π_ref), nats", f"{state.kl.k1:.3f}")
-                cols[3].caption(f"± {state.kl.k1_stderr:.3f} (k3 {state.kl.k3:.3f})")
+                if state.kl is not None:
+                    cols[3].metric("KL(π‖π_ref), nats", f"{state.kl.k1:.3f}")
+                    cols[3].caption(f"± {state.kl.k1_stderr:.3f} (k3 {state.kl.k3:.3f})")
+                else:
+                    cols[3].metric("KL(π‖π_ref), nats", "—", help=state.kl_note)
             chart.plotly_chart(convergence_figure(history), key=f"convergence-{state.done}")
         settings = {
             "n": int(n),
@@ -243,6 +271,8 @@ if st.button("Evaluate", type="primary", key="evaluate"):
             "prompts": f"bundled:{split}",
             "num_prompts": state.done,
             "max_new_tokens": int(max_new_tokens),
+            "temperature": float(temperature),
+            "top_p": float(top_p),
             "seed": int(seed),
             "reference": reference.fingerprint,
             "reward": reward_fn.fingerprint,
@@ -253,6 +283,8 @@ if st.button("Evaluate", type="primary", key="evaluate"):
             arena.save_arena_result(source.run_dir, record)
         st.session_state.setdefault("arena_results", {})[f"{source.label} · N={n} · K={k}"] = record
         st.session_state["arena_last"] = state
+        if state.kl_note:
+            st.info(state.kl_note)
     except InfAlignError as err:
         st.error(str(err))
 

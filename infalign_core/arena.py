@@ -44,8 +44,13 @@ def _same_tokenizer(first, second) -> bool:
         return False
 
 
-def sample_logprobs(policy, reference, samples, *, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """log π(y|x) and log π_ref(y|x) of every sampled response (EOS included where it was emitted)."""
+def sample_logprobs(
+    policy, reference, samples, *, batch_size: int = 64, temperature: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """log π_T(y|x) and log π_ref,T(y|x) of every sampled response (EOS included where it was emitted).
+
+    Both at the temperature the samples were drawn at (per-token log-softmax of logits / T).
+    """
     from infalign_core.sampling import sequence_logprobs
 
     if not _same_tokenizer(policy.tokenizer, reference.tokenizer):
@@ -63,14 +68,17 @@ def sample_logprobs(policy, reference, samples, *, batch_size: int = 64) -> tupl
             samples.response_ids,
             finished=samples.finished,
             batch_size=batch_size,
+            temperature=temperature,
         )
         out.append(logp.double().cpu().numpy())
     return out[0], out[-1]
 
 
-def measure_kl(policy, reference, samples, *, batch_size: int = 64) -> KLEstimate:
-    """KL(π‖π_ref) of a loaded policy against a loaded reference, on samples drawn from the policy."""
-    log_pi, log_ref = sample_logprobs(policy, reference, samples, batch_size=batch_size)
+def measure_kl(policy, reference, samples, *, batch_size: int = 64, temperature: float = 1.0) -> KLEstimate:
+    """KL(π_T‖π_ref,T) of a loaded policy against a loaded reference, on samples drawn from π_T."""
+    log_pi, log_ref = sample_logprobs(
+        policy, reference, samples, batch_size=batch_size, temperature=temperature
+    )
     return kl_from_logprobs(log_pi, log_ref, samples.prompt_index)
 
 
@@ -160,6 +168,7 @@ class ArenaState:
     estimate: WinRateEstimate | None = None
     kl: KLEstimate | None = None
     seconds: float = 0.0
+    kl_note: str = ""  # why ``kl`` is None when the KL was asked for (top-p < 1)
 
     @property
     def done(self) -> int:
@@ -182,6 +191,7 @@ def run_arena(
     k: int,
     max_new_tokens: int = 24,
     temperature: float = 1.0,
+    top_p: float = 1.0,
     seed: int = 0,
     prompts_per_batch: int = 8,
     resamples: int = 2000,
@@ -192,6 +202,8 @@ def run_arena(
     """Sample K responses per prompt from both policies a batch of prompts at a time; yield the running state.
 
     ``challenger`` and ``reference`` are LoadedPolicy objects, ``reward_fn`` a RewardFunction.
+    Both sides sample at ``temperature`` and ``top_p``; the KL is that of the tempered
+    distributions. With top-p < 1 it is not measured (``kl_note`` says why; see ``top_p_kl_note``).
     Estimates are recomputed on all prompts seen after each batch, so a caller can draw them converging.
     """
     from infalign_core.sampling import sample
@@ -204,9 +216,15 @@ def run_arena(
         raise InfAlignError("no prompts to evaluate on")
     if int(prompts_per_batch) < 1:
         raise InfAlignError(f"prompts_per_batch must be ≥ 1, got {prompts_per_batch}")
+    if not (np.isfinite(temperature) and temperature > 0):
+        raise InfAlignError(f"the arena samples at a temperature > 0, got {temperature}")
+    if not (np.isfinite(top_p) and 0 < top_p <= 1):
+        raise InfAlignError(f"top-p must be in (0, 1], got {top_p}")
+    kl_note = top_p_kl_note(top_p) if with_kl else ""
+    with_kl = with_kl and not kl_note
     started = time.perf_counter()
     empty = np.zeros((0, int(k)))
-    state = ArenaState([], empty, empty, [], [], empty, empty, len(prompts), n)
+    state = ArenaState([], empty, empty, [], [], empty, empty, len(prompts), n, kl_note=kl_note)
     for batch, lo in enumerate(range(0, len(prompts), int(prompts_per_batch))):
         if should_stop is not None and state.done and should_stop():
             break
@@ -219,13 +237,14 @@ def run_arena(
                 int(k),
                 max_new_tokens=max_new_tokens,
                 temperature=temperature,
+                top_p=top_p,
                 seed=_stream_seed(seed, batch, side),
             )
             rewards = reward_fn.score(samples.row_prompts(), samples.responses).reshape(len(chunk), int(k))
             draws.append((samples, rewards))
         (ours, our_rewards), (theirs, their_rewards) = draws
         if with_kl:
-            log_pi, log_ref = sample_logprobs(challenger, reference, ours)
+            log_pi, log_ref = sample_logprobs(challenger, reference, ours, temperature=temperature)
         else:
             log_pi = log_ref = np.full(len(ours), np.nan)
         state = ArenaState(
@@ -238,6 +257,7 @@ def run_arena(
             reference_logprobs=np.vstack([state.reference_logprobs, log_ref.reshape(len(chunk), int(k))]),
             total_prompts=len(prompts),
             n=n,
+            kl_note=kl_note,
         )
         state.estimate = estimate_win_rates(
             state.challenger_rewards, state.reference_rewards, n, resamples=resamples, level=level, seed=seed
@@ -247,6 +267,17 @@ def run_arena(
             state.kl = kl_from_logprobs(state.policy_logprobs, state.reference_logprobs, rows)
         state.seconds = time.perf_counter() - started
         yield state
+
+
+def top_p_kl_note(top_p: float) -> str:
+    """Why the arena measures no KL at this top-p ('' at top-p = 1, where it does)."""
+    if top_p >= 1.0:
+        return ""
+    return (
+        f"KL not measured at top-p = {top_p:g}: nucleus sampling truncates both policies, so a response "
+        "outside the reference's nucleus has infinite KL and the estimate is not meaningful; "
+        "evaluate at top-p = 1 for the KL (the win rates above are at the top-p you chose)"
+    )
 
 
 def _by_prompt(responses: Sequence[str], k: int) -> list[list[str]]:
@@ -394,6 +425,8 @@ def arena_record(state: ArenaState, settings: dict, run_config: dict | None = No
         "seconds": round(state.seconds, 2),
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+    if state.kl_note:
+        record["kl_note"] = state.kl_note
     if run_config is not None:
         record["run"] = {
             key: run_config.get(key) for key in ("transform", "t", "mode", "n", "beta", "kl_target", "seed")

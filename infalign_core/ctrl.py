@@ -7,7 +7,8 @@ The loop, in the order it runs (one step):
     r      ← reward(x, y)
     c      ← C(x, y): the mid-rank of r among the bank of x           (calibrated reward)
     φ      ← Φ(c)                                                      (transformed reward)
-    kl     ← Σ_t log π(y_t|x, y_<t) − log π_ref(y_t|x, y_<t)         (per-sequence KL, k1)
+    kl     ← Σ_t log π_T(y_t|x, y_<t) − log π_ref,T(y_t|x, y_<t)     (per-sequence KL, k1; π_T is
+             the per-token log-softmax(logits/T) actually sampled, for policy and reference alike)
     R      ← φ − β·kl
     A_i    ← R_i − mean_{j≠i} R_j   within each prompt's k samples     (leave-one-out, RLOO)
     loss   ← −mean_i A_i · log π(y_i|x)   (log π summed over the response's tokens)
@@ -359,11 +360,19 @@ def adapt_beta(beta: float, kl: float, target: float, batch: int, horizon: int) 
     return beta * (1.0 + error * batch / horizon)
 
 
-def token_logprobs(model, prompt_ids: Sequence[Sequence[int]], targets: Sequence[Sequence[int]], pad_id: int):
-    """Teacher-forced log π(target_t | prompt, target_<t), the entropy there, and a validity mask.
+def token_logprobs(
+    model,
+    prompt_ids: Sequence[Sequence[int]],
+    targets: Sequence[Sequence[int]],
+    pad_id: int,
+    temperature: float = 1.0,
+):
+    """Teacher-forced log π_T(target_t | prompt, target_<t), the entropy there, and a validity mask.
 
-    Rows are left-padded so every response ends at the last column; returns three
-    (rows × width) tensors. Gradients flow through the log-probs when enabled by the caller.
+    π_T is the distribution sampled at ``temperature``: log-softmax(logits / T) per token, so a
+    KL or gradient built on these is that of what was drawn. Rows are left-padded so every
+    response ends at the last column; returns three (rows × width) tensors. Gradients flow
+    through the log-probs when enabled by the caller.
     """
     import torch
 
@@ -381,6 +390,8 @@ def token_logprobs(model, prompt_ids: Sequence[Sequence[int]], targets: Sequence
     logits = (
         model(input_ids=ids, attention_mask=mask, position_ids=positions).logits[:, -(width + 1) : -1].float()
     )
+    if temperature != 1.0:
+        logits = logits / float(temperature)
     logp_all = torch.log_softmax(logits, -1)
     target = ids[:, -width:]
     lengths = torch.as_tensor([len(t) for t in targets], device=device)
@@ -600,9 +611,14 @@ def train(
             prompt_ids = sampling.encode_prompts(tokenizer, batch_prompts)
             row_prompt_ids = [prompt_ids[i] for i in samples.prompt_index]
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                logp, entropy, valid = token_logprobs(policy.model, row_prompt_ids, targets, pad_id)
+                # Both at the sampling temperature: the KL is KL(π_T‖π_ref,T), as TRL computes it.
+                logp, entropy, valid = token_logprobs(
+                    policy.model, row_prompt_ids, targets, pad_id, config.temperature
+                )
                 with torch.no_grad():
-                    ref_logp, _, _ = token_logprobs(reference.model, row_prompt_ids, targets, pad_id)
+                    ref_logp, _, _ = token_logprobs(
+                        reference.model, row_prompt_ids, targets, pad_id, config.temperature
+                    )
             log_ratio = (logp.detach() - ref_logp).double()  # log π − log π_ref per token
             kl_k1 = log_ratio.sum(-1).cpu().numpy()
             kl_k3 = ((torch.expm1(-log_ratio) + log_ratio) * valid).sum(-1).cpu().numpy()

@@ -245,6 +245,7 @@ def evaluate_runs(args, root: Path, names: list[str]) -> dict[str, dict]:
                 n=args.n,
                 k=args.eval_k,
                 max_new_tokens=config.max_new_tokens,
+                temperature=config.temperature,
                 seed=EVAL_SEED,
                 prompts_per_batch=16,
                 resamples=args.resamples,

@@ -150,7 +150,7 @@ def test_cli_prints_win_rates_with_intervals_and_kl(tmp_path, tiny_world, capsys
 def test_cli_on_a_run_folder_uses_its_checkpoint_reference_and_reward_and_saves(tmp_path, tiny_world, capsys):
     run = _fake_run(tmp_path, tiny_world, checkpoint=True)
     config = json.loads((run / "config.json").read_text())
-    config.update(policy=str(tiny_world.policy), reward="oracle", max_new_tokens=8)
+    config.update(policy=str(tiny_world.policy), reward="oracle", max_new_tokens=8, temperature=0.7)
     (run / "config.json").write_text(json.dumps(config))
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in PROMPTS))
@@ -158,7 +158,22 @@ def test_cli_on_a_run_folder_uses_its_checkpoint_reference_and_reward_and_saves(
     assert cli_main([*args, "--num-prompts", "4", "--device", "cpu", "--save", "--json"]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["policy"] == f"run {run.name}" and out["reward"] == "oracle"
+    assert out["temperature"] == 0.7 and out["top_p"] == 1.0  # the run's own sampling by default
     assert out["kl"] == pytest.approx(0.0, abs=1e-6)  # the checkpoint is the reference's weights
     assert out["theory_bon_win_rate"] == 0.5
     [saved] = arena.load_arena_results(run)
     assert saved["win_rates"]["bon_win_rate"] == pytest.approx(out["bon_win_rate"])
+
+
+def test_cli_at_top_p_below_one_reports_win_rates_and_no_kl_with_the_reason(tmp_path, tiny_world, capsys):
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in PROMPTS))
+    args = ["winrate", "--policy", str(tiny_world.policy), "--reference", str(tiny_world.policy)]
+    args += ["--reward", "oracle", "--prompts", str(prompts), "--n", "2", "--k", "4", "--num-prompts", "4"]
+    assert cli_main([*args, "--max-new-tokens", "6", "--top-p", "0.8", "--device", "cpu", "--json"]) == 0
+    captured = capsys.readouterr()
+    out = json.loads(captured.out.strip().splitlines()[-1])
+    assert out["kl"] is None and 0.0 <= out["bon_win_rate"] <= 1.0 and out["top_p"] == 0.8
+    assert "infinite KL" in captured.err
+    assert cli_main([*args, "--top-p", "0", "--device", "cpu"]) == 2
+    assert "top-p must be in (0, 1]" in capsys.readouterr().err
