@@ -42,9 +42,17 @@ def load_reward_fn(source: str, label: str | None):
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def theory_curve(transform: str, t: float | None, mode: str, n: int) -> dict | None:
-    """The theory's curve for a run's transform and N (cached: it does not change)."""
-    return arena.theory_curve({"transform": transform, "t": t, "mode": mode, "n": n}, n)
+def theory_curve(
+    transform: str,
+    t: float | None,
+    mode: str,
+    n: int,
+    phi_beta: float | None = None,
+    run_n: int | None = None,
+) -> dict | None:
+    """The theory's curve at N for a run's transform (the optimal Φ it trained on, if recorded; cached)."""
+    config = {"transform": transform, "t": t, "mode": mode, "n": run_n or n, "phi_beta": phi_beta}
+    return arena.theory_curve(config, n)
 
 
 def weights_version(source: str) -> float:
@@ -173,7 +181,14 @@ def frontier_figure(records: dict, name: str, label: str) -> tuple[go.Figure, li
             record["kl"],
             record["settings"]["n"],
         )
-        curve_key = (run.get("transform"), run.get("t"), run.get("mode") or "best", n_eval)
+        curve_key = (
+            run.get("transform"),
+            run.get("t"),
+            run.get("mode") or "best",
+            n_eval,
+            run.get("phi_beta"),
+            run.get("n"),
+        )
         if curve_key not in colors:
             colors[curve_key] = palette[len(colors) % len(palette)]
             curve = theory_curve(*curve_key) if run.get("transform") else None

@@ -124,9 +124,8 @@ def resolve_challenger(source: str, runs_root: str | Path | None = None) -> Chal
     if path.is_dir():
         run_dir = path if _run_config(path) is not None else None
         if run_dir is None and _run_config(path.parent) is not None:
-            return ChallengerSource(
-                str(path), f"run {path.parent.name} ({path.name})", path.parent, _run_config(path.parent)
-            )
+            config = _trained_config(_run_config(path.parent), path)
+            return ChallengerSource(str(path), f"run {path.parent.name} ({path.name})", path.parent, config)
         if run_dir is not None:
             from infalign_core.ctrl import checkpoint_path
 
@@ -137,8 +136,18 @@ def resolve_challenger(source: str, runs_root: str | Path | None = None) -> Chal
                     f"run {run_dir.name} has no checkpoint yet (one is written every "
                     f"{config.get('checkpoint_every', '?')} steps and at the end); wait for it or pick another run"
                 )
-            return ChallengerSource(str(checkpoint), f"run {run_dir.name}", run_dir, config)
+            return ChallengerSource(
+                str(checkpoint), f"run {run_dir.name}", run_dir, _trained_config(config, checkpoint)
+            )
     return ChallengerSource(text, text)
+
+
+def _trained_config(config: dict, checkpoint: Path) -> dict:
+    """A run's config plus ``phi_beta``, the β its checkpoint's optimal Φ was solved at (when recorded)."""
+    from infalign_core.ctrl import trained_phi_beta
+
+    phi_beta = trained_phi_beta(checkpoint)
+    return {**config, "phi_beta": phi_beta} if phi_beta is not None else config
 
 
 def load_challenger(source: str, *, device: str | None = None, runs_root=None):
@@ -333,7 +342,10 @@ def example_picks(state: ArenaState, count: int = 3, mode: str = "best") -> list
 
 
 def run_transform(config: dict | None):
-    """The closed-form Φ of a run's config, None for ``raw`` (no theory curve) and for ``optimal``."""
+    """The Φ a run trained on: closed forms, and the optimal Φ at the β it was solved at (``phi_beta``).
+
+    None for ``raw`` (no theory curve) and for an optimal run whose Φ was not recorded.
+    """
     from infalign_core.transforms import Transform
 
     name = (config or {}).get("transform")
@@ -341,6 +353,13 @@ def run_transform(config: dict | None):
         return Transform(name)
     if name == "exp" and config.get("t") is not None:
         return Transform("exp", float(config["t"]), config.get("mode", "best"))
+    if name == "optimal" and config.get("phi_beta") is not None:
+        from infalign_core.ctrl import CTRLConfig, make_phi
+
+        trained = CTRLConfig(
+            transform="optimal", n=int(config.get("n") or 4), mode=config.get("mode", "best")
+        )
+        return make_phi(trained, float(config["phi_beta"]))
     return None
 
 
@@ -352,12 +371,14 @@ def theory_curve(config: dict | None, n: int, kl_max: float = 2.0, count: int = 
     from infalign_core import theory
 
     name = (config or {}).get("transform")
-    if name == "optimal":
+    if name == "optimal" and config.get("phi_beta") is None:  # the optimum at every KL (the envelope)
         from infalign_core import optimal
 
         points = [
             theory.evaluate(phi, phi.beta, n)
-            for phi in optimal.optimal_family(n, config.get("mode", "best"), kl_max, count // 4)
+            for phi in optimal.optimal_family(
+                int(config.get("n") or n), config.get("mode", "best"), kl_max, count // 4
+            )
         ]
         points.sort(key=lambda p: p.kl)
         return {
@@ -391,10 +412,10 @@ def theory_at_kl(config: dict | None, n: int, kl: float) -> dict | None:
     if kl <= 0:  # the reference itself (k1 can dip below 0 by sampling noise)
         return {"kl": 0.0, "beta": None, **dict.fromkeys(METRICS, 0.5)}
     try:
-        if name == "optimal":
+        if name == "optimal" and config.get("phi_beta") is None:
             from infalign_core.optimal import optimal_transform_for_kl
 
-            phi = optimal_transform_for_kl(n, kl, config.get("mode", "best"))
+            phi = optimal_transform_for_kl(int(config.get("n") or n), kl, config.get("mode", "best"))
             return theory.evaluate(phi, phi.beta, n).as_dict()
         phi = run_transform(config)
         if phi is None:
@@ -429,7 +450,8 @@ def arena_record(state: ArenaState, settings: dict, run_config: dict | None = No
         record["kl_note"] = state.kl_note
     if run_config is not None:
         record["run"] = {
-            key: run_config.get(key) for key in ("transform", "t", "mode", "n", "beta", "kl_target", "seed")
+            key: run_config.get(key)
+            for key in ("transform", "t", "mode", "n", "beta", "kl_target", "seed", "phi_beta")
         }
         theory_point = theory_at_kl(run_config, state.n, kl.get("k1", float("nan")))
         if theory_point is not None:

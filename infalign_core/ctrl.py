@@ -20,12 +20,13 @@ Baselines use the same loop: ``raw`` puts the raw reward where Φ(c) goes (stand
 
 Randomness is derived from (seed, step), so a resumed run draws what the uninterrupted run
 would have drawn; a checkpoint is the model, its tokenizer and ``trainer_state.pt`` (optimizer,
-step, β).
+step, β, and the β the optimal Φ was last solved at, so a resumed run uses the same Φ).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -46,6 +47,7 @@ DTYPES = ("auto", "float32", "bfloat16")
 METRICS_FILE = "metrics.jsonl"
 CHECKPOINT_DIR = "checkpoint"
 TRAINER_STATE = "trainer_state.pt"
+TRANSFORM_FILE = "transform.json"  # in the checkpoint: the β its Φ was solved at (optimal Φ)
 _KL_CLIP = 0.2  # the proportional controller's error clip (Ziegler et al. 2019)
 
 
@@ -286,20 +288,49 @@ def load_prompt_list(config: CTRLConfig) -> list[str]:
 
 
 def make_phi(config: CTRLConfig, beta: float) -> Callable[[np.ndarray], np.ndarray] | None:
-    """Φ for the run (None for ``raw``: the raw reward is used as is); optimal Φ is solved at β."""
+    """Φ for the run at KL coefficient β (None for ``raw``: the raw reward is used as is).
+
+    The one map from (config, β) to Φ that the trainer, the TRL reward and the arena's overlay
+    share. Only the optimal Φ depends on β (the optimum is a fixed point, so Φ and β come as a
+    pair); it is solved exactly at β, and a solve is cached, so asking again for a β already
+    seen costs nothing. ``phi_beta`` decides at which β a run with an adaptive β asks.
+    """
     from infalign_core import transforms
 
     if config.transform == "raw":
         return None
     if config.transform == "optimal":
-        from infalign_core.optimal import optimal_transform
-
-        return optimal_transform(config.n, beta, config.mode)
+        return _optimal_phi(int(config.n), str(config.mode), float(beta))
     if config.transform == "log":
         # log 0 = −inf; a response below every bank reward is clipped to half a rank.
         floor = 0.5 / config.m
         return lambda u: transforms.log_transform(np.maximum(u, floor))
     return transforms.make_transform(config.transform, t=config.t, mode=config.mode)
+
+
+@functools.lru_cache(maxsize=256)
+def _optimal_phi(n: int, mode: str, beta: float):
+    from infalign_core.optimal import optimal_transform
+
+    return optimal_transform(n, beta, mode)
+
+
+PHI_BETA_TOLERANCE = 0.03
+"""Re-solve the optimal Φ once β has moved more than this fraction from the β it was solved at."""
+
+
+def phi_beta(config: CTRLConfig, solved_at: float | None, beta: float) -> float | None:
+    """The β the run's Φ is solved at, given the last one and the current β (None: Φ does not depend on β).
+
+    Φ follows an adaptive β: the current β once it has moved more than PHI_BETA_TOLERANCE
+    (relative) from ``solved_at``, else ``solved_at``. A pure function of the two, so a resumed
+    run that restores ``solved_at`` from its checkpoint picks the same Φ as an uninterrupted one.
+    """
+    if config.transform != "optimal":
+        return None
+    if solved_at is None or abs(math.log(beta / solved_at)) > math.log1p(PHI_BETA_TOLERANCE):
+        return float(beta)
+    return float(solved_at)
 
 
 def rloo_advantages(rewards: np.ndarray, k: int) -> np.ndarray:
@@ -443,8 +474,15 @@ def _step_seed(seed: int, step: int) -> int:
 # --- checkpoints and the metrics file --------------------------------------------------------
 
 
-def save_checkpoint(run_dir: Path, policy, optimizer, step: int, beta: float) -> Path:
-    """Write model + tokenizer + trainer_state.pt to run_dir/checkpoint, atomically (tmp dir, rename)."""
+def save_checkpoint(
+    run_dir: Path, policy, optimizer, step: int, beta: float, *, phi_beta: float | None = None
+) -> Path:
+    """Write model + tokenizer + trainer_state.pt to run_dir/checkpoint, atomically (tmp dir, rename).
+
+    ``phi_beta`` is the β the run's optimal Φ was last solved at: stored in the trainer state so a
+    resume continues with the same Φ, and in transform.json so the arena compares the checkpoint
+    with the Φ it was trained on.
+    """
     import torch
 
     final = Path(run_dir) / CHECKPOINT_DIR
@@ -452,8 +490,12 @@ def save_checkpoint(run_dir: Path, policy, optimizer, step: int, beta: float) ->
     shutil.rmtree(tmp, ignore_errors=True)
     policy.model.save_pretrained(tmp, safe_serialization=True)
     policy.tokenizer.save_pretrained(tmp)
-    torch.save(
-        {"step": int(step), "beta": float(beta), "optimizer": optimizer.state_dict()}, tmp / TRAINER_STATE
+    state = {"step": int(step), "beta": float(beta), "optimizer": optimizer.state_dict()}
+    if phi_beta is not None:
+        state["phi_beta"] = float(phi_beta)
+    torch.save(state, tmp / TRAINER_STATE)
+    (tmp / TRANSFORM_FILE).write_text(
+        json.dumps({"step": int(step), "beta": float(beta), "phi_beta": phi_beta}), encoding="utf-8"
     )
     shutil.rmtree(old, ignore_errors=True)
     if final.exists():
@@ -461,6 +503,15 @@ def save_checkpoint(run_dir: Path, policy, optimizer, step: int, beta: float) ->
     os.replace(tmp, final)
     shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def trained_phi_beta(checkpoint: Path) -> float | None:
+    """The β a checkpoint's optimal Φ was solved at (None for other transforms or older checkpoints)."""
+    try:
+        value = json.loads((Path(checkpoint) / TRANSFORM_FILE).read_text(encoding="utf-8")).get("phi_beta")
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return None
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) and value > 0 else None
 
 
 def checkpoint_path(run_dir: Path) -> Path | None:
@@ -560,15 +611,15 @@ def train(
     optimizer = torch.optim.AdamW(
         policy.model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
-    step, beta = 0, float(config.beta)
+    step, beta, solved_at = 0, float(config.beta), None
     if run_dir is not None:
         run_dir.mkdir(parents=True, exist_ok=True)
         ckpt = checkpoint_path(run_dir) if resume else None
         if ckpt is not None:
-            step, beta = _restore(ckpt, policy, optimizer, device)
+            step, beta, solved_at = _restore(ckpt, policy, optimizer, device)
             log(f"resumed from {ckpt} at step {step}")
         truncate_metrics(run_dir, step)
-    phi = make_phi(config, beta)
+    phi, phi_solved_at = make_phi(config, beta), None
     policy.model.eval()  # dropout off: the sampled and the scored policy must be the same
     metrics_file = open(run_dir / METRICS_FILE, "a", encoding="utf-8") if run_dir is not None else None
     last: dict = {}
@@ -601,6 +652,10 @@ def train(
             # 3. Reward, calibrated reward against the bank, transformed reward Φ(c).
             raw = np.asarray(reward_fn.score(row_prompts, samples.responses), dtype=np.float64)
             calibrated = calibration.calibrated_reward(bank, bank_rows, raw)
+            # An optimal Φ follows the adaptive β: re-solved once β has moved a few percent.
+            solved_at = phi_beta(config, solved_at, beta)
+            if solved_at is not None and solved_at != phi_solved_at:
+                phi, phi_solved_at = make_phi(config, solved_at), solved_at
             transformed = raw if phi is None else np.asarray(phi(calibrated), dtype=np.float64)
 
             # 4. Per-sequence KL to the frozen reference on the sampled tokens (EOS included when emitted).
@@ -660,6 +715,8 @@ def train(
                 "time/step": time.perf_counter() - started,
                 "time/tokens_per_s": float(tokens.sum()) / max(1e-9, time.perf_counter() - started),
             }
+            if solved_at is not None:
+                last["phi/beta"] = solved_at  # the β this step's Φ is optimal for
             if bank_rates is None:
                 last["winrate/missing"] = bank_win_rate_gap(config.k, config.m, config.n)
             if config.sample_every and (step % config.sample_every == 0 or step == 1):
@@ -681,13 +738,13 @@ def train(
             if on_metrics is not None:
                 on_metrics(last)
             if run_dir is not None and step % config.checkpoint_every == 0 and step < config.steps:
-                save_checkpoint(run_dir, policy, optimizer, step, beta)
+                save_checkpoint(run_dir, policy, optimizer, step, beta, phi_beta=solved_at)
     finally:
         if metrics_file is not None:
             metrics_file.close()
     checkpoint = None
     if run_dir is not None:
-        checkpoint = str(save_checkpoint(run_dir, policy, optimizer, step, beta))
+        checkpoint = str(save_checkpoint(run_dir, policy, optimizer, step, beta, phi_beta=solved_at))
         if not last:  # resumed with nothing left to do: report the last logged step
             last = (read_metrics(run_dir) or [{}])[-1]
     out = {k: v for k, v in last.items() if k != "samples"}
@@ -695,7 +752,7 @@ def train(
     return out
 
 
-def _restore(ckpt: Path, policy, optimizer, device) -> tuple[int, float]:
+def _restore(ckpt: Path, policy, optimizer, device) -> tuple[int, float, float | None]:
     """Load weights and trainer state from a checkpoint into the live policy and optimizer."""
     import torch
     from safetensors.torch import load_file
@@ -713,4 +770,5 @@ def _restore(ckpt: Path, policy, optimizer, device) -> tuple[int, float]:
             f"(missing {real_missing[:3]}, unexpected {unexpected[:3]}); start a new run instead"
         )
     optimizer.load_state_dict(state["optimizer"])
-    return int(state["step"]), float(state["beta"])
+    phi_beta = state.get("phi_beta")  # absent in checkpoints from before Φ followed β
+    return int(state["step"]), float(state["beta"]), None if phi_beta is None else float(phi_beta)

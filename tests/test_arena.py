@@ -177,3 +177,22 @@ def test_cli_at_top_p_below_one_reports_win_rates_and_no_kl_with_the_reason(tmp_
     assert "infinite KL" in captured.err
     assert cli_main([*args, "--top-p", "0", "--device", "cpu"]) == 2
     assert "top-p must be in (0, 1]" in capsys.readouterr().err
+
+
+def test_an_optimal_run_is_compared_with_the_phi_it_trained_on(tmp_path, tiny_world):
+    from infalign_core import ctrl, theory
+    from infalign_core.optimal import optimal_transform, optimal_transform_for_kl
+
+    run = _fake_run(tmp_path, tiny_world, checkpoint=True, transform="optimal")
+    (run / "checkpoint" / ctrl.TRANSFORM_FILE).write_text(json.dumps({"phi_beta": 0.3}))
+    config = arena.resolve_challenger(str(run)).run_config
+    assert config["phi_beta"] == 0.3
+    trained = optimal_transform(4, 0.3, "best")
+    point = arena.theory_at_kl(config, 4, 0.25)
+    expected = theory.evaluate(trained, theory.beta_for_kl(trained, 0.25), 4)
+    assert point["bon_win_rate"] == pytest.approx(expected.bon_win_rate, abs=1e-9)
+    # Φ solved for another β is below the optimum at this KL: the overlay must not hide that.
+    best = optimal_transform_for_kl(4, 0.25, "best")
+    assert point["bon_win_rate"] < theory.evaluate(best, best.beta, 4).bon_win_rate
+    curve = arena.theory_curve(config, 4)
+    assert "β=0.3" in curve["label"] and curve["kl"].size > 10

@@ -224,6 +224,51 @@ def test_a_run_with_k_below_n_logs_no_best_of_n_number_and_says_why(run_world, t
     assert math.isfinite(row["winrate/standard"])
 
 
+def test_the_optimal_phi_is_re_solved_once_beta_moves_past_the_tolerance():
+    config = CTRLConfig(transform="optimal", n=4)
+    tol = ctrl.PHI_BETA_TOLERANCE
+    assert ctrl.phi_beta(config, None, 0.1) == 0.1
+    assert ctrl.phi_beta(config, 0.1, 0.1 * (1 + 0.9 * tol)) == 0.1
+    assert ctrl.phi_beta(config, 0.1, 0.1 / (1 + 0.9 * tol)) == 0.1
+    assert ctrl.phi_beta(config, 0.1, 0.1 * (1 + 1.1 * tol)) == pytest.approx(0.1 * (1 + 1.1 * tol))
+    assert ctrl.phi_beta(config, 0.1, 0.1 / (1 + 1.1 * tol)) == pytest.approx(0.1 / (1 + 1.1 * tol))
+    assert ctrl.phi_beta(CTRLConfig(transform="exp"), 0.1, 0.5) is None  # Φ does not depend on β
+    phi = ctrl.make_phi(config, 0.1)
+    assert phi.beta == pytest.approx(0.1) and ctrl.make_phi(config, 0.1) is phi  # solved once, cached
+
+
+def optimal_config(policy, prompts, cache_dir, **overrides) -> CTRLConfig:
+    """An optimal-Φ run whose adaptive β moves by up to 20 % a step (horizon = one batch)."""
+    base = dict(transform="optimal", t=None, kl_target=0.05, kl_horizon=16, beta=0.2, learning_rate=3e-3)
+    return small_config(policy, prompts, cache_dir, **{**base, **overrides})
+
+
+@pytest.mark.slow
+def test_a_resumed_optimal_run_reproduces_the_uninterrupted_one_and_phi_follows_beta(run_world, tmp_path):
+    policy, prompts = run_world
+    config = optimal_config(policy, prompts, tmp_path / "cache", steps=4, checkpoint_every=10)
+    ctrl.train(config, tmp_path / "whole")
+    whole = ctrl.read_metrics(tmp_path / "whole")
+    ctrl.train(
+        config, tmp_path / "split", should_stop=lambda: len(ctrl.read_metrics(tmp_path / "split")) >= 2
+    )
+    ctrl.train(config, tmp_path / "split", resume=True)
+    split = ctrl.read_metrics(tmp_path / "split")
+
+    def strip(rows):
+        return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]
+
+    assert [r["step"] for r in split] == [1, 2, 3, 4]
+    assert strip(split) == strip(whole)  # same seed, same metrics, Φ included
+    betas = [r["kl/beta"] for r in whole]
+    assert len(set(betas)) == 4  # the controller moved β every step...
+    for row in whole:  # ...and Φ stayed optimal within the tolerance of the β the step used
+        assert abs(math.log(row["phi/beta"] / row["kl/beta"])) <= math.log1p(ctrl.PHI_BETA_TOLERANCE) + 1e-12
+    assert len({r["phi/beta"] for r in whole}) > 1
+    checkpoint = ctrl.checkpoint_path(tmp_path / "whole")
+    assert ctrl.trained_phi_beta(checkpoint) == whole[-1]["phi/beta"]
+
+
 def test_a_stop_request_ends_the_run_early_with_a_checkpoint(run_world, tmp_path):
     policy, prompts = run_world
     config = small_config(policy, prompts, tmp_path / "cache", steps=50)
