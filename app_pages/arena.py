@@ -169,8 +169,11 @@ def show_picks(state: arena.ArenaState) -> None:
                 col.write(pick.prompt + text)
 
 
-def frontier_figure(records: dict, name: str, label: str) -> tuple[go.Figure, list[str]]:
-    """Theory curves (one per transform and N) with every evaluation's point and error bars."""
+KL_PLACES = {"sequence KL": "k1", "KL the reward sees": "calibrated"}
+
+
+def frontier_figure(records: dict, name: str, label: str, at: str = "k1") -> tuple[go.Figure, list[str]]:
+    """Theory curves (one per transform and N) with every evaluation's point at its sequence KL or the KL the reward sees."""
     fig, notes, colors = go.Figure(), [], {}
     palette = px.colors.qualitative.Plotly
     max_kl = 0.0
@@ -206,13 +209,13 @@ def frontier_figure(records: dict, name: str, label: str) -> tuple[go.Figure, li
                 notes.append(
                     "Raw-reward runs: the raw reward is a prompt-dependent transform, so the theory has no curve for them."
                 )
-        if kl.get("k1") is None:  # measured at top-p < 1: no KL to place it at
-            notes.append(f"{key}: {record.get('kl_note') or 'no KL measured'}")
+        if kl.get(at) is None:  # top-p < 1 (no sequence KL) or a record from before kl/calibrated
+            notes.append(f"{key}: {record.get('kl_note') or 'no such KL recorded; evaluate it again'}")
             continue
-        max_kl = max(max_kl, kl.get("k1") or 0.0)
+        max_kl = max(max_kl, kl[at])
         fig.add_trace(
             go.Scatter(
-                x=[kl.get("k1", 0.0)],
+                x=[kl[at]],
                 y=[w[name]],
                 mode="markers",
                 name=key,
@@ -223,11 +226,17 @@ def frontier_figure(records: dict, name: str, label: str) -> tuple[go.Figure, li
                     "array": [w[f"{name}_ci_high"] - w[name]],
                     "arrayminus": [w[name] - w[f"{name}_ci_low"]],
                 },
-                error_x={"type": "data", "array": [1.96 * (kl.get("k1_stderr") or 0.0)]},
+                error_x={
+                    "type": "data",
+                    "array": [1.96 * (kl.get("k1_stderr") or 0.0) if at == "k1" else 0.0],
+                },
             )
         )
     fig.update_layout(
-        height=440, xaxis_title="KL(π‖π_ref), nats", yaxis_title=f"{label} win rate", margin={"t": 20}
+        height=440,
+        xaxis_title="KL(π‖π_ref), nats" if at == "k1" else "KL the reward sees (calibrated rewards), nats",
+        yaxis_title=f"{label} win rate",
+        margin={"t": 20},
     )
     fig.update_xaxes(range=[0.0, max(1.0, 1.6 * max_kl)])
     return fig, notes
@@ -319,8 +328,18 @@ if records:
         "errors of its KL (horizontal), beside the theory's curve for its transform and N: the exact "
         "win rate of the KL-regularised optimum as β sweeps."
     )
+    place = st.radio(
+        "Place each run at",
+        list(KL_PLACES),
+        horizontal=True,
+        key="kl_place",
+        help="The theory's curves live in calibrated space. A run's sequence KL also counts changes the "
+        "reward cannot see, so there it sits right of its curve; at the KL its calibrated rewards carry "
+        "(pooled over prompts, against the reference's samples) it shows what the transform achieves "
+        "for the KL the reward does see.",
+    )
     for tab, (name, label) in zip(st.tabs(["best-of-N", "worst-of-N"]), list(LABELS.items())[1:]):
-        fig, notes = frontier_figure(records, name, label)
+        fig, notes = frontier_figure(records, name, label, KL_PLACES[place])
         tab.plotly_chart(fig, key=f"frontier-{name}")
         for note in notes:
             tab.info(note)
@@ -334,6 +353,8 @@ if records:
             "β": run.get("beta"),
             "KL": kl.get("k1"),
             "KL se": kl.get("k1_stderr"),
+            "KL the reward sees": kl.get("calibrated"),
+            "share seen": f"{kl['share_seen']:.0%}" if kl.get("share_seen") is not None else None,
             "K": record["settings"]["k"],
             "prompts": record["num_prompts_done"],
         }

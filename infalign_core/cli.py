@@ -286,7 +286,12 @@ def _add_train(sub) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its checkpoint")
     p.add_argument("--json", action="store_true", help="print the final metrics as one JSON object")
     hints = typing.get_type_hints(ctrl.CTRLConfig)
-    choices = {"transform": ctrl.TRANSFORMS, "mode": ctrl.MODES, "dtype": ctrl.DTYPES}
+    choices = {
+        "transform": ctrl.TRANSFORMS,
+        "mode": ctrl.MODES,
+        "dtype": ctrl.DTYPES,
+        "kl_penalty": ctrl.KL_PENALTIES,
+    }
     for f in dataclasses.fields(ctrl.CTRLConfig):
         hint = hints[f.name]
         base = next((t for t in typing.get_args(hint) if t is not type(None)), hint)

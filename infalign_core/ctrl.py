@@ -44,6 +44,7 @@ TRANSFORMS = ("raw", "identity", "log", "exp", "optimal")
 MODES = ("best", "worst")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "bfloat16")
+KL_PENALTIES = ("reward", "loss")
 METRICS_FILE = "metrics.jsonl"
 CHECKPOINT_DIR = "checkpoint"
 TRAINER_STATE = "trainer_state.pt"
@@ -94,6 +95,13 @@ class CTRLConfig:
     kl_horizon: int = field(
         default=1000, metadata={"help": "adaptive-β horizon in samples (smaller: faster)"}
     )
+    kl_penalty: str = field(
+        default="reward",
+        metadata={
+            "help": "where β·KL goes: reward (subtract the sequence KL from the reward, RLOO) or loss "
+            "(a per-token k3 term in the loss, as GRPO)"
+        },
+    )
     k: int = field(default=8, metadata={"help": "samples per prompt per step (leave-one-out needs ≥ 2)"})
     prompts_per_step: int = field(default=8, metadata={"help": "prompts per step"})
     learning_rate: float = field(default=2e-4, metadata={"help": "AdamW learning rate"})
@@ -116,6 +124,10 @@ class CTRLConfig:
             f"unknown transform {self.transform!r}; choose one of {', '.join(TRANSFORMS)}",
         )
         _check(self.mode in MODES, f"mode must be 'best' or 'worst', got {self.mode!r}")
+        _check(
+            self.kl_penalty in KL_PENALTIES,
+            f"kl_penalty must be 'reward' or 'loss', got {self.kl_penalty!r}",
+        )
         _check(_finite(self.beta) and self.beta > 0, f"beta must be a number > 0, got {self.beta}")
         _check(
             _int(self.k) and self.k >= 2,
@@ -678,11 +690,16 @@ def train(
             kl_k1 = log_ratio.sum(-1).cpu().numpy()
             kl_k3 = ((torch.expm1(-log_ratio) + log_ratio) * valid).sum(-1).cpu().numpy()
 
-            # 5. Reward with the KL penalty inside, leave-one-out advantage, policy-gradient step.
-            total = transformed - beta * kl_k1
+            # 5. Leave-one-out advantage, policy-gradient step; β·KL either inside the reward
+            # (sequence k1) or as a per-token k3 loss term whose gradient flows through log π.
+            in_reward = config.kl_penalty == "reward"
+            total = transformed - beta * kl_k1 if in_reward else transformed
             advantages = torch.as_tensor(rloo_advantages(total, config.k), dtype=torch.float32, device=device)
             seq_logp = logp.sum(-1)
             loss = -(advantages * seq_logp).mean()
+            if not in_reward:
+                ratio = (ref_logp.float() - logp).clamp(max=20.0)  # log π_ref − log π, per token
+                loss = loss + beta * ((torch.expm1(ratio) - ratio) * valid).sum(-1).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(policy.model.parameters(), config.max_grad_norm)
@@ -702,6 +719,8 @@ def train(
                 "reward/total": float(total.mean()),
                 "kl/k1": float(kl_k1.mean()),
                 "kl/k3": float(kl_k3.mean()),
+                # The KL the reward sees: pooled calibrated rewards against the bank's uniform law.
+                "kl/calibrated": calibration.calibrated_kl(calibrated, m=bank.m),
                 "kl/beta": beta,
                 "policy/entropy": float(entropy.sum().item() / max(1, valid.sum().item())),
                 "policy/response_length": float(tokens.mean()),

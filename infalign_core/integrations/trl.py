@@ -66,6 +66,11 @@ def check_trl_compatible(config: CTRLConfig) -> CTRLConfig:
             "(RLOOConfig.beta is a fixed coefficient). Set kl_target to none and give a fixed beta, e.g. "
             "the last kl/beta that an in-app run with this target settled on (in its metrics.jsonl)."
         )
+    if config.kl_penalty != "reward":
+        raise InfAlignError(
+            f"kl_penalty={config.kl_penalty!r} puts the KL in the loss, but the export targets TRL's "
+            "RLOOTrainer, which subtracts β·KL from the reward. Set kl_penalty to 'reward' to export."
+        )
     if config.reference not in (None, "", config.policy):
         raise InfAlignError(
             f"reference={config.reference!r} differs from policy={config.policy!r}, but TRL's RLOOTrainer "
