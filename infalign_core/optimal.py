@@ -47,9 +47,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import integrate, optimize
 
+from infalign_core.checks import check_beta_in_range, check_mode, check_n
 from infalign_core.errors import InfAlignError
-from infalign_core.theory import BETA_RANGE, check_n
-from infalign_core.transforms import check_mode
 
 _START = 1e-12  # integration starts here; the series below covers [0, _START]
 _RTOL, _ATOL = 1e-10, 1e-12
@@ -166,18 +165,9 @@ class OptimalTransform:
         return f"optimal ({self.mode}-of-{self.n}, β={self.beta:.3g})"
 
 
-def _check_beta(beta: float | None) -> float:
-    """Validate β for the solver."""
-    if beta is None or not np.isfinite(beta) or beta <= 0:
-        raise InfAlignError(f"β must be a finite number > 0, got {beta}")
-    if not BETA_RANGE[0] <= beta <= BETA_RANGE[1]:
-        raise InfAlignError(f"β must lie in [{BETA_RANGE[0]:g}, {BETA_RANGE[1]:g}], got {beta:g}")
-    return float(beta)
-
-
 def optimal_transform(n: int, beta: float, mode: str = "best") -> OptimalTransform:
     """The optimal transform for best-of-N (or worst-of-N) at KL coefficient β."""
-    n, mode, beta = check_n(n), check_mode(mode), _check_beta(beta)
+    n, mode, beta = check_n(n), check_mode(mode), check_beta_in_range(beta)
     shot = _solve(n, 1.0 if mode == "best" else -1.0, 1.0 / beta, "lam")
     return OptimalTransform(n=n, mode=mode, beta=1.0 / shot.lam, kl=shot.kl, _shot=shot)
 

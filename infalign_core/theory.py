@@ -35,10 +35,14 @@ import numpy as np
 from numpy.polynomial import legendre
 from scipy import optimize, special
 
+from infalign_core.checks import BETA_RANGE as BETA_RANGE
+from infalign_core.checks import MAX_N as MAX_N
+from infalign_core.checks import check_beta as _check_beta
+from infalign_core.checks import check_n as check_n
 from infalign_core.errors import InfAlignError
+from infalign_core.optimal import optimal_transform, optimal_transform_for_kl
+from infalign_core.transforms import MAX_T, Transform, check_mode, make_transform
 
-BETA_RANGE = (1e-3, 1e3)
-MAX_N = 1024
 _GAUSS_ORDER = 8
 # Step in λΦ between breakpoints, and how far below the maximum they go: e^{-40} of the
 # peak density is far below the 1e-6 accuracy target.
@@ -129,23 +133,6 @@ def make_grid(phi: Phi, lambdas: Sequence[float], ns: Sequence[int] = (1,)) -> G
     mid = 0.5 * (edges[1:] + edges[:-1])[:, None]
     half = 0.5 * np.diff(edges)[:, None]
     return Grid(u=mid + half * x[None, :], weights=half * w[None, :], half=half)
-
-
-def _check_beta(beta: np.ndarray) -> np.ndarray:
-    """Validate β values and return them as a float64 array."""
-    beta = np.asarray(beta, dtype=np.float64)
-    if not np.all(np.isfinite(beta)) or np.any(beta <= 0):
-        raise InfAlignError("β must be a finite number > 0")
-    return beta
-
-
-def check_n(n: int) -> int:
-    """Validate N of best-of-N / worst-of-N."""
-    if int(n) != n or n < 1:
-        raise InfAlignError(f"N must be an integer ≥ 1, got {n}")
-    if n > MAX_N:
-        raise InfAlignError(f"N must be at most {MAX_N}, got {n}")
-    return int(n)
 
 
 @dataclass(frozen=True)
@@ -329,8 +316,6 @@ def bon_policy_point(n: int, n_eval: int = 1) -> TheoryPoint:
         return TheoryPoint(
             kl=0.0, beta=float("inf"), standard_win_rate=0.5, bon_win_rate=0.5, won_win_rate=0.5
         )
-    from infalign_core.transforms import Transform
-
     beta = 1.0 / (n - 1)
     won = float(aligned_policy(Transform("log"), beta, ns=(n_eval,)).won_win_rate(n_eval)[0])
     return TheoryPoint(
@@ -358,8 +343,6 @@ def best_exponential_t(
     n: int, kl: float, mode: str = "best", t_range: tuple[float, float] | None = None
 ) -> ExponentialChoice:
     """Maximise the best-of-N (or worst-of-N) win rate over the exponential's t at equal KL."""
-    from infalign_core.transforms import MAX_T, Transform, check_mode
-
     t_range = t_range or (0.05, MAX_T)
 
     n, mode = check_n(n), check_mode(mode)
@@ -399,8 +382,6 @@ def evaluate_cli(
     *, transform: str, t: float | None, mode: str, beta: float | None, kl: float | None, n: int
 ) -> dict[str, float]:
     """The ``theory`` command: build the transform, solve β from a KL budget if asked, evaluate."""
-    from infalign_core.transforms import check_mode, make_transform
-
     n, mode = check_n(n), check_mode(mode)
     if beta is not None:
         _check_beta(beta)
@@ -409,8 +390,6 @@ def evaluate_cli(
     if t is not None and (t < 0 or not np.isfinite(t)):
         raise InfAlignError(f"t must be a finite number ≥ 0, got {t:g}")
     if transform == "optimal":
-        from infalign_core.optimal import optimal_transform, optimal_transform_for_kl
-
         phi = optimal_transform(n, beta, mode) if beta is not None else optimal_transform_for_kl(n, kl, mode)
         beta = phi.beta
     else:

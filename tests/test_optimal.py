@@ -94,3 +94,15 @@ def test_bad_arguments_are_rejected():
         optimal.optimal_transform(4, 1.0, "median")
     with pytest.raises(InfAlignError, match="KL budget"):
         optimal.optimal_transform_for_kl(4, -1.0)
+
+
+def test_theory_modules_import_without_a_circle():
+    """optimal, transforms and checks load without theory; theory sits above them all."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, infalign_core.optimal, infalign_core.transforms;"
+        "assert 'infalign_core.theory' not in sys.modules, 'optimal pulled in theory'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
