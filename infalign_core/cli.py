@@ -89,9 +89,9 @@ def _add_theory(sub) -> None:
 
 
 def _run_theory(args) -> int:
-    from infalign_core import theory
+    from infalign_core import explorer
 
-    point = theory.evaluate_cli(
+    point = explorer.evaluate_cli(
         transform=args.transform, t=args.t, mode=args.mode, beta=args.beta, kl=args.kl, n=args.n
     )
     if args.json:

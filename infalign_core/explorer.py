@@ -250,3 +250,30 @@ def bon_policy_points(ns_policy: Sequence[int], n_eval: int, mode: str = "best")
         "kl": np.array([p.kl for p in points]),
         "win_rate": np.array([inference_win_rate(p, mode) for p in points]),
     }
+
+
+def evaluate_cli(
+    *, transform: str, t: float | None, mode: str, beta: float | None, kl: float | None, n: int
+) -> dict[str, float]:
+    """The ``theory`` command: build the transform, solve β from a KL budget if asked, evaluate."""
+    n, mode = check_n(n), check_mode(mode)
+    if beta is not None:
+        beta = _check_beta(beta)
+    if t is not None and (t < 0 or not np.isfinite(t)):
+        raise InfAlignError(f"t must be a finite number ≥ 0, got {t:g}")
+    if transform == "optimal":
+        phi = (
+            optimal.optimal_transform(n, beta, mode)
+            if beta is not None
+            else optimal.optimal_transform_for_kl(n, kl, mode)
+        )
+        beta = phi.beta
+    else:
+        if transform == "exp" and t is None:
+            if kl is None:
+                raise InfAlignError("the exponential transform needs --t, or --kl to choose the best t")
+            t = best_exponential_t(n, kl, mode).t
+        phi = make_transform(transform, t=t, mode=mode)
+        if beta is None:
+            beta = beta_for_kl(phi, kl)
+    return evaluate(phi, beta, n).as_dict()

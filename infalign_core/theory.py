@@ -40,8 +40,7 @@ from infalign_core.checks import MAX_N as MAX_N
 from infalign_core.checks import check_beta as _check_beta
 from infalign_core.checks import check_n as check_n
 from infalign_core.errors import InfAlignError
-from infalign_core.optimal import optimal_transform, optimal_transform_for_kl
-from infalign_core.transforms import MAX_T, Transform, check_mode, make_transform
+from infalign_core.transforms import MAX_T, Transform, check_mode
 
 _GAUSS_ORDER = 8
 # Step in λΦ between breakpoints, and how far below the maximum they go: e^{-40} of the
@@ -376,28 +375,3 @@ def _safe(fn: Callable[[float], tuple[float, float]], x: float) -> float:
         return fn(x)[0]
     except InfAlignError:
         return float("nan")
-
-
-def evaluate_cli(
-    *, transform: str, t: float | None, mode: str, beta: float | None, kl: float | None, n: int
-) -> dict[str, float]:
-    """The ``theory`` command: build the transform, solve β from a KL budget if asked, evaluate."""
-    n, mode = check_n(n), check_mode(mode)
-    if beta is not None:
-        _check_beta(beta)
-        if not BETA_RANGE[0] <= beta <= BETA_RANGE[1]:
-            raise InfAlignError(f"β must lie in [{BETA_RANGE[0]:g}, {BETA_RANGE[1]:g}], got {beta:g}")
-    if t is not None and (t < 0 or not np.isfinite(t)):
-        raise InfAlignError(f"t must be a finite number ≥ 0, got {t:g}")
-    if transform == "optimal":
-        phi = optimal_transform(n, beta, mode) if beta is not None else optimal_transform_for_kl(n, kl, mode)
-        beta = phi.beta
-    else:
-        if transform == "exp" and t is None:
-            if kl is None:
-                raise InfAlignError("the exponential transform needs --t, or --kl to choose the best t")
-            t = best_exponential_t(n, kl, mode).t
-        phi = make_transform(transform, t=t, mode=mode)
-        if beta is None:
-            beta = beta_for_kl(phi, kl)
-    return evaluate(phi, beta, n).as_dict()

@@ -59,6 +59,8 @@ def test_text_output_lists_every_key(capsys):
         ["--transform", "identity", "--beta", "nan", "--n", "4"],
         ["--transform", "identity", "--kl", "80", "--n", "4"],
         ["--transform", "identity", "--beta", "1e9", "--n", "4"],
+        ["--transform", "optimal", "--kl", "50", "--n", "4"],
+        ["--transform", "optimal", "--kl", "1.5", "--n", "64", "--mode", "worst"],
     ],
 )
 def test_bad_values_print_one_line_and_exit_2(args):
