@@ -104,11 +104,16 @@ def _monotone_inverse(levels: np.ndarray, values: np.ndarray, points: np.ndarray
     return np.interp(levels[inside], values, points)
 
 
-def make_grid(phi: Phi, lambdas: Sequence[float], ns: Sequence[int] = (1,)) -> Grid:
-    """Build a grid that resolves e^{λΦ} for every λ given and the order statistics for every N."""
+def make_grid(
+    phi: Phi, lambdas: Sequence[float], ns: Sequence[int] = (1,), breaks: Sequence[float] = ()
+) -> Grid:
+    """Build a grid that resolves e^{λΦ} for every λ given and the order statistics for every N.
+
+    ``breaks`` are extra panel edges, for integrands with a kink or jump there (a threshold).
+    """
     x, w, _ = _gauss_panel(_GAUSS_ORDER)
     tiny = 10.0 ** -np.arange(1, 16)
-    points = [np.linspace(0.0, 1.0, 33), tiny, 1.0 - tiny]
+    points = [np.linspace(0.0, 1.0, 33), tiny, 1.0 - tiny, np.asarray(breaks, dtype=np.float64)]
     probe = np.unique(
         np.concatenate([np.linspace(0.0, 1.0, 4097), tiny, 1.0 - tiny, np.geomspace(1e-15, 1, 200)])
     )
