@@ -73,6 +73,11 @@ def _convert(node: ast.AST) -> Node:
         return Node(node.func.id, (_convert(node.args[0]),))
     if isinstance(node, ast.Name):
         raise InfAlignError(f"unknown name {node.id!r}: use x and the functions {', '.join(FUNCTIONS)}")
+    if isinstance(node, ast.Call):
+        name = node.func.id if isinstance(node.func, ast.Name) else type(node.func).__name__
+        raise InfAlignError(
+            f"the call {name}(…) is not allowed: only {', '.join(FUNCTIONS)} with one argument"
+        )
     raise InfAlignError(
         f"{type(node).__name__} is not allowed: use numbers, x, + - * / **, and {', '.join(FUNCTIONS)}"
     )
