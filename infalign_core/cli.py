@@ -84,15 +84,29 @@ def _add_theory(sub) -> None:
     g.add_argument("--beta", type=_positive_float, help="KL coefficient beta > 0")
     g.add_argument("--kl", type=_positive_float, help="KL budget in nats > 0; beta is solved for")
     p.add_argument("--n", type=_positive_int, required=True, help="N of best-of-N / worst-of-N")
+    p.add_argument(
+        "--procedure",
+        default=None,
+        metavar="SPEC",
+        help="also print procedure_win_rate for an inference procedure: bon:N, won:N, poisson:MU, "
+        "mix:P:N, expr:T(x), soft:N:TAU or reject:Q:N. With --transform optimal, solve that "
+        "procedure's optimal transform; with --transform exp and no --t, use its best t",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_run_theory)
 
 
 def _run_theory(args) -> int:
-    from infalign_core import theory
+    from infalign_core import explorer
 
-    point = theory.evaluate_cli(
-        transform=args.transform, t=args.t, mode=args.mode, beta=args.beta, kl=args.kl, n=args.n
+    point = explorer.evaluate_cli(
+        transform=args.transform,
+        t=args.t,
+        mode=args.mode,
+        beta=args.beta,
+        kl=args.kl,
+        n=args.n,
+        procedure=args.procedure,
     )
     if args.json:
         _print_json(point)

@@ -87,6 +87,13 @@ class CTRLConfig:
     )
     mode: str = field(default="best", metadata={"help": "best-of-N or worst-of-N (exp and optimal)"})
     n: int = field(default=4, metadata={"help": "N of the best-of-N / worst-of-N the run is aligned for"})
+    procedure: str | None = field(
+        default=None,
+        metadata={
+            "help": "inference procedure to align for instead of mode/n (bon:N, won:N, poisson:MU, mix:P:N, "
+            "expr:T(x), soft:N:TAU, reject:Q:N); with optimal its optimal Φ, with exp its best t"
+        },
+    )
     beta: float = field(default=0.1, metadata={"help": "KL coefficient β (initial β when kl_target is set)"})
     kl_target: float | None = field(
         default=None, metadata={"help": "adapt β so the per-sequence KL approaches this many nats"}
@@ -159,6 +166,15 @@ class CTRLConfig:
             )
         if self.t is not None:
             _check(_finite(self.t) and 0 <= self.t <= 500, f"t must be a number in [0, 500], got {self.t}")
+        if self.procedure is not None:
+            from infalign_core.procedures import parse_procedure
+
+            parse_procedure(self.procedure)  # its own message names what is wrong with the spec
+            _check(
+                self.transform in ("exp", "optimal"),
+                f"procedure {self.procedure!r} shapes only the exp (its best t) and optimal transforms, "
+                f"not {self.transform!r}; pick one of those or drop the procedure",
+            )
         _check(
             self.device in DEVICES or str(self.device).startswith("cuda:"),
             f"device must be one of {', '.join(DEVICES)}, got {self.device!r}",
@@ -178,6 +194,13 @@ class CTRLConfig:
     def resolved(self) -> CTRLConfig:
         """A validated copy with defaults that depend on other fields filled in (the exp transform's t)."""
         self.validate()
+        if self.transform == "exp" and self.t is None and self.procedure is not None:
+            from infalign_core import procedures
+
+            choice = procedures.best_exponential_t(
+                procedures.parse_procedure(self.procedure), self.kl_target or 0.5
+            )
+            return dataclasses.replace(self, t=round(float(choice.t), 4), mode=choice.mode)
         if self.transform == "exp" and self.t is None:
             from infalign_core.theory import best_exponential_t
 
@@ -299,6 +322,8 @@ def make_phi(config: CTRLConfig, beta: float) -> Callable[[np.ndarray], np.ndarr
 
     if config.transform == "raw":
         return None
+    if config.transform == "optimal" and config.procedure is not None:
+        return _procedure_phi(str(config.procedure), float(beta))
     if config.transform == "optimal":
         return _optimal_phi(int(config.n), str(config.mode), float(beta))
     if config.transform == "log":
@@ -313,6 +338,13 @@ def _optimal_phi(n: int, mode: str, beta: float):
     from infalign_core.optimal import optimal_transform
 
     return optimal_transform(n, beta, mode)
+
+
+@functools.lru_cache(maxsize=256)
+def _procedure_phi(spec: str, beta: float):
+    from infalign_core import procedures
+
+    return procedures.optimal_for_procedure(procedures.parse_procedure(spec), beta=beta)
 
 
 PHI_BETA_TOLERANCE = 0.03
