@@ -14,7 +14,7 @@ import math
 import sys
 import time
 
-from infalign_core.errors import InfAlignError
+from infalign_core.errors import InfAlignError, one_line, user_error
 
 
 def _positive_float(text: str) -> float:
@@ -52,7 +52,7 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         """Print ``error: message`` (no usage block) and exit 2."""
-        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+        self.exit(2, f"error: {one_line(message)} (see {self.prog} --help)\n")
 
 
 def _print_json(obj) -> None:
@@ -322,6 +322,7 @@ def _run_train(args) -> int:
 
     flags = {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_")}
     run_dir = Path(args.run_dir)
+    runs.check_run_dir(run_dir)  # a file, a path under a file, someone else's folder: refused
     saved = run_dir / runs.CONFIG_FILE
     if saved.is_file():
         if flags or args.config:
@@ -329,10 +330,7 @@ def _run_train(args) -> int:
                 f"{run_dir} already holds a run; its config.json is used as is. Drop the config flags, "
                 "or give a new --run-dir."
             )
-        if not args.resume and ctrl.read_metrics(run_dir):
-            raise InfAlignError(
-                f"{run_dir} already has metrics: pass --resume to continue it, or a new --run-dir."
-            )
+        runs.check_can_train(run_dir, resume=args.resume)
     else:
         if args.resume:
             raise InfAlignError(f"nothing to resume: {run_dir} holds no run (no config.json).")
@@ -611,9 +609,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except InfAlignError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as err:
+        # One layer for every command: what a user can fix is one line and status 2; a bug
+        # (anything user_error does not know) keeps its traceback so it can be reported.
+        fixable = user_error(err)
+        if fixable is None:
+            raise
+        print(f"error: {fixable}", file=sys.stderr)
+        return 2
