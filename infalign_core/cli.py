@@ -337,6 +337,7 @@ def _run_train(args) -> int:
         base = ctrl.CTRLConfig.load(args.config).to_dict() if args.config else {}
         config = ctrl.CTRLConfig.from_dict({**base, **flags}).resolved()
         ctrl.load_prompt_list(config)  # fail before writing anything
+        runs.check_model_sources(config)
         run_dir.mkdir(parents=True, exist_ok=True)
         config.save(saved)
         runs.write_status(

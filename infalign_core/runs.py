@@ -291,7 +291,7 @@ def create_run(config: CTRLConfig, runs_root: Path | None = None, *, name: str |
 
     config = config.resolved()
     load_prompt_list(config)  # an unreadable prompt source fails here, before any folder exists
-    _check_model_sources(config)
+    check_model_sources(config)
     root = Path(runs_root) if runs_root is not None else default_runs_root()
     run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{config.transform}-{uuid.uuid4().hex[:4]}"
     if name:
@@ -303,7 +303,7 @@ def create_run(config: CTRLConfig, runs_root: Path | None = None, *, name: str |
     return path
 
 
-def _check_model_sources(config: CTRLConfig) -> None:
+def check_model_sources(config: CTRLConfig) -> None:
     """Fail early on a policy or reference folder that does not exist (hub ids are checked by the trainer)."""
     from infalign_core.models import locate
 
