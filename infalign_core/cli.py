@@ -497,7 +497,10 @@ def _run_winrate(args) -> int:
     from infalign_core.rewards import load_reward
 
     if args.n > args.k:
-        raise InfAlignError(f"--n {args.n} needs at least N samples per prompt; raise --k to ≥ {args.n}")
+        # Word for word the arena page's message: one input, one message, wherever it is typed.
+        raise InfAlignError(
+            f"N = {args.n} needs K ≥ N samples per prompt; raise K to at least {args.n} or lower N"
+        )
     challenger, source = winrate.load_challenger(args.policy, device=args.device)
     run = source.run_config or {}
     reference_source = args.reference or run.get("reference") or run.get("policy") or "default"

@@ -168,7 +168,7 @@ CASES = [
     ("train-binary-prompts", ["train", "--run-dir", _w("r"), "--prompts", _w("binary.jsonl")], "binary.jsonl"),
     ("train-no-policy", ["train", "--run-dir", _w("r"), "--policy", _w("no_model")], "not found"),
     # winrate
-    ("winrate-n-gt-k", ["winrate", "--policy", "reference", "--n", "5", "--k", "4"], "raise --k"),
+    ("winrate-n-gt-k", ["winrate", "--policy", "reference", "--n", "5", "--k", "4"], "raise K"),
     ("winrate-torn-ckpt", ["winrate", "--policy", _w("torn_checkpoint"), "--n", "2", "--k", "2"], "truncated"),
     ("winrate-no-policy", ["winrate", "--policy", _w("no_model"), "--n", "2", "--k", "2"], "no_model"),
     ("winrate-bad-id", ["winrate", "--policy", "no-such-run-id", "--n", "2", "--k", "2"], "no-such-run-id"),
