@@ -218,7 +218,7 @@ class CTRLConfig:
         if not isinstance(data, dict):
             raise InfAlignError("a CTRL config must be a mapping of field names to values")
         names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
+        unknown = sorted(str(key) for key in set(data) - names)  # YAML keys may be numbers
         if unknown:
             raise InfAlignError(
                 f"unknown config field(s): {', '.join(unknown)}; known: {', '.join(sorted(names))}"
@@ -252,7 +252,8 @@ class CTRLConfig:
                 data = json.loads(text)
         except Exception as err:  # both parsers' errors mean the same to the user
             raise InfAlignError(
-                f"{path} is not valid {'YAML' if path.suffix.lower() in ('.yaml', '.yml') else 'JSON'}: {err}"
+                f"{path} is not valid {'YAML' if path.suffix.lower() in ('.yaml', '.yml') else 'JSON'}: "
+                f"{_parse_problem(err)}; fix that line or write the config again with `train --help` in hand."
             ) from None
         return cls.from_dict(data or {})
 
@@ -262,6 +263,17 @@ class CTRLConfig:
         path.write_text(
             self.to_yaml() if path.suffix.lower() in (".yaml", ".yml") else self.to_json(), encoding="utf-8"
         )
+
+
+def _parse_problem(err: Exception) -> str:
+    """A YAML or JSON parser's complaint on one line, with the line and column it points at."""
+    mark = getattr(err, "problem_mark", None)  # yaml.MarkedYAMLError
+    if mark is not None:
+        problem = getattr(err, "problem", None) or getattr(err, "context", None) or type(err).__name__
+        return f"{' '.join(str(problem).split())} at line {mark.line + 1}, column {mark.column + 1}"
+    if isinstance(err, json.JSONDecodeError):
+        return f"{err.msg} at line {err.lineno}, column {err.colno}"
+    return " ".join(str(err).split()) or type(err).__name__
 
 
 def _check(ok: bool, message: str) -> None:
@@ -683,6 +695,7 @@ def train(
 
             # 3. Reward, calibrated reward against the bank, transformed reward Φ(c).
             raw = np.asarray(reward_fn.score(row_prompts, samples.responses), dtype=np.float64)
+            check_finite_rewards(raw, row_prompts, samples.responses, step)
             calibrated = calibration.calibrated_reward(bank, bank_rows, raw)
             # An optimal Φ follows the adaptive β: re-solved once β has moved a few percent.
             solved_at = phi_beta(config, solved_at, beta)
@@ -784,15 +797,36 @@ def train(
     return out
 
 
+def check_finite_rewards(
+    raw: np.ndarray, prompts: Sequence[str], responses: Sequence[str], step: int
+) -> None:
+    """Stop the run (before this step is logged or applied) when the reward returned NaN or ±inf."""
+    bad = np.flatnonzero(~np.isfinite(raw))
+    if bad.size:
+        i = int(bad[0])
+        raise InfAlignError(
+            f"the reward returned {raw[i]} for {bad.size} of {raw.size} responses at step {step} "
+            f"(first: {prompts[i] + responses[i]!r}); the run stopped, its metrics up to step {step - 1} "
+            "are kept. Fix the reward so it returns a finite number for every text, then resume."
+        )
+
+
 def _restore(ckpt: Path, policy, optimizer, device) -> tuple[int, float, float | None]:
     """Load weights and trainer state from a checkpoint into the live policy and optimizer."""
     import torch
     from safetensors.torch import load_file
 
-    state = torch.load(ckpt / TRAINER_STATE, map_location=device, weights_only=True)
-    weights = {}
-    for file in sorted(ckpt.glob("*.safetensors")):
-        weights.update(load_file(str(file), device=str(device)))
+    try:
+        state = torch.load(ckpt / TRAINER_STATE, map_location=device, weights_only=True)
+        weights = {}
+        for file in sorted(ckpt.glob("*.safetensors")):
+            weights.update(load_file(str(file), device=str(device)))
+    except Exception as err:  # torn or edited files: the same advice whatever the parser says
+        raise InfAlignError(
+            f"the checkpoint at {ckpt} is truncated or corrupt ({type(err).__name__}: "
+            f"{' '.join(str(err).split())[:200]}): delete that folder to restart the run from step 0, "
+            "or start a new run."
+        ) from None
     missing, unexpected = policy.model.load_state_dict(weights, strict=False)
     # Tied weights (lm_head = wte) are saved once; anything else missing means a different model.
     real_missing = [k for k in missing if "lm_head" not in k]
