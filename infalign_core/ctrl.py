@@ -586,7 +586,7 @@ def train(
                 [*ids, eos_ids[0]] if done and eos_ids else list(ids)
                 for ids, done in zip(samples.response_ids, samples.finished)
             ]
-            prompt_ids = sampling.encode_prompts(tokenizer, batch_prompts)
+            prompt_ids = sampling.encode_prompts(tokenizer, batch_prompts, policy.chat)
             row_prompt_ids = [prompt_ids[i] for i in samples.prompt_index]
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 logp, entropy, valid = token_logprobs(policy.model, row_prompt_ids, targets, pad_id)

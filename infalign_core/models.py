@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 
 import torch
 
+from infalign_core.chat import ChatFormat
 from infalign_core.errors import InfAlignError
 
 ASSETS_WORLD_DIR = Path(__file__).resolve().parent.parent / "assets" / "world"
@@ -84,6 +85,7 @@ class LoadedPolicy:
     load_seconds: float
     fingerprint: str
     notes: list[str] = field(default_factory=list)
+    chat: ChatFormat = field(default_factory=ChatFormat)  # how prompts are rendered for it
 
 
 @dataclass
@@ -412,8 +414,12 @@ def load_policy(
     device: str | None = None,
     dtype: str | None = None,
     trust_remote_code: bool = False,
+    chat: ChatFormat | None = None,
 ) -> LoadedPolicy:
-    """Load a causal LM ("default", a preset name, a local folder or a hub id) in eval mode."""
+    """Load a causal LM ("default", a preset name, a local folder or a hub id) in eval mode.
+
+    ``chat`` says how prompts are rendered for it (default: its chat template, if it has one).
+    """
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     start = time.perf_counter()
@@ -449,6 +455,7 @@ def load_policy(
         load_seconds=time.perf_counter() - start,
         fingerprint=_fingerprint(loc, model),
         notes=notes,
+        chat=chat or ChatFormat(),
     )
 
 

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from infalign_core.chat import ChatFormat, encode_prompt, prompt_text, render_prompt, uses_template
 from infalign_core.errors import InfAlignError
 from infalign_core.models import LoadedPolicy, memory_errors
 
@@ -37,6 +38,7 @@ class Samples:
     responses: list[str]
     response_ids: list[list[int]]
     finished: np.ndarray
+    rendered_prompts: list[str] | None = None  # the exact text the policy saw, per prompt
 
     def __len__(self) -> int:
         return len(self.responses)
@@ -49,9 +51,12 @@ class Samples:
 # --- tokens -------------------------------------------------------------------
 
 
-def encode_prompts(tokenizer, prompts: Sequence[str]) -> list[list[int]]:
-    """Token ids of each prompt as the policy sees it (special tokens as the tokenizer adds them)."""
-    encoded = tokenizer(list(prompts), add_special_tokens=True)["input_ids"]
+def encode_prompts(tokenizer, prompts: Sequence[str], chat: ChatFormat | None = None) -> list[list[int]]:
+    """Token ids of each prompt as the policy sees it: through its chat template if it has one."""
+    if uses_template(tokenizer, chat):
+        encoded = [encode_prompt(tokenizer, p, chat) for p in prompts]
+    else:
+        encoded = tokenizer([prompt_text(p) for p in prompts], add_special_tokens=True)["input_ids"]
     start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
     out = []
     for text, ids in zip(prompts, encoded):
@@ -429,7 +434,8 @@ def sample(
     if pad_id is None:
         raise InfAlignError("The policy's tokenizer has no pad token; load it with models.load_policy.")
     eos_ids = eos_token_ids(model, tokenizer)
-    prompt_ids = encode_prompts(tokenizer, prompts)
+    chat = getattr(policy, "chat", None)
+    prompt_ids = encode_prompts(tokenizer, prompts, chat)
     limit = _max_positions(model)
     longest = max(map(len, prompt_ids))
     if limit is not None and longest + max_new_tokens > limit:
@@ -488,6 +494,7 @@ def sample(
         responses=responses,
         response_ids=response_ids,
         finished=np.asarray(finished_rows, dtype=bool),
+        rendered_prompts=[render_prompt(tokenizer, p, chat) for p in kept_prompts],
     )
 
 
@@ -500,10 +507,11 @@ def sequence_logprobs(
     finished: Sequence[bool] | np.ndarray | None = None,
     batch_size: int = 64,
     with_grad: bool = False,
+    chat: ChatFormat | None = None,
 ) -> torch.Tensor:
     """Sum of log p(response tokens | prompt) per row (+ the EOS where finished), by teacher forcing.
 
-    ``prompts[k]`` is the prompt of row k. With ``with_grad`` the result keeps the graph (for a
+    ``prompts[k]`` is the prompt of row k, rendered as ``chat`` says (as ``sample`` rendered it). With ``with_grad`` the result keeps the graph (for a
     policy-gradient loss); otherwise it runs under inference mode. Returns float32 on the model's device.
     """
     if len(prompts) != len(response_ids):
@@ -519,7 +527,7 @@ def sequence_logprobs(
     if finished is not None and np.any(finished) and not eos_ids:
         raise InfAlignError("Responses are marked finished but the model has no EOS token.")
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (eos_ids[0] if eos_ids else 0)
-    prompt_ids = encode_prompts(tokenizer, prompts)
+    prompt_ids = encode_prompts(tokenizer, prompts, chat)
     limit = _max_positions(model)
     ends = finished if finished is not None else [False] * len(response_ids)
     longest = max(len(p) + len(r) + bool(e) for p, r, e in zip(prompt_ids, response_ids, ends))

@@ -349,6 +349,7 @@ def sample_logprobs(policy, reference, samples, *, batch_size: int = 64) -> tupl
             samples.response_ids,
             finished=samples.finished,
             batch_size=batch_size,
+            chat=getattr(policy, "chat", None),  # both sides see the prompt as the policy did
         )
         out.append(logp.double().cpu().numpy())
     return out[0], out[-1]
