@@ -348,25 +348,40 @@ def _sampling_loop(
 def _sample_batch_generic(
     model, prompt_rows, row_owner, pad_id, eos_ids, max_new_tokens, temperature, top_p, gen
 ) -> torch.Tensor:
-    """Sample through the model's own forward and KV cache (any Hugging Face causal LM)."""
+    """Sample through the model's own forward and KV cache (any Hugging Face causal LM).
+
+    Each distinct prompt is prefilled once (last position's logits only) and its cache copied
+    to the rows sampling from it; rows that have finished are dropped from the batch.
+    """
     device = next(model.parameters()).device
-    owner = list(row_owner)
-    ids, mask = _left_pad([prompt_rows[i] for i in owner], pad_id, device)
-    batch, prompt_len = ids.shape
-    takes_positions = "position_ids" in inspect.signature(model.forward).parameters
-    full_mask = torch.ones((batch, prompt_len + max_new_tokens), dtype=mask.dtype, device=device)
-    full_mask[:, :prompt_len] = mask
+    params = inspect.signature(model.forward).parameters
+    takes_positions, takes_keep = "position_ids" in params, "logits_to_keep" in params
+    owner = torch.as_tensor(list(row_owner), dtype=torch.long, device=device)
+    ids, mask = _left_pad(prompt_rows, pad_id, device)
+    prompt_len = ids.shape[1]
     positions = _positions(mask)
     extra = {"position_ids": positions} if takes_positions else {}
+    if takes_keep:
+        extra["logits_to_keep"] = 1
     out = model(input_ids=ids, attention_mask=mask, use_cache=True, **extra)
-    state = {"past": out.past_key_values}
-    next_position = positions[:, -1] + 1
+    past, logits = out.past_key_values, out.logits[:, -1]
+    if hasattr(past, "reorder_cache"):
+        past.reorder_cache(owner)  # index_select per layer: prompt i's cache to each of its rows
+    else:  # a cache format without row selection: prefill every row instead
+        extra = {"position_ids": positions[owner]} if takes_positions else {}
+        past = model(
+            input_ids=ids[owner], attention_mask=mask[owner], use_cache=True, **extra
+        ).past_key_values
+    full_mask = torch.ones((len(owner), prompt_len + max_new_tokens), dtype=mask.dtype, device=device)
+    full_mask[:, :prompt_len] = mask[owner]
+    state = {"past": past, "mask": full_mask, "position": positions[owner, -1] + 1}
+    logits = logits[owner]
 
     def step_fn(tokens, step):
-        kwargs = {"position_ids": (next_position + step)[:, None]} if takes_positions else {}
+        kwargs = {"position_ids": (state["position"] + step)[:, None]} if takes_positions else {}
         result = model(
             input_ids=tokens[:, None],
-            attention_mask=full_mask[:, : prompt_len + step + 1],
+            attention_mask=state["mask"][:, : prompt_len + step + 1],
             past_key_values=state["past"],
             use_cache=True,
             **kwargs,
@@ -374,8 +389,15 @@ def _sample_batch_generic(
         state["past"] = result.past_key_values
         return result.logits[:, -1]
 
+    compact_fn = None
+    if hasattr(past, "batch_select_indices"):
+
+        def compact_fn(keep: torch.Tensor) -> None:
+            state["past"].batch_select_indices(keep)
+            state["mask"], state["position"] = state["mask"][keep], state["position"][keep]
+
     return _sampling_loop(
-        step_fn, out.logits[:, -1], pad_id, eos_ids, max_new_tokens, temperature, top_p, gen
+        step_fn, logits, pad_id, eos_ids, max_new_tokens, temperature, top_p, gen, compact_fn
     )
 
 
