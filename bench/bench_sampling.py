@@ -29,7 +29,7 @@ from infalign_core.sampling import sample  # noqa: E402
 
 RANDOM_LLAMAS = {  # name: (hidden, layers, heads, kv heads, intermediate); 32k vocabulary, untied
     "llama-20m": (256, 4, 4, 4, 688),
-    "llama-100m": (640, 8, 10, 5, 1728),
+    "llama-100m": (768, 8, 12, 4, 2048),
 }
 
 FALLBACK_PROMPTS = ["The movie was", "I expected", "The acting felt", "This film is", "The plot"]

@@ -25,7 +25,13 @@ from infalign_core.chat import (
     uses_template,
 )
 from infalign_core.errors import InfAlignError
-from infalign_core.models import LoadedRewardModel, load_reward_model, memory_errors
+from infalign_core.models import (
+    LoadedRewardModel,
+    OutOfMemory,
+    halve_batch,
+    load_reward_model,
+    memory_errors,
+)
 
 
 class RewardFunction:
@@ -147,32 +153,39 @@ class SequenceClassifierReward(RewardFunction):
         return self._score_texts([prompt_text(p) + r for p, r in zip(prompts, responses)])
 
     def _score_texts(self, texts: list[str], special_tokens: bool = True) -> np.ndarray:
-        model, tok = self.loaded.model, self.loaded.tokenizer
-        device = self.loaded.device
-        out = []
-        with torch.inference_mode(), memory_errors(f"scoring with {self.name} (lower the batch size)"):
-            for start in range(0, len(texts), self.batch_size):
-                # Always right-padded, whatever the tokenizer's own padding_side: GPT-2-style
-                # classifiers number positions 0.. from the left edge whatever the mask says;
-                # encoder classifiers expect right padding anyway.
-                batch = tok(
-                    texts[start : start + self.batch_size],
-                    padding=True,
-                    padding_side="right",
-                    add_special_tokens=special_tokens,
-                    return_tensors="pt",
-                )
-                self._check_length(batch["input_ids"].shape[1], texts[start])
-                with _pool_at_last_real_token(model, batch):
-                    logits = model(**batch.to(device)).logits.float()
-                if self.label_index is None:
-                    values = logits[:, 0]
-                elif self.probability:
-                    values = torch.softmax(logits, -1)[:, self.label_index]
-                else:
-                    values = logits[:, self.label_index]
-                out.append(values.double().cpu().numpy())
+        out, start = [], 0
+        while start < len(texts):
+            chunk = texts[start : start + self.batch_size]
+            try:
+                with memory_errors(f"scoring with {self.name} (lower the batch size)"):
+                    out.append(self._score_batch(chunk, special_tokens))
+            except OutOfMemory:
+                if self.batch_size == 1:
+                    raise
+                self.batch_size = halve_batch(self.batch_size, f"scoring with {self.name}", self.notes)
+                continue
+            start += len(chunk)
         return np.concatenate(out)
+
+    def _score_batch(self, texts: list[str], special_tokens: bool) -> np.ndarray:
+        """Scores of one batch of texts."""
+        model, tok = self.loaded.model, self.loaded.tokenizer
+        # Always right-padded, whatever the tokenizer's own padding_side: GPT-2-style
+        # classifiers number positions 0.. from the left edge whatever the mask says;
+        # encoder classifiers expect right padding anyway.
+        batch = tok(
+            texts, padding=True, padding_side="right", add_special_tokens=special_tokens, return_tensors="pt"
+        )
+        self._check_length(batch["input_ids"].shape[1], texts[0])
+        with torch.inference_mode(), _pool_at_last_real_token(model, batch):
+            logits = model(**batch.to(self.loaded.device)).logits.float()
+        if self.label_index is None:
+            values = logits[:, 0]
+        elif self.probability:
+            values = torch.softmax(logits, -1)[:, self.label_index]
+        else:
+            values = logits[:, self.label_index]
+        return values.double().cpu().numpy()
 
     def _check_length(self, width: int, example: str) -> None:
         """Refuse texts longer than the model's positions: truncating would cut the response off."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from infalign_core.chat import ChatFormat, encode_prompt, prompt_text, render_prompt, uses_template
 from infalign_core.errors import InfAlignError
-from infalign_core.models import LoadedPolicy, memory_errors
+from infalign_core.models import LoadedPolicy, OutOfMemory, halve_batch, memory_errors
 
 _ALL_FINISHED_EVERY = 4  # steps between the one host sync that ends a batch early
 
@@ -39,6 +39,7 @@ class Samples:
     response_ids: list[list[int]]
     finished: np.ndarray
     rendered_prompts: list[str] | None = None  # the exact text the policy saw, per prompt
+    notes: list[str] = field(default_factory=list)  # e.g. a batch halved after running out of memory
 
     def __len__(self) -> int:
         return len(self.responses)
@@ -96,6 +97,12 @@ def _left_pad(rows: Sequence[Sequence[int]], pad_id: int, device) -> tuple[torch
 def _positions(mask: torch.Tensor) -> torch.Tensor:
     """Position ids counted from each row's first real token (0 on the padding)."""
     return (mask.cumsum(-1) - 1).clamp_min_(0)
+
+
+def _forward_parameters(model):
+    """The keyword arguments a model's forward takes (a peft wrapper's are its base model's)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return inspect.signature(base.forward).parameters
 
 
 def _max_positions(model) -> int | None:
@@ -354,7 +361,7 @@ def _sample_batch_generic(
     to the rows sampling from it; rows that have finished are dropped from the batch.
     """
     device = next(model.parameters()).device
-    params = inspect.signature(model.forward).parameters
+    params = _forward_parameters(model)
     takes_positions, takes_keep = "position_ids" in params, "logits_to_keep" in params
     owner = torch.as_tensor(list(row_owner), dtype=torch.long, device=device)
     ids, mask = _left_pad(prompt_rows, pad_id, device)
@@ -473,28 +480,36 @@ def sample(
     done = 0
     was_training = model.training
     model.eval()  # samples come from the policy itself, never a dropout-perturbed copy
+    notes: list[str] = []
+    batch_size = int(batch_size)
     try:
-        with memory_errors(f"sampling with batch_size={batch_size} (lower it)"):
-            while done < total:
-                if should_stop is not None and done and should_stop():
-                    break
-                chunk = owners[done : done + batch_size]
-                unique, local_owner = np.unique(chunk, return_inverse=True)
-                out = run_batch(
-                    model,
-                    [prompt_ids[i] for i in unique],
-                    local_owner.tolist(),
-                    pad_id,
-                    eos_ids,
-                    int(max_new_tokens),
-                    float(temperature),
-                    float(top_p),
-                    gen,
-                )
-                tokens.append(out.cpu())
-                done += len(chunk)
-                if progress is not None:
-                    progress(done, total)
+        while done < total:
+            if should_stop is not None and done and should_stop():
+                break
+            chunk = owners[done : done + batch_size]
+            unique, local_owner = np.unique(chunk, return_inverse=True)
+            try:
+                with memory_errors(f"sampling with batch_size={batch_size} (lower it)"):
+                    out = run_batch(
+                        model,
+                        [prompt_ids[i] for i in unique],
+                        local_owner.tolist(),
+                        pad_id,
+                        eos_ids,
+                        int(max_new_tokens),
+                        float(temperature),
+                        float(top_p),
+                        gen,
+                    )
+            except OutOfMemory:
+                if batch_size == 1:
+                    raise
+                batch_size = halve_batch(batch_size, "sampling", notes)
+                continue
+            tokens.append(out.cpu())
+            done += len(chunk)
+            if progress is not None:
+                progress(done, total)
     finally:
         model.train(was_training)
     complete = (done // n) * n  # a stop mid-prompt keeps only whole prompts
@@ -517,6 +532,7 @@ def sample(
         response_ids=response_ids,
         finished=np.asarray(finished_rows, dtype=bool),
         rendered_prompts=[render_prompt(tokenizer, p, chat) for p in kept_prompts],
+        notes=notes,
     )
 
 
@@ -557,8 +573,8 @@ def sequence_logprobs(
         raise InfAlignError(
             f"A prompt + response has {longest} tokens, more than the model's {limit} positions."
         )
-    takes_positions = "position_ids" in inspect.signature(model.forward).parameters
-    takes_keep = "logits_to_keep" in inspect.signature(model.forward).parameters
+    takes_positions = "position_ids" in _forward_parameters(model)
+    takes_keep = "logits_to_keep" in _forward_parameters(model)
     results = []
     context = torch.enable_grad() if with_grad else torch.inference_mode()
     with context:
