@@ -13,7 +13,7 @@ from infalign_core.errors import InfAlignError
 CURVES = [
     ("reward/calibrated", "calibrated reward (= standard win rate)"),
     ("kl/k1", "KL(π‖π_ref) per sequence, nats"),
-    ("winrate/bon", "best-of-N win rate (estimate)"),
+    ("winrate/bon", "best-of-N win rate against the training bank"),
     ("reward/raw", "raw reward"),
 ]
 
@@ -194,6 +194,15 @@ def live_view() -> None:
     if focus.status.get("error"):
         st.error(focus.status["error"])
     st.plotly_chart(_curves(selected))
+    st.caption(
+        "The best-of-N curve ranks each step's k samples per prompt against that prompt's m bank "
+        "rewards (all N-subsets, ties ½): unbiased for the reference, but it scores the policy against "
+        "the same bank it trains on, so it is optimistic for a trained policy. The arena's fresh "
+        "samples are the real measurement."
+    )
+    missing = next((r["winrate/missing"] for r in reversed(metrics) if r.get("winrate/missing")), None)
+    if missing:
+        st.info(f"{focus.run_id}: {missing}.")
     warning = ctrl.saturation_warning(metrics)
     if warning:
         st.warning(warning)

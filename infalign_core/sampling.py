@@ -545,11 +545,14 @@ def sequence_logprobs(
     finished: Sequence[bool] | np.ndarray | None = None,
     batch_size: int = 64,
     with_grad: bool = False,
+    temperature: float = 1.0,
     chat: ChatFormat | None = None,
 ) -> torch.Tensor:
-    """Sum of log p(response tokens | prompt) per row (+ the EOS where finished), by teacher forcing.
+    """Sum of log p_T(response tokens | prompt) per row (+ the EOS where finished), by teacher forcing.
 
-    ``prompts[k]`` is the prompt of row k, rendered as ``chat`` says (as ``sample`` rendered it). With ``with_grad`` the result keeps the graph (for a
+    p_T is the distribution sampled at ``temperature``: log-softmax(logits / T) per token (as
+    ``sample`` draws), so a KL on these is that of what was sampled. ``prompts[k]`` is the prompt
+    of row k, rendered as ``chat`` says (as ``sample`` rendered it). With ``with_grad`` the result keeps the graph (for a
     policy-gradient loss); otherwise it runs under inference mode. Returns float32 on the model's device.
     """
     if len(prompts) != len(response_ids):
@@ -558,6 +561,10 @@ def sequence_logprobs(
         )
     if finished is not None and len(finished) != len(response_ids):
         raise InfAlignError("finished must have one entry per response.")
+    if not math.isfinite(temperature) or temperature <= 0:
+        raise InfAlignError(
+            f"log-probs need a temperature > 0 (greedy decoding has no density), got {temperature}."
+        )
     device = next(model.parameters()).device
     if not len(prompts):
         return torch.zeros(0, device=device)
@@ -596,6 +603,7 @@ def sequence_logprobs(
             target = ids[:, -width:]
             lengths = torch.as_tensor([len(t) for t in targets], device=device)
             valid = torch.arange(width, device=device)[None, :] >= (width - lengths)[:, None]
-            logp = torch.log_softmax(logits.float(), -1).gather(-1, target[..., None]).squeeze(-1)
+            logits = logits.float() if temperature == 1.0 else logits.float() / float(temperature)
+            logp = torch.log_softmax(logits, -1).gather(-1, target[..., None]).squeeze(-1)
             results.append(torch.where(valid, logp, 0.0).sum(-1))
     return torch.cat(results)

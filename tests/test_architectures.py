@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from infalign_core import ctrl, sampling, winrate
+from infalign_core import arena, ctrl, sampling
 from infalign_core.chat import COMPLETION, render_prompt
 from infalign_core.errors import InfAlignError
 from infalign_core.models import load_policy
@@ -171,7 +171,7 @@ def test_one_ctrl_step_trains_every_architecture(arch_zoo, tmp_path, name):
 def test_arena_runs_on_real_architectures(arch_zoo, policies, name):
     policy = policies[name]
     reward = load_reward(str(arch_zoo["reward-gemma"]), device="cpu")
-    state = winrate.evaluate(policy, policy, reward, PROMPTS, n=2, k=2, max_new_tokens=4, resamples=50)
+    state = arena.evaluate(policy, policy, reward, PROMPTS, n=2, k=2, max_new_tokens=4, resamples=50)
     assert state.done == len(PROMPTS)
     assert 0.0 <= state.estimate.bon_win_rate <= 1.0
     assert abs(state.kl.k1) < 1e-5  # the policy against itself

@@ -59,10 +59,10 @@ def test_out_of_memory_in_a_training_step_halves_says_so_and_goes_on(llama, monk
     rows, targets, rewards = _batch(llama)
     real = ctrl.token_logprobs
 
-    def tight(model, prompt_ids, targets, pad_id):
+    def tight(model, prompt_ids, targets, pad_id, *rest):
         if len(targets) > 3:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.00 GiB")
-        return real(model, prompt_ids, targets, pad_id)
+        return real(model, prompt_ids, targets, pad_id, *rest)
 
     monkeypatch.setattr(ctrl, "token_logprobs", tight)
     said = []
