@@ -267,8 +267,9 @@ def policy_identity(policy) -> dict:
     """What about the reference policy changes its samples; one entry per ingredient of the bank key.
 
     Weights and config (the fingerprint), the dtype it runs in, its tokenizer (how prompts are
-    encoded and responses decoded) and its generation config (the EOS ids where sampling stops).
-    A new ingredient (a chat template, say) is one more entry here.
+    encoded and responses decoded), its generation config (the EOS ids where sampling stops) and
+    how it saw each prompt (chat template, system prompt, completion mode). A new ingredient is
+    one more entry here.
     """
     model = getattr(policy, "model", None)
     return {
@@ -276,16 +277,18 @@ def policy_identity(policy) -> dict:
         "dtype": str(getattr(policy, "dtype", "")),
         "tokenizer_sha256": tokenizer_sha256(getattr(policy, "tokenizer", None)),
         "generation_config_sha256": generation_config_sha256(model),
+        "rendering": _policy_rendering(policy),
     }
 
 
 def reward_identity(reward_fn) -> dict:
-    """What about the reward changes its scores: fingerprint (weights, config, label), dtype, tokenizer."""
+    """What about the reward changes its scores: fingerprint (weights, config, label), dtype, tokenizer, rendering."""
     loaded = getattr(reward_fn, "loaded", None)  # a reward model; VADER, the oracle and callables have none
     return {
         "fingerprint": str(reward_fn.fingerprint),
         "dtype": str(getattr(loaded, "dtype", "")),
         "tokenizer_sha256": tokenizer_sha256(getattr(loaded, "tokenizer", None)),
+        "rendering": getattr(reward_fn, "rendering", None),
     }
 
 
@@ -319,6 +322,14 @@ def generation_config_sha256(model) -> str:
         return ""
     fields = {k: v for k, v in config.to_diff_dict().items() if k != "transformers_version"}
     return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode("utf-8")).hexdigest()
+
+
+def _policy_rendering(policy) -> dict | None:
+    """The policy side of the key's rendering entry (None for objects without a tokenizer)."""
+    from infalign_core.chat import rendering_key
+
+    tokenizer = getattr(policy, "tokenizer", None)
+    return None if tokenizer is None else rendering_key(tokenizer, getattr(policy, "chat", None))
 
 
 def settings_key(settings: dict) -> str:
