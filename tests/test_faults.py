@@ -262,3 +262,31 @@ def test_the_metrics_reader_skips_a_torn_last_line(tmp_path):
     assert ctrl.read_metrics(tmp_path) == rows
     ctrl.truncate_metrics(tmp_path, 2)
     assert (tmp_path / ctrl.METRICS_FILE).read_text().count("\n") == 2
+
+
+@pytest.mark.slow
+def test_a_page_trainer_killed_with_9_shows_as_interrupted_on_the_next_refresh(
+    run_world, tmp_path, monkeypatch
+):
+    from streamlit.testing.v1 import AppTest
+
+    policy, prompts = run_world
+    root = tmp_path / "runs"
+    monkeypatch.setenv("INFALIGN_RUNS_DIR", str(root))
+    at = AppTest.from_file(str(Path(__file__).parents[1] / "app_pages" / "ctrl.py"), default_timeout=60).run()
+    for key, value in {"policy": policy, "prompts": prompts, "reward": "oracle"}.items():
+        at.text_input(key=key).set_value(str(value))
+    at.selectbox(key="device").set_value("cpu")
+    for key, value in {"num_prompts": 6, "prompts_per_step": 4, "k": 4, "steps": 400, "m": 8}.items():
+        at.number_input(key=key).set_value(value)
+    at.button(key="start").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    (info,) = runs.list_runs(root)
+    _wait(lambda: runs.trainer_alive(info.path) and _steps(info.path), 180, "the page's trainer", info.path)
+    # The trainer is this process's child, as it is the server's: killed, it lingers as a zombie.
+    os.kill(runs.read_status(info.path)["pid"], signal.SIGKILL)
+    _wait(lambda: not runs.trainer_alive(info.path), 30, "the lock to drop", info.path)
+    at.run()  # what the live view's timer does every 2 s, in the same session: no reload
+    assert not at.exception
+    assert at.dataframe[0].value["state"].tolist() == ["interrupted"]
+    assert not at.button(key="resume").disabled
