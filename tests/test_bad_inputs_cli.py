@@ -110,7 +110,7 @@ CASES = [
     ("theory-beta-0", ["theory", "--transform", "identity", "--beta", "0", "--n", "4"], "must be > 0"),
     ("theory-beta-neg", ["theory", "--transform", "identity", "--beta", "-1", "--n", "4"], "must be > 0"),
     ("theory-beta-nan", ["theory", "--transform", "identity", "--beta", "nan", "--n", "4"], "finite"),
-    ("theory-beta-huge", ["theory", "--transform", "identity", "--beta", "1e9", "--n", "4"], "must lie in"),
+    ("theory-beta-huge", ["theory", "--transform", "identity", "--beta", "1e9", "--n", "4"], " in [0.001, 1000]"),
     ("theory-kl-inf", ["theory", "--transform", "identity", "--kl", "inf", "--n", "4"], "finite"),
     ("theory-t-nan", ["theory", "--transform", "exp", "--t", "nan", "--beta", "1", "--n", "4"], "finite"),
     ("theory-t-neg", ["theory", "--transform", "exp", "--t", "-1", "--beta", "1", "--n", "4"], "t must"),
