@@ -93,7 +93,12 @@ def test_kill_9_during_banks_mid_step_and_mid_checkpoint_then_resume_has_no_gap_
     time.sleep(rng.uniform(0.0, 0.15))
     _kill_and_check_interrupted(run_dir)
     checkpoint = ctrl.checkpoint_path(run_dir)
-    assert checkpoint is not None and (checkpoint / "model.safetensors").is_file()
+    assert checkpoint is not None
+    import torch
+    from safetensors.torch import load_file
+
+    assert load_file(str(checkpoint / "model.safetensors"))  # whole, never half-written
+    assert torch.load(checkpoint / ctrl.TRAINER_STATE, weights_only=True)["step"] >= 1
 
     runs.resume_run(run_id, root)
     status = runs.wait_for(run_id, runs.FINAL, root, timeout=300)
