@@ -44,7 +44,7 @@ FINAL = ("stopped", "finished", "failed", "interrupted")
 CONFIG_FILE, STATUS_FILE, LOG_FILE = "config.json", "status.json", "train.log"
 TRAINER_LOCK = ".trainer.lock"
 _EXEC_GRACE_S = 30.0
-_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+_RUN_ID = re.compile(r"[^\W_][\w.-]{0,199}")  # any script: create_run keeps the letters of a name
 
 
 def default_runs_root() -> Path:

@@ -295,3 +295,41 @@ def test_a_page_trainer_killed_with_9_shows_as_interrupted_on_the_next_refresh(
     assert not at.exception
     assert at.dataframe[0].value["state"].tolist() == ["interrupted"]
     assert not at.button(key="resume").disabled
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_in_the_browser_a_killed_trainer_shows_as_interrupted_without_a_reload(tmp_path, monkeypatch):
+    import importlib.util
+
+    from infalign_core.models import BUNDLED
+
+    chromium = Path("/usr/bin/chromium")
+    if not chromium.exists() or not (BUNDLED["policy"] / "config.json").is_file():
+        pytest.skip("needs Debian's chromium and the bundled world")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    spec = importlib.util.spec_from_file_location(
+        "screenshot", Path(__file__).parents[1] / "scripts" / "screenshot.py"
+    )
+    shot = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(shot)
+    root = tmp_path / "runs"
+    monkeypatch.setenv("INFALIGN_RUNS_DIR", str(root))  # the server inherits both
+    monkeypatch.setenv("INFALIGN_CACHE_DIR", str(tmp_path / "cache"))
+    with shot.serve(shot.free_port(), 120) as url, sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(chromium), args=shot.CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(f"{url}/ctrl")
+            page.get_by_role("button", name="Start").click(timeout=120_000)
+            # The server launched the trainer (its child): wait, reading files only, for its lock.
+            run_dir = _wait(lambda: next(iter(root.glob("*/config.json")), None), 120, "a run", root).parent
+            _wait(lambda: runs.trainer_alive(run_dir), 180, "the trainer's lock", run_dir)
+            page.get_by_text(": running, step").first.wait_for(timeout=60_000)
+            os.kill(runs.read_status(run_dir)["pid"], signal.SIGKILL)
+            # No reload, and no refresh_status from this test: only the page's live view can notice.
+            page.get_by_text(": interrupted, step").first.wait_for(timeout=60_000)
+            assert runs.read_status(run_dir)["state"] == "interrupted"
+            assert page.get_by_role("button", name="Resume").is_enabled()
+        finally:
+            browser.close()

@@ -107,6 +107,15 @@ def test_the_runs_table_lists_no_folder_outside_the_root(runs_root):
     assert [info.run_id for info in runs.list_runs(runs_root)] == ["good-run"]
 
 
+def test_a_run_named_in_any_script_is_still_a_run(runs_root):
+    named = runs_root / "20261201-120000-exp-ab12-critique-été"
+    named.mkdir()
+    ctrl.CTRLConfig().save(named / runs.CONFIG_FILE)
+    runs.write_status(named, state="stopped", created=time.time() + 1)
+    assert [info.run_id for info in runs.list_runs(runs_root)] == [named.name, "good-run"]
+    assert runs.run_dir_of(named.name, runs_root) == named
+
+
 def test_a_cli_run_id_is_looked_up_in_the_root_but_a_typed_path_is_taken_as_given(
     runs_root, tmp_path, monkeypatch
 ):
