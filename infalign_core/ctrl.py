@@ -296,6 +296,10 @@ class CTRLConfig:
             text = path.read_text(encoding="utf-8")
         except OSError as err:
             raise InfAlignError(f"cannot read the config file {path}: {err.strerror or err}") from None
+        except UnicodeDecodeError:
+            raise InfAlignError(
+                f"the config file {path} is not UTF-8 text: give a .json or .yaml file"
+            ) from None
         try:
             if path.suffix.lower() in (".yaml", ".yml"):
                 import yaml
