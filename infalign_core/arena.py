@@ -69,6 +69,7 @@ def sample_logprobs(
             finished=samples.finished,
             batch_size=batch_size,
             temperature=temperature,
+            chat=getattr(policy, "chat", None),  # both sides see the prompt as the policy did
         )
         out.append(logp.double().cpu().numpy())
     return out[0], out[-1]

@@ -75,6 +75,17 @@ class CTRLConfig:
     prompt_split: str | None = field(
         default=None, metadata={"help": "split of the prompt source (bundled: train unless given)"}
     )
+    prompt_subset: str | None = field(
+        default=None,
+        metadata={"help": "dataset config name or data_dir (Anthropic HH: helpful-base, harmless-base)"},
+    )
+    completion_mode: bool = field(
+        default=False,
+        metadata={"help": "no chat templates: the policy continues and the reward scores the raw text"},
+    )
+    system_prompt: str | None = field(
+        default=None, metadata={"help": "system prompt put before every prompt by the chat templates"}
+    )
     num_prompts: int = field(default=64, metadata={"help": "train on the first P prompts"})
     m: int = field(default=64, metadata={"help": "reference samples per prompt in the calibration bank"})
     transform: str = field(
@@ -115,6 +126,23 @@ class CTRLConfig:
     checkpoint_every: int = field(default=50, metadata={"help": "save a checkpoint every this many steps"})
     sample_every: int = field(default=10, metadata={"help": "log example responses every this many steps"})
     cache_dir: str | None = field(default=None, metadata={"help": "bank cache folder (default: cache/banks)"})
+    gradient_checkpointing: bool = field(
+        default=False,
+        metadata={"help": "recompute activations in the backward pass: less memory, ~30% slower"},
+    )
+    lora_rank: int | None = field(
+        default=None,
+        metadata={
+            "help": "train LoRA adapters of this rank (alpha = 2·rank) through peft instead of all weights"
+        },
+    )
+
+    @property
+    def chat(self):
+        """How prompts are rendered for the run's models (chat.ChatFormat)."""
+        from infalign_core.chat import ChatFormat
+
+        return ChatFormat(completion=bool(self.completion_mode), system_prompt=self.system_prompt or None)
 
     def validate(self) -> CTRLConfig:
         """Raise InfAlignError naming the first bad field and its accepted range; return self."""
@@ -159,6 +187,19 @@ class CTRLConfig:
             f"weight_decay must be ≥ 0, got {self.weight_decay}",
         )
         _check(_int(self.seed), f"seed must be an integer, got {self.seed}")
+        for name in ("completion_mode", "gradient_checkpointing"):
+            _check(
+                isinstance(getattr(self, name), bool),
+                f"{name} must be true or false, got {getattr(self, name)!r}",
+            )
+        if self.lora_rank is not None:
+            _check(
+                _int(self.lora_rank) and 1 <= self.lora_rank <= 1024,
+                f"lora_rank must be an integer in [1, 1024] (or unset for full fine-tuning), got {self.lora_rank}",
+            )
+        for name in ("system_prompt", "prompt_subset"):
+            value = getattr(self, name)
+            _check(value is None or isinstance(value, str), f"{name} must be text, got {value!r}")
         if self.kl_target is not None:
             _check(
                 _finite(self.kl_target) and self.kl_target > 0,
@@ -218,7 +259,7 @@ class CTRLConfig:
         if not isinstance(data, dict):
             raise InfAlignError("a CTRL config must be a mapping of field names to values")
         names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
+        unknown = sorted(str(key) for key in set(data) - names)  # YAML keys may be numbers
         if unknown:
             raise InfAlignError(
                 f"unknown config field(s): {', '.join(unknown)}; known: {', '.join(sorted(names))}"
@@ -252,7 +293,8 @@ class CTRLConfig:
                 data = json.loads(text)
         except Exception as err:  # both parsers' errors mean the same to the user
             raise InfAlignError(
-                f"{path} is not valid {'YAML' if path.suffix.lower() in ('.yaml', '.yml') else 'JSON'}: {err}"
+                f"{path} is not valid {'YAML' if path.suffix.lower() in ('.yaml', '.yml') else 'JSON'}: "
+                f"{_parse_problem(err)}; fix that line or write the config again with `train --help` in hand."
             ) from None
         return cls.from_dict(data or {})
 
@@ -262,6 +304,17 @@ class CTRLConfig:
         path.write_text(
             self.to_yaml() if path.suffix.lower() in (".yaml", ".yml") else self.to_json(), encoding="utf-8"
         )
+
+
+def _parse_problem(err: Exception) -> str:
+    """A YAML or JSON parser's complaint on one line, with the line and column it points at."""
+    mark = getattr(err, "problem_mark", None)  # yaml.MarkedYAMLError
+    if mark is not None:
+        problem = getattr(err, "problem", None) or getattr(err, "context", None) or type(err).__name__
+        return f"{' '.join(str(problem).split())} at line {mark.line + 1}, column {mark.column + 1}"
+    if isinstance(err, json.JSONDecodeError):
+        return f"{err.msg} at line {err.lineno}, column {err.colno}"
+    return " ".join(str(err).split()) or type(err).__name__
 
 
 def _check(ok: bool, message: str) -> None:
@@ -300,7 +353,11 @@ def load_prompt_list(config: CTRLConfig) -> list[str]:
 
     split = config.prompt_split or ("train" if config.prompts == "bundled" else None)
     prompt_set = data.load_prompts(
-        config.prompts, column=config.prompt_column, split=split, limit=config.num_prompts
+        config.prompts,
+        column=config.prompt_column,
+        split=split,
+        limit=config.num_prompts,
+        subset=config.prompt_subset,
     )
     if len(prompt_set.prompts) < config.prompts_per_step:
         raise InfAlignError(
@@ -466,6 +523,129 @@ def token_logprobs(
 
 
 @dataclass
+class GradientStats:
+    """What one policy-gradient step measured, per row and in total."""
+
+    kl_k1: np.ndarray
+    kl_k3: np.ndarray
+    tokens: np.ndarray
+    entropy_sum: float
+    loss: float
+    grad_norm: float
+
+
+def policy_gradient_step(
+    model,
+    reference_model,
+    optimizer,
+    prompt_ids,
+    targets,
+    pad_id: int,
+    rewards: np.ndarray,
+    beta: float,
+    k: int,
+    *,
+    bf16: bool = False,
+    max_grad_norm: float = 1.0,
+    temperature: float = 1.0,
+    micro: int | None = None,
+    log: Callable[[str], None] | None = None,
+) -> tuple[GradientStats, int | None]:
+    """KL to the reference, RLOO advantages of rewards − β·KL, one clipped optimizer step on −mean A·log π.
+
+    Both log-probs are taken at the sampling ``temperature``: the KL is KL(π_T‖π_ref,T), as TRL computes it.
+
+    Out of memory, the rows are split into micro-batches of half the size (then half again),
+    the step is redone and the run goes on; the size is returned so later steps start there.
+    """
+    from infalign_core.models import _is_oom
+
+    def advantages_of(kl_k1: np.ndarray) -> np.ndarray:
+        return rloo_advantages(np.asarray(rewards, dtype=np.float64) - beta * kl_k1, k)
+
+    rows = len(targets)
+    while True:
+        try:
+            return _gradient_pass(
+                model, reference_model, optimizer, prompt_ids, targets, pad_id, advantages_of, bf16,
+                max_grad_norm, temperature, micro,
+            ), micro  # fmt: skip
+        except (RuntimeError, MemoryError) as err:
+            if not _is_oom(err) or (micro or rows) <= 1:
+                raise
+            optimizer.zero_grad(set_to_none=True)
+            _empty_device_cache()
+            micro = max(1, (micro or rows) // 2)
+            if log is not None:
+                log(
+                    f"out of memory on a {rows}-row policy-gradient pass: continuing in micro-batches of {micro}"
+                )
+
+
+def _empty_device_cache() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _gradient_pass(
+    model, reference_model, optimizer, prompt_ids, targets, pad_id, advantages_of, bf16, max_grad_norm,
+    temperature, micro,
+) -> GradientStats:  # fmt: skip
+    """One step over all rows at once (``micro`` None) or in chunks of ``micro`` rows (two passes)."""
+    import torch
+
+    from infalign_core.models import checkpointed_layers
+
+    device = next(model.parameters()).device
+    rows = len(targets)
+    size = micro or rows
+    chunks = [slice(i, min(i + size, rows)) for i in range(0, rows, size)]
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+
+    def stats(logp, ref_logp, valid):
+        log_ratio = (logp.detach() - ref_logp).double()  # log π − log π_ref per token
+        k3 = ((torch.expm1(-log_ratio) + log_ratio) * valid).sum(-1)
+        return log_ratio.sum(-1).cpu().numpy(), k3.cpu().numpy(), valid.sum(-1).cpu().numpy()
+
+    optimizer.zero_grad(set_to_none=True)
+    if micro is None:
+        with autocast, checkpointed_layers(model):
+            logp, entropy, valid = token_logprobs(model, prompt_ids, targets, pad_id, temperature)
+            with torch.no_grad():
+                ref_logp, _, _ = token_logprobs(reference_model, prompt_ids, targets, pad_id, temperature)
+        kl_k1, kl_k3, tokens = stats(logp, ref_logp, valid)
+        advantages = torch.as_tensor(advantages_of(kl_k1), dtype=torch.float32, device=device)
+        loss = -(advantages * logp.sum(-1)).mean()
+        loss.backward()
+        entropy_sum, loss_value = float(entropy.sum().item()), float(loss.item())
+    else:
+        parts, entropy_sum = [], 0.0
+        with torch.no_grad(), autocast:  # pass 1: the KL of every row, so advantages are known
+            for c in chunks:
+                logp, entropy, valid = token_logprobs(model, prompt_ids[c], targets[c], pad_id, temperature)
+                ref_logp, _, _ = token_logprobs(
+                    reference_model, prompt_ids[c], targets[c], pad_id, temperature
+                )
+                parts.append(stats(logp, ref_logp, valid))
+                entropy_sum += float(entropy.sum().item())
+        kl_k1, kl_k3, tokens = (np.concatenate(p) for p in zip(*parts))
+        advantages = torch.as_tensor(advantages_of(kl_k1), dtype=torch.float32, device=device)
+        loss_value = 0.0
+        for c in chunks:  # pass 2: gradients accumulated chunk by chunk
+            with autocast, checkpointed_layers(model):
+                logp, _, _ = token_logprobs(model, prompt_ids[c], targets[c], pad_id, temperature)
+            loss = -(advantages[c] * logp.sum(-1)).sum() / rows
+            loss.backward()
+            loss_value += float(loss.item())
+    params = [p for p in model.parameters() if p.requires_grad]
+    grad_norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+    optimizer.step()
+    return GradientStats(kl_k1, kl_k3, tokens, entropy_sum, loss_value, float(grad_norm))
+
+
+@dataclass
 class Models:
     """What a run loads: the trained policy, the frozen reference and the reward function."""
 
@@ -480,12 +660,23 @@ def load_models(config: CTRLConfig) -> Models:
     from infalign_core.rewards import load_reward
 
     device = None if config.device == "auto" else config.device
-    policy = load_policy(config.policy, device=device, dtype="float32")
+    chat = config.chat
+    policy = load_policy(config.policy, device=device, dtype="float32", chat=chat)
     ref_dtype = "bfloat16" if _use_bf16(config, policy.device) else "float32"
-    reference = load_policy(config.reference or config.policy, device=str(policy.device), dtype=ref_dtype)
+    reference = load_policy(
+        config.reference or config.policy, device=str(policy.device), dtype=ref_dtype, chat=chat
+    )
     for p in reference.model.parameters():
         p.requires_grad_(False)
-    reward_fn = load_reward(config.reward, label=config.reward_label, device=str(policy.device))
+    reward_fn = load_reward(config.reward, label=config.reward_label, device=str(policy.device), chat=chat)
+    if config.lora_rank is not None:
+        from infalign_core.models import add_lora
+
+        add_lora(policy, config.lora_rank)
+    if config.gradient_checkpointing:
+        from infalign_core.models import enable_gradient_checkpointing
+
+        enable_gradient_checkpointing(policy)
     return Models(policy, reference, reward_fn)
 
 
@@ -641,7 +832,9 @@ def train(
     bank = reference_bank(config, reference, reward_fn, prompts, should_stop=should_stop)
 
     optimizer = torch.optim.AdamW(
-        policy.model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+        [p for p in policy.model.parameters() if p.requires_grad],  # LoRA: the adapters only
+        lr=config.learning_rate,
+        weight_decay=config.weight_decay,
     )
     step, beta, solved_at = 0, float(config.beta), None
     if run_dir is not None:
@@ -652,6 +845,7 @@ def train(
             log(f"resumed from {ckpt} at step {step}")
         truncate_metrics(run_dir, step)
     phi, phi_solved_at = make_phi(config, beta), None
+    micro = None  # rows per forward/backward pass; None = the whole batch at once
     policy.model.eval()  # dropout off: the sampled and the scored policy must be the same
     metrics_file = open(run_dir / METRICS_FILE, "a", encoding="utf-8") if run_dir is not None else None
     last: dict = {}
@@ -683,6 +877,7 @@ def train(
 
             # 3. Reward, calibrated reward against the bank, transformed reward Φ(c).
             raw = np.asarray(reward_fn.score(row_prompts, samples.responses), dtype=np.float64)
+            check_finite_rewards(raw, row_prompts, samples.responses, step)
             calibrated = calibration.calibrated_reward(bank, bank_rows, raw)
             # An optimal Φ follows the adaptive β: re-solved once β has moved a few percent.
             solved_at = phi_beta(config, solved_at, beta)
@@ -695,33 +890,31 @@ def train(
                 [*ids, eos_ids[0]] if done and eos_ids else list(ids)
                 for ids, done in zip(samples.response_ids, samples.finished)
             ]
-            prompt_ids = sampling.encode_prompts(tokenizer, batch_prompts)
+            prompt_ids = sampling.encode_prompts(tokenizer, batch_prompts, policy.chat)
             row_prompt_ids = [prompt_ids[i] for i in samples.prompt_index]
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                # Both at the sampling temperature: the KL is KL(π_T‖π_ref,T), as TRL computes it.
-                logp, entropy, valid = token_logprobs(
-                    policy.model, row_prompt_ids, targets, pad_id, config.temperature
-                )
-                with torch.no_grad():
-                    ref_logp, _, _ = token_logprobs(
-                        reference.model, row_prompt_ids, targets, pad_id, config.temperature
-                    )
-            log_ratio = (logp.detach() - ref_logp).double()  # log π − log π_ref per token
-            kl_k1 = log_ratio.sum(-1).cpu().numpy()
-            kl_k3 = ((torch.expm1(-log_ratio) + log_ratio) * valid).sum(-1).cpu().numpy()
 
-            # 5. Reward with the KL penalty inside, leave-one-out advantage, policy-gradient step.
+            # 5. Reward with the KL penalty inside, leave-one-out advantage, policy-gradient step
+            #    (in micro-batches of `micro` rows once the full batch has run out of memory).
+            grads, micro = policy_gradient_step(
+                policy.model,
+                reference.model,
+                optimizer,
+                row_prompt_ids,
+                targets,
+                pad_id,
+                transformed,
+                beta,
+                config.k,
+                bf16=bf16,
+                max_grad_norm=config.max_grad_norm,
+                temperature=config.temperature,
+                micro=micro,
+                log=log,
+            )
+            kl_k1, kl_k3, tokens = grads.kl_k1, grads.kl_k3, grads.tokens
             total = transformed - beta * kl_k1
-            advantages = torch.as_tensor(rloo_advantages(total, config.k), dtype=torch.float32, device=device)
-            seq_logp = logp.sum(-1)
-            loss = -(advantages * seq_logp).mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(policy.model.parameters(), config.max_grad_norm)
-            optimizer.step()
 
             # 6. Metrics; then adapt β toward the KL target if one is set.
-            tokens = valid.sum(-1).cpu().numpy()
             bank_rates = bank_win_rates(raw.reshape(-1, config.k), bank.rewards[chosen], config.n)
             last = {
                 "step": step,
@@ -735,11 +928,11 @@ def train(
                 "kl/k1": float(kl_k1.mean()),
                 "kl/k3": float(kl_k3.mean()),
                 "kl/beta": beta,
-                "policy/entropy": float(entropy.sum().item() / max(1, valid.sum().item())),
+                "policy/entropy": grads.entropy_sum / max(1, int(tokens.sum())),
                 "policy/response_length": float(tokens.mean()),
                 "policy/finished": float(np.mean(samples.finished)),
-                "loss/policy": float(loss.item()),
-                "loss/grad_norm": float(grad_norm),
+                "loss/policy": grads.loss,
+                "loss/grad_norm": grads.grad_norm,
                 "winrate/standard": float(calibrated.mean()),
                 # None (not NaN) when k < N or m < N: a plot shows a gap, not a biased value.
                 "winrate/bon": None if bank_rates is None else bank_rates[0],
@@ -784,23 +977,55 @@ def train(
     return out
 
 
+def check_finite_rewards(
+    raw: np.ndarray, prompts: Sequence[str], responses: Sequence[str], step: int
+) -> None:
+    """Stop the run (before this step is logged or applied) when the reward returned NaN or ±inf."""
+    bad = np.flatnonzero(~np.isfinite(raw))
+    if bad.size:
+        i = int(bad[0])
+        raise InfAlignError(
+            f"the reward returned {raw[i]} for {bad.size} of {raw.size} responses at step {step} "
+            f"(first: {prompts[i] + responses[i]!r}); the run stopped, its metrics up to step {step - 1} "
+            "are kept. Fix the reward so it returns a finite number for every text, then resume."
+        )
+
+
 def _restore(ckpt: Path, policy, optimizer, device) -> tuple[int, float, float | None]:
     """Load weights and trainer state from a checkpoint into the live policy and optimizer."""
     import torch
     from safetensors.torch import load_file
 
-    state = torch.load(ckpt / TRAINER_STATE, map_location=device, weights_only=True)
-    weights = {}
-    for file in sorted(ckpt.glob("*.safetensors")):
-        weights.update(load_file(str(file), device=str(device)))
-    missing, unexpected = policy.model.load_state_dict(weights, strict=False)
-    # Tied weights (lm_head = wte) are saved once; anything else missing means a different model.
-    real_missing = [k for k in missing if "lm_head" not in k]
-    if real_missing or unexpected:
+    from infalign_core.models import is_lora
+
+    try:
+        state = torch.load(ckpt / TRAINER_STATE, map_location=device, weights_only=True)
+        weights = {}
+        for file in sorted(ckpt.glob("*.safetensors")):
+            weights.update(load_file(str(file), device=str(device)))
+    except Exception as err:  # torn or edited files: the same advice whatever the parser says
         raise InfAlignError(
-            f"the checkpoint at {ckpt} does not match the run's policy "
-            f"(missing {real_missing[:3]}, unexpected {unexpected[:3]}); start a new run instead"
-        )
+            f"the checkpoint at {ckpt} is truncated or corrupt ({type(err).__name__}: "
+            f"{' '.join(str(err).split())[:200]}): delete that folder to restart the run from step 0, "
+            "or start a new run."
+        ) from None
+    if is_lora(policy.model):  # the checkpoint holds the adapters only
+        from peft import set_peft_model_state_dict
+
+        result = set_peft_model_state_dict(policy.model, weights)
+        if getattr(result, "unexpected_keys", None) or not weights:
+            raise InfAlignError(
+                f"the checkpoint at {ckpt} does not hold this run's LoRA adapters; start a new run instead"
+            )
+    else:
+        missing, unexpected = policy.model.load_state_dict(weights, strict=False)
+        # Tied weights (lm_head = wte) are saved once; anything else missing means a different model.
+        real_missing = [k for k in missing if "lm_head" not in k]
+        if real_missing or unexpected:
+            raise InfAlignError(
+                f"the checkpoint at {ckpt} does not match the run's policy "
+                f"(missing {real_missing[:3]}, unexpected {unexpected[:3]}); start a new run instead"
+            )
     optimizer.load_state_dict(state["optimizer"])
     phi_beta = state.get("phi_beta")  # absent in checkpoints from before Φ followed β
     return int(state["step"]), float(state["beta"]), None if phi_beta is None else float(phi_beta)
