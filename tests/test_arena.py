@@ -234,3 +234,10 @@ def test_procedure_theory_curve_and_point_for_a_run():
     assert arena.procedure_theory_curve({"transform": "raw"}, "poisson:3") is None
     trained = {"transform": "optimal", "procedure": "poisson:2", "phi_beta": 0.2}
     assert arena.run_transform(trained).procedure.spec == "poisson:2"
+
+
+def test_an_optimal_procedure_runs_best_of_n_curve_uses_the_phi_it_trained_on():
+    from infalign_core.figures import arena as arena_figures
+
+    curve = arena_figures.default_theory_curve("optimal", None, "best", 4, 0.2, 4, "poisson:2")
+    assert "Poisson(2)" in curve["label"] and curve["kl"].size > 5
