@@ -361,3 +361,15 @@ def test_soft_best_of_two_matches_nested_adaptive_quadrature_to_1e6(tau, phi, be
     assert procedures.procedure_win_rate(phi, beta, parse(f"soft:2:{tau}")) == pytest.approx(
         expected, abs=1e-6
     )
+
+
+def test_a_users_t_equal_to_worst_of_three_reaches_the_odes_optimum():
+    ours = procedures.optimal_for_procedure(parse("expr:1-(1-x)**3"), kl=0.6)
+    ode = procedures.optimal_for_procedure(parse("won:3"), kl=0.6)
+    assert ours.win_rate == pytest.approx(ode.win_rate, abs=1e-7)
+
+
+def test_a_singular_t_fails_with_the_project_error_not_a_crash():
+    # T′ = 1/(2√x) is infinite at 0: the fixed point runs off to −∞ there and must say so.
+    with pytest.raises(InfAlignError, match="did not converge"):
+        procedures.optimal_for_procedure(parse("expr:sqrt(x)"), kl=1.0)
