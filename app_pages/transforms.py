@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from app_pages import procedure_panel
 from infalign_core import explorer, figures, theory
 from infalign_core.errors import InfAlignError
 from infalign_core.transforms import TRANSFORM_NAMES
@@ -69,8 +70,7 @@ def _section(fig, alt: str, text: str, metric: tuple[str, str] | None = None) ->
 with st.sidebar:
     st.header("Controls")
     names = st.multiselect("Transforms", TRANSFORM_NAMES, default=["identity", "exp", "optimal"], key="names")
-    mode = st.radio("Inference procedure", ("best", "worst"), format_func=lambda m: f"{m}-of-N", key="mode")
-    n = int(st.number_input("N, samples at inference", 1, theory.MAX_N, 4, step=1, key="n"))
+    kind, mode, n, spec = procedure_panel.sidebar(theory.MAX_N)
     ns = st.multiselect("N on the frontier chart", N_CHOICES, default=[1, 4, 16, 64], key="ns")
     hold = st.radio("Hold fixed", ("KL budget", "β"), horizontal=True, key="hold")
     if hold == "KL budget":
@@ -87,6 +87,9 @@ with st.sidebar:
 
 word, best = f"{mode}-of-{n}", mode == "best"
 st.title("Transforms & frontiers")
+if kind not in ("bon", "won"):  # beyond best-of-N: its own view, all numbers from explorer/procedures
+    procedure_panel.show(spec, kl, beta)
+    st.stop()
 if not names:
     st.warning("Pick at least one transform in the sidebar.")
     st.stop()
