@@ -193,7 +193,7 @@ def hh_prompt(dialogue: str, where: str) -> str:
     head = messages[:last]
     if not head or head[-1]["role"] != "user":
         raise InfAlignError(f"{where} has no 'Human:' turn before its final 'Assistant:' reply.")
-    return prompt_text(head)
+    return prompt_text(head, transcript=True)
 
 
 def hh_prompts(values: Sequence, description: str, max_chars: int) -> tuple[list[str], list[str]]:
