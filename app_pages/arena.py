@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-import plotly.express as px
-import plotly.graph_objects as go
 import streamlit as st
 
-from infalign_core import arena, data, runs, winrate
+from infalign_core import arena, data, runs
 from infalign_core.errors import InfAlignError
+from infalign_core.figures import arena as arena_figures
 from infalign_core.models import BUNDLED
 
 REFERENCE, FOLDER = "reference (bundled default policy)", "a local model folder…"
-LABELS = {"standard_win_rate": "standard", "bon_win_rate": "best-of-N", "won_win_rate": "worst-of-N"}
+LABELS = arena_figures.LABELS
 
 st.title("Best-of-N arena")
 st.caption(
@@ -42,17 +40,9 @@ def load_reward_fn(source: str, label: str | None):
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def theory_curve(
-    transform: str,
-    t: float | None,
-    mode: str,
-    n: int,
-    phi_beta: float | None = None,
-    run_n: int | None = None,
-) -> dict | None:
+def theory_curve(transform, t, mode, n, phi_beta=None, run_n=None) -> dict | None:
     """The theory's curve at N for a run's transform (the optimal Φ it trained on, if recorded; cached)."""
-    config = {"transform": transform, "t": t, "mode": mode, "n": run_n or n, "phi_beta": phi_beta}
-    return arena.theory_curve(config, n)
+    return arena_figures.default_theory_curve(transform, t, mode, n, phi_beta, run_n)
 
 
 def weights_version(source: str) -> float:
@@ -87,65 +77,16 @@ with right.popover("Sampling"):
         "Max new tokens", 1, 256, int(run_config.get("max_new_tokens") or 24), key="max_new_tokens"
     )
     temperature = st.number_input(
-        "Temperature",
-        0.05,
-        5.0,
-        float(run_config.get("temperature") or 1.0),
-        0.05,
-        help="Both sides sample at this temperature, and the KL is that of the tempered distributions. "
-        "Default: the run's own, the one it was trained and calibrated at.",
-        key="temperature",
-    )
+        "Temperature", 0.05, 5.0, float(run_config.get("temperature") or 1.0), 0.05, key="temperature",
+        help="Both sides sample at it; the KL is that of the tempered distributions. Default: the run's own.",
+    )  # fmt: skip
     top_p = st.number_input(
-        "Top-p",
-        0.01,
-        1.0,
-        float(run_config.get("top_p") or 1.0),
-        0.01,
+        "Top-p", 0.01, 1.0, float(run_config.get("top_p") or 1.0), 0.01, key="top_p",
         help="Nucleus sampling for both sides. Below 1 the KL is not measured: a response outside the "
         "reference's nucleus has infinite KL.",
-        key="top_p",
-    )
+    )  # fmt: skip
     seed = st.number_input("Seed", 0, 2**31 - 1, 0, key="seed")
     batch = st.number_input("Prompts per batch", 1, 64, 8, key="batch")
-
-
-def convergence_figure(history: list[tuple[int, winrate.WinRateEstimate]]) -> go.Figure:
-    """Each estimate with its interval against the prompts seen so far."""
-    fig = go.Figure()
-    x = [done for done, _ in history]
-    for name, label in LABELS.items():
-        low = [getattr(e, f"{name}_ci_low") for _, e in history]
-        high = [getattr(e, f"{name}_ci_high") for _, e in history]
-        fig.add_trace(
-            go.Scatter(
-                x=x + x[::-1],
-                y=high + low[::-1],
-                fill="toself",
-                opacity=0.2,
-                showlegend=False,
-                hoverinfo="skip",
-                line={"width": 0},
-                legendgroup=name,
-            )
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=[getattr(e, name) for _, e in history],
-                name=label,
-                mode="lines+markers",
-                legendgroup=name,
-            )
-        )
-    fig.add_hline(y=0.5, line={"dash": "dot", "color": "#888"})
-    fig.update_layout(
-        height=320,
-        margin={"t": 20, "b": 40},
-        xaxis_title="prompts seen",
-        yaxis_title="win rate against the reference",
-    )
-    return fig
 
 
 def show_picks(state: arena.ArenaState) -> None:
@@ -160,77 +101,8 @@ def show_picks(state: arena.ArenaState) -> None:
                 (ours, "challenger", pick.challenger_response, pick.challenger_reward),
                 (theirs, "reference", pick.reference_response, pick.reference_reward),
             ):
-                mark = (
-                    " · :material/emoji_events: **wins**"
-                    if pick.winner == who
-                    else (" · tie" if pick.winner == "tie" else "")
-                )
-                col.caption(f"{who}{mark} · reward {reward:+.3f}")
+                col.caption(arena_figures.pick_caption(who, pick.winner, reward))
                 col.write(pick.prompt + text)
-
-
-def frontier_figure(records: dict, name: str, label: str) -> tuple[go.Figure, list[str]]:
-    """Theory curves (one per transform and N) with every evaluation's point and error bars."""
-    fig, notes, colors = go.Figure(), [], {}
-    palette = px.colors.qualitative.Plotly
-    max_kl = 0.0
-    for key, record in records.items():
-        run, w, kl, n_eval = (
-            record.get("run") or {},
-            record["win_rates"],
-            record["kl"],
-            record["settings"]["n"],
-        )
-        curve_key = (
-            run.get("transform"),
-            run.get("t"),
-            run.get("mode") or "best",
-            n_eval,
-            run.get("phi_beta"),
-            run.get("n"),
-        )
-        if curve_key not in colors:
-            colors[curve_key] = palette[len(colors) % len(palette)]
-            curve = theory_curve(*curve_key) if run.get("transform") else None
-            if curve is not None:
-                fig.add_trace(
-                    go.Scatter(
-                        x=curve["kl"],
-                        y=curve[name],
-                        mode="lines",
-                        line={"color": colors[curve_key]},
-                        name=f"theory · {curve['label']} · N={n_eval}",
-                    )
-                )
-            elif run.get("transform") == "raw":
-                notes.append(
-                    "Raw-reward runs: the raw reward is a prompt-dependent transform, so the theory has no curve for them."
-                )
-        if kl.get("k1") is None:  # measured at top-p < 1: no KL to place it at
-            notes.append(f"{key}: {record.get('kl_note') or 'no KL measured'}")
-            continue
-        max_kl = max(max_kl, kl.get("k1") or 0.0)
-        fig.add_trace(
-            go.Scatter(
-                x=[kl.get("k1", 0.0)],
-                y=[w[name]],
-                mode="markers",
-                name=key,
-                marker={"size": 10, "color": colors[curve_key], "line": {"width": 1, "color": "#222"}},
-                error_y={
-                    "type": "data",
-                    "symmetric": False,
-                    "array": [w[f"{name}_ci_high"] - w[name]],
-                    "arrayminus": [w[name] - w[f"{name}_ci_low"]],
-                },
-                error_x={"type": "data", "array": [1.96 * (kl.get("k1_stderr") or 0.0)]},
-            )
-        )
-    fig.update_layout(
-        height=440, xaxis_title="KL(π‖π_ref), nats", yaxis_title=f"{label} win rate", margin={"t": 20}
-    )
-    fig.update_xaxes(range=[0.0, max(1.0, 1.6 * max_kl)])
-    return fig, notes
 
 
 # --- the live evaluation ------------------------------------------------------------------------
@@ -279,7 +151,7 @@ if st.button("Evaluate", type="primary", key="evaluate"):
                     cols[3].caption(f"± {state.kl.k1_stderr:.3f} (k3 {state.kl.k3:.3f})")
                 else:
                     cols[3].metric("KL(π‖π_ref), nats", "—", help=state.kl_note)
-            chart.plotly_chart(convergence_figure(history), key=f"convergence-{state.done}")
+            chart.plotly_chart(arena_figures.convergence_figure(history), key=f"convergence-{state.done}")
         settings = {
             "n": int(n),
             "k": int(k),
@@ -320,26 +192,9 @@ if records:
         "win rate of the KL-regularised optimum as β sweeps."
     )
     for tab, (name, label) in zip(st.tabs(["best-of-N", "worst-of-N"]), list(LABELS.items())[1:]):
-        fig, notes = frontier_figure(records, name, label)
+        fig, notes = arena_figures.frontier_figure(records, name, label, theory_curve)
         tab.plotly_chart(fig, key=f"frontier-{name}")
         for note in notes:
             tab.info(note)
-    rows = []
-    for key, record in records.items():
-        run, w, kl = record.get("run") or {}, record["win_rates"], record["kl"]
-        row = {
-            "evaluation": key,
-            "transform": run.get("transform", "–"),
-            "t": run.get("t"),
-            "β": run.get("beta"),
-            "KL": kl.get("k1"),
-            "KL se": kl.get("k1_stderr"),
-            "K": record["settings"]["k"],
-            "prompts": record["num_prompts_done"],
-        }
-        for name, label in LABELS.items():
-            row[label] = f"{w[name]:.3f} [{w[f'{name}_ci_low']:.3f}, {w[f'{name}_ci_high']:.3f}]"
-        row["gap to theory (BoN)"] = (record.get("gap_to_theory") or {}).get("bon_win_rate")
-        rows.append(row)
-    st.dataframe(pd.DataFrame(rows), hide_index=True)
+    st.dataframe(arena_figures.comparison_table(records), hide_index=True)
     st.caption("Evaluations of runs are saved in each run's arena.json, so they survive restarts.")

@@ -1,12 +1,11 @@
 """Calibration: per-prompt reference banks, and why calibrated rewards are comparable where raw ones are not."""
 
-import numpy as np
-import plotly.graph_objects as go
 import streamlit as st
-from plotly.subplots import make_subplots
 
+from app_pages import cached
 from infalign_core import calibration, data
 from infalign_core.errors import InfAlignError
+from infalign_core.figures import calibration as calibration_figures
 
 M_CHOICES = (4, 8, 16, 32, 64, 128, 256)
 UPLOAD_TYPES = ["jsonl", "ndjson", "json", "csv", "tsv", "txt"]
@@ -19,40 +18,9 @@ MODEL_KEYS = {
 }
 
 
-@st.cache_resource(show_spinner="Loading the reference policy…", max_entries=2)
-def _policy(source: str, device: str, trust_remote_code: bool):
-    from infalign_core.models import load_policy
-
-    return load_policy(
-        source, device=None if device == "auto" else device, trust_remote_code=trust_remote_code
-    )
-
-
-@st.cache_resource(show_spinner="Loading the reward…", max_entries=2)
-def _reward(source: str, label: str, device: str, trust_remote_code: bool):
-    from infalign_core.rewards import load_reward
-
-    device = None if device == "auto" else device
-    return load_reward(source, label=label or None, device=device, trust_remote_code=trust_remote_code)
-
-
-@st.cache_data(show_spinner="Reading prompts…", max_entries=8)
-def _prompts(source, column, split, filename):
-    """PromptSet for a source (bytes for uploads), or the error message."""
-    try:
-        return data.load_prompts(source, column=column, split=split, filename=filename)
-    except InfAlignError as err:
-        return str(err)
-
-
 def _set_cancelled(value: bool) -> None:
     """Button callback: the flag the running build's should_stop polls."""
     st.session_state["calibration_cancelled"] = value
-
-
-def _explain(text: str) -> None:
-    """A short explanation beside a chart (markdown, in the caption style)."""
-    st.caption(text)
 
 
 def _choose_prompts():
@@ -60,7 +28,7 @@ def _choose_prompts():
     kind = st.radio("Prompts", SOURCES, horizontal=True, key="calibration_source")
     if kind == "Bundled":
         split = st.selectbox("Split", ["all", "train", "eval"], index=1)
-        result = _prompts("bundled", None, None if split == "all" else split, None)
+        result = cached.prompts("bundled", None, None if split == "all" else split, None)
     elif kind == "Upload a file":
         upload = st.file_uploader("JSONL, JSON, CSV, TSV or TXT, up to 20 MB", type=UPLOAD_TYPES)
         if upload is None:
@@ -73,76 +41,20 @@ def _choose_prompts():
             return None
         guess = data.guess_prompt_column(columns)
         column = st.selectbox("Column with the prompts", columns, index=columns.index(guess) if guess else 0)
-        result = _prompts(payload, column, None, upload.name)
+        result = cached.prompts(payload, column, None, upload.name)
     else:
         name = st.text_input("Dataset id, or a folder saved with Dataset.save_to_disk", "")
         split = st.text_input("Split", "train")
         column = st.text_input("Column (empty: guess)", "")
         if not name.strip():
             return None
-        result = _prompts(name.strip(), column.strip() or None, split.strip() or None, None)
+        result = cached.prompts(name.strip(), column.strip() or None, split.strip() or None, None)
     if isinstance(result, str):
         st.error(result)
         return None
     for notice in result.notices:
         st.info(notice)
     return result
-
-
-_LAYOUT = {
-    "height": 360,
-    "margin": {"l": 10, "r": 10, "t": 30, "b": 10},
-    "legend": {"orientation": "h", "y": 1.1},
-}
-
-
-def _distributions_figure(table) -> go.Figure:
-    """Raw (left) and calibrated (right) held-out rewards per prompt, as box plots."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("raw reward", "calibrated reward"))
-    for k, (label, rows) in enumerate(table.groupby("prompt", sort=False)):
-        color = f"hsl({(k * 47) % 360},60%,45%)"
-        for col, key in ((1, "raw"), (2, "calibrated")):
-            box = go.Box(y=rows[key], name=label, marker_color=color, showlegend=False, boxmean=True)
-            fig.add_trace(box, row=1, col=col)
-    fig.update_yaxes(range=[-0.02, 1.02], row=1, col=2)
-    fig.update_xaxes(showticklabels=False)
-    return fig.update_layout(**_LAYOUT)
-
-
-def _ecdf_figure(check) -> go.Figure:
-    """ECDF of the randomised calibrated rewards against the diagonal (Uniform[0, 1])."""
-    step = max(1, check.pit.size // 1500)  # enough points to draw; the KS statistic uses all
-    x, y = np.r_[0, check.pit[::step], 1], np.r_[0, check.ecdf[::step], 1]
-    fig = go.Figure()
-    fig.add_scatter(
-        x=[0, 1], y=[0, 1], mode="lines", name="Uniform[0, 1]", line={"dash": "dash", "color": "#888"}
-    )
-    fig.add_scatter(x=x, y=y, mode="lines", name="held-out", line={"shape": "hv", "color": "#E45756"})
-    return fig.update_layout(**_LAYOUT, xaxis_title="calibrated reward u", yaxis_title="fraction ≤ u")
-
-
-def _error_figure(curve) -> go.Figure:
-    """Measured RMS error of C from m samples, with the theory's sqrt(u(1−u)/m)."""
-    fig = go.Figure()
-    m = curve.m_values
-    fig.add_scatter(x=m, y=curve.rmse, mode="markers+lines", name="measured", line={"color": "#E45756"})
-    fig.add_scatter(x=m, y=curve.theory_rmse, name="theory vs this bank", line={"color": "#4C78A8"})
-    fig.add_scatter(
-        x=m, y=curve.theory_rmse_infinite, name="√(u(1−u)/m)", line={"color": "#4C78A8", "dash": "dot"}
-    )
-    fig.update_layout(**_LAYOUT, xaxis_title="reference samples m", yaxis_title="RMS error of C")
-    fig.update_xaxes(type="log", tickvals=m, ticktext=[str(v) for v in m])
-    return fig.update_yaxes(type="log")
-
-
-def _kl_figure(table, beta: float) -> go.Figure:
-    """Per-prompt KL at one β against the prompt's reward spread: raw varies, calibrated does not."""
-    fig = go.Figure()
-    for key, name in (("kl_raw", "raw reward"), ("kl_calibrated", "calibrated reward")):
-        fig.add_scatter(x=table["iqr"], y=table[key], mode="markers", name=name, text=table["prompt"])
-    return fig.update_layout(
-        **_LAYOUT, xaxis_title="raw reward IQR of the prompt", yaxis_title=f"KL at β = {beta:g}"
-    )
 
 
 st.title("Reward calibration")
@@ -197,8 +109,8 @@ if st.button(
             st.session_state.get("model_device", "auto"),
             st.session_state.get("trust_remote_code", False),
         )
-        policy = _policy(st.session_state["calibration_policy"].strip(), *active)
-        reward_fn = _reward(
+        policy = cached.policy(st.session_state["calibration_policy"].strip(), *active)
+        reward_fn = cached.reward(
             st.session_state["calibration_reward"].strip(),
             st.session_state["calibration_label"].strip(),
             *active,
@@ -244,8 +156,8 @@ ids = list(range(bank.num_prompts))
 shown = st.multiselect("Prompts to compare", ids, default=ids[:6], format_func=lambda i: labels[i][:60])
 if shown:
     table = calibration.reward_distributions(bank, result.heldout_prompt_index, result.heldout_rewards, shown)
-    st.plotly_chart(_distributions_figure(table), width="stretch")
-_explain(
+    st.plotly_chart(calibration_figures.distributions_figure(table), width="stretch")
+st.caption(
     "Fresh reference replies, scored (left) and calibrated against each prompt's bank (right). Raw "
     "boxes differ from prompt to prompt in height and width; calibrated ones all spread over 0–1 around "
     "½ (not exactly: each box holds only a few dozen replies, and the bank itself is a sample)."
@@ -254,9 +166,9 @@ _explain(
 c1, c2 = st.columns(2)
 with c1:
     st.subheader("Is C uniform?")
-    st.plotly_chart(_ecdf_figure(check), width="stretch")
+    st.plotly_chart(calibration_figures.ecdf_figure(check), width="stretch")
     verdict = "consistent with" if check.ks_pvalue >= 0.05 else "**not** consistent with"
-    _explain(
+    st.caption(
         f"ECDF of {check.num_samples} held-out calibrated rewards against the diagonal. KS distance "
         f"{check.ks_statistic:.3f}, p = {check.ks_pvalue:.3f}: {verdict} Uniform[0, 1]. With finite m, C "
         f"takes m + 1 values, so each is spread over its cell; the p-value comes from "
@@ -266,8 +178,8 @@ with c2:
     st.subheader("Error as m grows")
     if bank.m >= 2:
         curve = calibration.calibration_error_curve(bank, result.heldout_prompt_index, result.heldout_rewards)
-        st.plotly_chart(_error_figure(curve), width="stretch")
-    _explain(
+        st.plotly_chart(calibration_figures.error_figure(curve), width="stretch")
+    st.caption(
         "C from m of the bank's replies against C from all of them. The estimate averages m win/lose "
         "indicators, so its variance is u(1−u)/m (solid line: with the correction for the bank being finite). "
         "Few reference samples cost accuracy: about a point of win rate at m ≈ 64, several at m = 4."
@@ -276,8 +188,8 @@ with c2:
 st.subheader("Why raw rewards mislead")
 beta = st.select_slider("β (KL coefficient)", (0.01, 0.03, 0.1, 0.3, 1.0, 3.0), value=0.1)
 spread = calibration.raw_reward_spread(bank, beta=beta)
-st.plotly_chart(_kl_figure(spread, beta), width="stretch")
-_explain(
+st.plotly_chart(calibration_figures.kl_figure(spread, beta), width="stretch")
+st.caption(
     "The KL-regularised optimum tilts each prompt's reference replies by exp(r/β). With raw rewards, a "
     "prompt with a wide reward spread moves far from the reference and a narrow one hardly moves, for the "
     "same β. With calibrated rewards every prompt gets the same KL."

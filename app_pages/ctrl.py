@@ -3,19 +3,11 @@
 from __future__ import annotations
 
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
-from plotly.subplots import make_subplots
 
 from infalign_core import ctrl, runs
 from infalign_core.errors import InfAlignError
-
-CURVES = [
-    ("reward/calibrated", "calibrated reward (= standard win rate)"),
-    ("kl/k1", "KL(π‖π_ref) per sequence, nats"),
-    ("winrate/bon", "best-of-N win rate against the training bank"),
-    ("reward/raw", "raw reward"),
-]
+from infalign_core.figures import ctrl as ctrl_figures
 
 st.title("CTRL runs")
 st.caption(
@@ -108,57 +100,13 @@ with st.expander("New run", expanded=True):
 
 
 # --- live view ------------------------------------------------------------------------------
-def _runs_table(infos: list[runs.RunInfo]) -> pd.DataFrame:
-    rows = []
-    for info in infos:
-        last = (ctrl.read_metrics(info.path) or [{}])[-1]
-        rows.append(
-            {
-                "run": info.run_id,
-                "state": info.state,
-                "transform": info.config.get("transform"),
-                "t": info.config.get("t"),
-                "β": last.get("kl/beta", info.config.get("beta")),
-                "step": f"{last.get('step', 0)}/{info.config.get('steps')}",
-                "calibrated": last.get("reward/calibrated"),
-                "KL": last.get("kl/k1"),
-                "BoN": last.get("winrate/bon"),
-                "error": info.status.get("error") or "",
-            }
-        )
-    return pd.DataFrame(rows)
-
-
-def _curves(selected: list[str]) -> go.Figure:
-    fig = make_subplots(rows=2, cols=2, subplot_titles=[title for _, title in CURVES])
-    for index, run_id in enumerate(selected):
-        metrics = runs.read_metrics_of(run_id)
-        steps = [r["step"] for r in metrics]
-        for panel, (key, _) in enumerate(CURVES):
-            fig.add_trace(
-                go.Scatter(
-                    x=steps,
-                    y=[r.get(key) for r in metrics],
-                    name=run_id,
-                    legendgroup=run_id,
-                    showlegend=panel == 0,
-                    line={"color": f"hsl({index * 97 % 360},70%,45%)"},
-                ),
-                row=panel // 2 + 1,
-                col=panel % 2 + 1,
-            )
-    fig.update_layout(height=560, margin={"t": 40, "b": 20}, legend={"orientation": "h"})
-    fig.update_xaxes(title_text="step")
-    return fig
-
-
 @st.fragment(run_every=2)
 def live_view() -> None:
     infos = runs.list_runs()
     if not infos:
         st.info("No runs yet: pick a preset and press Start.")
         return
-    st.dataframe(_runs_table(infos), hide_index=True, width="stretch")
+    st.dataframe(ctrl_figures.runs_table(infos), hide_index=True, width="stretch")
     ids = [i.run_id for i in infos]
     default = [r for r in st.session_state.get("selected_runs", []) if r in ids] or ids[:1]
     selected = st.multiselect(
@@ -193,7 +141,7 @@ def live_view() -> None:
             st.error(str(err))
     if focus.status.get("error"):
         st.error(focus.status["error"])
-    st.plotly_chart(_curves(selected))
+    st.plotly_chart(ctrl_figures.curves_figure(selected))
     st.caption(
         "The best-of-N curve ranks each step's k samples per prompt against that prompt's m bank "
         "rewards (all N-subsets, ties ½): unbiased for the reference, but it scores the policy against "

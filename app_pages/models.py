@@ -1,13 +1,12 @@
 """Models: choose the reference policy and the reward, then sample N responses and rank them."""
 
-import numpy as np
-import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
+from app_pages import cached
 from infalign_core.errors import InfAlignError
-from infalign_core.models import PRESETS, describe_size, load_policy, load_reward_model
-from infalign_core.rewards import SequenceClassifierReward, load_reward
+from infalign_core.figures import models as models_figures
+from infalign_core.models import PRESETS, describe_size
+from infalign_core.rewards import SequenceClassifierReward
 
 LEXICONS = {
     "vader": "VADER lexicon (compound score)",
@@ -19,25 +18,6 @@ DEFAULTS = {
     "reward_label": "",
     "model_device": "auto",
 }
-
-
-@st.cache_resource(show_spinner="Loading the policy…", max_entries=4)
-def _policy(source: str, device: str, trust_remote_code: bool):
-    return load_policy(
-        source, device=None if device == "auto" else device, trust_remote_code=trust_remote_code
-    )
-
-
-@st.cache_resource(show_spinner="Loading the reward model…", max_entries=4)
-def _reward_model(source: str, device: str, trust_remote_code: bool):
-    return load_reward_model(
-        source, device=None if device == "auto" else device, trust_remote_code=trust_remote_code
-    )
-
-
-@st.cache_resource(show_spinner=False)
-def _lexicon(name: str):
-    return load_reward(name)
 
 
 def _source_picker(label: str, options: list[str], names: dict[str, str], key: str, active: str) -> str:
@@ -53,11 +33,6 @@ def _source_picker(label: str, options: list[str], names: dict[str, str], key: s
         key=f"{key}_text",
     )
     return typed.strip() or choice
-
-
-def _describe(loaded) -> str:
-    """One line for the sidebar: parameters, size, device."""
-    return f"{loaded.source} · {loaded.num_parameters / 1e6:.2f} M params · {describe_size(loaded.size_bytes)} · {loaded.device}"
 
 
 def _show_model(title: str, loaded) -> None:
@@ -116,9 +91,9 @@ with st.form("model_choice"):
 
 if submitted:
     try:  # load first, switch after: a failure keeps the models that were working
-        _policy(policy_choice, device, trust)
+        cached.policy(policy_choice, device, trust)
         if reward_choice not in LEXICONS:
-            _reward_model(reward_choice, device, trust)
+            cached.reward_model(reward_choice, device, trust)
     except InfAlignError as err:
         st.error(str(err))
     else:
@@ -133,14 +108,14 @@ if submitted:
 
 try:
     active = (st.session_state.model_device, st.session_state.trust_remote_code)
-    policy = _policy(st.session_state.policy_source, *active)
+    policy = cached.policy(st.session_state.policy_source, *active)
     reward_source = st.session_state.reward_source
-    rm = None if reward_source in LEXICONS else _reward_model(reward_source, *active)
+    rm = None if reward_source in LEXICONS else cached.reward_model(reward_source, *active)
 except InfAlignError as err:
     st.error(str(err))
     st.stop()
 
-reward_fn = _lexicon(reward_source) if rm is None else None
+reward_fn = cached.reward(reward_source) if rm is None else None
 if rm is not None and len(rm.labels) > 1:
     preset_label = PRESETS[reward_source].reward_label if reward_source in PRESETS else None
     current = st.session_state.reward_label or preset_label
@@ -161,8 +136,8 @@ elif rm is not None:
     reward_fn = SequenceClassifierReward(rm)
 
 st.session_state.loaded_models = {
-    "policy": _describe(policy),
-    "reward": _describe(rm) if rm is not None else LEXICONS[reward_source],
+    "policy": models_figures.model_summary(policy),
+    "reward": models_figures.model_summary(rm) if rm is not None else LEXICONS[reward_source],
 }
 _show_model("Reference policy", policy)
 if rm is not None:
@@ -200,14 +175,7 @@ if go_sample and reward_fn is not None:
     except InfAlignError as err:
         st.error(str(err))
     else:
-        order = np.argsort(-rewards, kind="stable")
-        st.session_state.models_samples = pd.DataFrame(
-            {
-                "reward": rewards[order],
-                "review": [prompt + samples.responses[i] for i in order],
-                "ended": samples.finished[order],
-            }
-        )
+        st.session_state.models_samples = models_figures.ranked_samples(prompt, samples, rewards)
 
 table = st.session_state.get("models_samples")
 if table is not None and len(table):
@@ -220,32 +188,12 @@ if table is not None and len(table):
         f":green[**Best of {len(table)}**] {best.review}  \n:red[**Worst of {len(table)}**] {worst.review}"
     )
 
-    def _highlight(row):
-        colour = "#d8f3dc" if row.name == table.index[0] else "#ffd6d6" if row.name == table.index[-1] else ""
-        return [f"background-color: {colour}" if colour else ""] * len(row)
-
     st.dataframe(
-        table.style.apply(_highlight, axis=1).format({"reward": "{:.3f}"}),
+        models_figures.styled_samples(table),
         hide_index=True,
         height=min(36 * (len(table) + 1) + 3, 620),  # short lists whole, so the red row shows
     )
-    colors = ["#2a9d8f"] + ["#8d99ae"] * (len(table) - 2) + ["#e63946"] if len(table) > 1 else ["#2a9d8f"]
-    fig = go.Figure(
-        go.Scatter(
-            x=table.reward,
-            y=np.zeros(len(table)),
-            mode="markers",
-            marker={"size": 12, "color": colors, "opacity": 0.8},
-            text=table.review,
-            hovertemplate="%{x:.3f}<br>%{text}<extra></extra>",
-        )
-    )
-    fig.update_layout(
-        height=180, margin={"l": 10, "r": 10, "t": 30, "b": 30}, title="Rewards of the N samples"
-    )
-    fig.update_yaxes(visible=False)
-    fig.update_xaxes(title="reward")
-    st.plotly_chart(fig)
+    st.plotly_chart(models_figures.rewards_strip_figure(table))
     st.caption(
         "Best-of-N keeps the green sample, worst-of-N the red one. Their rewards move with N even for the "
         "same policy, which is why InfAlign aligns for the decoding procedure, not the single sample."

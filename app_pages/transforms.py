@@ -6,7 +6,7 @@ import streamlit as st
 
 from infalign_core import explorer, figures, theory
 from infalign_core.errors import InfAlignError
-from infalign_core.transforms import TRANSFORM_NAMES, make_transform
+from infalign_core.transforms import TRANSFORM_NAMES
 
 T_CHOICES = (0, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 50, 75, 100, 150, 200, 300, 500)
 N_CHOICES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
@@ -32,13 +32,8 @@ def _resolve(name, n, mode, t, beta, kl):
 
 @st.cache_data(show_spinner=False)
 def _frontier_lines(name, label, t, mode, ns):
-    """One frontier line per N for a closed-form transform: a single vectorised sweep over β and N."""
-    f = theory.frontier(make_transform(name, t=t, mode=mode), FRONTIER_BETAS, ns)
-    rates = f.bon_win_rate if mode == "best" else f.won_win_rate
-    return [
-        {"name": name, "label": label, "n": m, "n_index": i, "kl": f.kl, "beta": f.beta, "win_rate": rates[i]}
-        for i, m in enumerate(ns)
-    ]
+    """One frontier line per N for a closed-form transform (cached per transform and N set)."""
+    return figures.closed_form_frontier_lines(name, label, t, mode, ns, FRONTIER_BETAS)
 
 
 @st.cache_data(show_spinner="Tracing the optimal transform's frontier (a few seconds per new N)…")
@@ -57,9 +52,9 @@ def _best_t_rows(ns, kl, mode):
 
 
 @st.cache_data(show_spinner=False)
-def _policy_points(n_eval, mode):
-    """The best-of-n policies' points evaluated with N = n_eval."""
-    return explorer.bon_policy_points(POLICY_NS, n_eval, mode)
+def _policy_series(ns, mode):
+    """The best-of-n policies' points for the frontier chart."""
+    return figures.bon_policy_series(POLICY_NS, ns, mode)
 
 
 def _section(fig, alt: str, text: str, metric: tuple[str, str] | None = None) -> None:
@@ -111,11 +106,7 @@ for name in names:
 # Comparisons at equal KL use the budget, or what calibrated RLHF (identity) spends at this β.
 identity = _resolve("identity", n, mode, None, beta, kl)
 kl_ref = float(kl if kl is not None else (identity.point.kl if not isinstance(identity, str) else 0.5))
-held = (
-    f"KL budget **{kl:g} nats**"
-    if kl is not None
-    else f"β = **{beta:g}** (calibrated RLHF spends {kl_ref:.3f} nats)"
-)
+held = f"KL budget **{kl:g} nats**" if kl is not None else f"β = **{beta:g}** (RLHF spends {kl_ref:.3f} nats)"
 st.caption(f"Inference procedure **{word}**; {held}.")
 if resolved:
     st.dataframe(pd.DataFrame(explorer.tradeoff(list(resolved.values()))), hide_index=True)
@@ -154,26 +145,8 @@ for name, r in resolved.items():
             name, r.label, getattr(r.phi, "t", None) if name == "exp" else None, mode, ns
         )
 if "optimal" in resolved and not isinstance(gap, str):
-    f = gap.frontier
-    index = ns.index(n) if n in ns else 0
-    lines.append(
-        {
-            "name": "optimal",
-            "label": "optimal",
-            "n": n,
-            "n_index": index,
-            "kl": f.kl,
-            "beta": f.beta,
-            "win_rate": f.win_rate,
-            "markers": True,
-        }
-    )
-# For best-of-N the best-of-n policy's win rate is n/(n+1) whatever N: one set of diamonds serves all N.
-policy = (
-    [{**_policy_points(m, mode), "n_eval": m} for m in ns]
-    if not best
-    else [{**_policy_points(1, mode), "n_eval": 1, "label": "best-of-n policies"}]
-)
+    lines.append(figures.optimal_frontier_line(gap.frontier, n, ns))
+policy = _policy_series(ns, mode)
 _section(
     figures.frontier_figure(lines, policy, kl_ref, max(3.0, 1.25 * kl_ref), f"{mode}-of-N win rate"),
     "frontiers",

@@ -14,7 +14,7 @@ import math
 import sys
 import time
 
-from infalign_core.errors import InfAlignError
+from infalign_core.errors import InfAlignError, one_line, user_error
 
 
 def _positive_float(text: str) -> float:
@@ -89,7 +89,7 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         """Print ``error: message`` (no usage block) and exit 2."""
-        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+        self.exit(2, f"error: {one_line(message)} (see {self.prog} --help)\n")
 
 
 def _print_json(obj) -> None:
@@ -121,15 +121,29 @@ def _add_theory(sub) -> None:
     g.add_argument("--beta", type=_positive_float, help="KL coefficient beta > 0")
     g.add_argument("--kl", type=_positive_float, help="KL budget in nats > 0; beta is solved for")
     p.add_argument("--n", type=_positive_int, required=True, help="N of best-of-N / worst-of-N")
+    p.add_argument(
+        "--procedure",
+        default=None,
+        metavar="SPEC",
+        help="also print procedure_win_rate for an inference procedure: bon:N, won:N, poisson:MU, "
+        "mix:P:N, expr:T(x), soft:N:TAU or reject:Q:N. With --transform optimal, solve that "
+        "procedure's optimal transform; with --transform exp and no --t, use its best t",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_run_theory)
 
 
 def _run_theory(args) -> int:
-    from infalign_core import theory
+    from infalign_core import explorer
 
-    point = theory.evaluate_cli(
-        transform=args.transform, t=args.t, mode=args.mode, beta=args.beta, kl=args.kl, n=args.n
+    point = explorer.evaluate_cli(
+        transform=args.transform,
+        t=args.t,
+        mode=args.mode,
+        beta=args.beta,
+        kl=args.kl,
+        n=args.n,
+        procedure=args.procedure,
     )
     if args.json:
         _print_json(point)
@@ -402,6 +416,7 @@ def _run_train(args) -> int:
 
     flags = {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_")}
     run_dir = Path(args.run_dir)
+    runs.check_run_dir(run_dir)  # a file, a path under a file, someone else's folder: refused
     saved = run_dir / runs.CONFIG_FILE
     if saved.is_file():
         if flags or args.config:
@@ -409,16 +424,14 @@ def _run_train(args) -> int:
                 f"{run_dir} already holds a run; its config.json is used as is. Drop the config flags, "
                 "or give a new --run-dir."
             )
-        if not args.resume and ctrl.read_metrics(run_dir):
-            raise InfAlignError(
-                f"{run_dir} already has metrics: pass --resume to continue it, or a new --run-dir."
-            )
+        runs.check_can_train(run_dir, resume=args.resume)
     else:
         if args.resume:
             raise InfAlignError(f"nothing to resume: {run_dir} holds no run (no config.json).")
         base = ctrl.CTRLConfig.load(args.config).to_dict() if args.config else {}
         config = ctrl.CTRLConfig.from_dict({**base, **flags}).resolved()
         ctrl.load_prompt_list(config)  # fail before writing anything
+        runs.check_model_sources(config)
         run_dir.mkdir(parents=True, exist_ok=True)
         config.save(saved)
         runs.write_status(
@@ -596,7 +609,10 @@ def _run_winrate(args) -> int:
     from infalign_core.rewards import load_reward
 
     if args.n > args.k:
-        raise InfAlignError(f"--n {args.n} needs at least N samples per prompt; raise --k to ≥ {args.n}")
+        # Word for word the arena page's message: one input, one message, wherever it is typed.
+        raise InfAlignError(
+            f"N = {args.n} needs K ≥ N samples per prompt; raise K to at least {args.n} or lower N"
+        )
     challenger, source = arena.load_challenger(args.policy, device=args.device)
     run = source.run_config or {}
     reference_source = args.reference or run.get("reference") or run.get("policy") or "default"
@@ -732,9 +748,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except InfAlignError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as err:
+        # One layer for every command: what a user can fix is one line and status 2; a bug
+        # (anything user_error does not know) keeps its traceback so it can be reported.
+        fixable = user_error(err)
+        if fixable is None:
+            raise
+        print(f"error: {fixable}", file=sys.stderr)
+        return 2

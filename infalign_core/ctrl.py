@@ -98,6 +98,13 @@ class CTRLConfig:
     )
     mode: str = field(default="best", metadata={"help": "best-of-N or worst-of-N (exp and optimal)"})
     n: int = field(default=4, metadata={"help": "N of the best-of-N / worst-of-N the run is aligned for"})
+    procedure: str | None = field(
+        default=None,
+        metadata={
+            "help": "inference procedure to align for instead of mode/n (bon:N, won:N, poisson:MU, mix:P:N, "
+            "expr:T(x), soft:N:TAU, reject:Q:N); with optimal its optimal Φ, with exp its best t"
+        },
+    )
     beta: float = field(default=0.1, metadata={"help": "KL coefficient β (initial β when kl_target is set)"})
     kl_target: float | None = field(
         default=None, metadata={"help": "adapt β so the per-sequence KL approaches this many nats"}
@@ -200,6 +207,15 @@ class CTRLConfig:
             )
         if self.t is not None:
             _check(_finite(self.t) and 0 <= self.t <= 500, f"t must be a number in [0, 500], got {self.t}")
+        if self.procedure is not None:
+            from infalign_core.procedures import parse_procedure
+
+            parse_procedure(self.procedure)  # its own message names what is wrong with the spec
+            _check(
+                self.transform in ("exp", "optimal"),
+                f"procedure {self.procedure!r} shapes only the exp (its best t) and optimal transforms, "
+                f"not {self.transform!r}; pick one of those or drop the procedure",
+            )
         _check(
             self.device in DEVICES or str(self.device).startswith("cuda:"),
             f"device must be one of {', '.join(DEVICES)}, got {self.device!r}",
@@ -219,6 +235,13 @@ class CTRLConfig:
     def resolved(self) -> CTRLConfig:
         """A validated copy with defaults that depend on other fields filled in (the exp transform's t)."""
         self.validate()
+        if self.transform == "exp" and self.t is None and self.procedure is not None:
+            from infalign_core import procedures
+
+            choice = procedures.best_exponential_t(
+                procedures.parse_procedure(self.procedure), self.kl_target or 0.5
+            )
+            return dataclasses.replace(self, t=round(float(choice.t), 4), mode=choice.mode)
         if self.transform == "exp" and self.t is None:
             from infalign_core.theory import best_exponential_t
 
@@ -236,7 +259,7 @@ class CTRLConfig:
         if not isinstance(data, dict):
             raise InfAlignError("a CTRL config must be a mapping of field names to values")
         names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
+        unknown = sorted(str(key) for key in set(data) - names)  # YAML keys may be numbers
         if unknown:
             raise InfAlignError(
                 f"unknown config field(s): {', '.join(unknown)}; known: {', '.join(sorted(names))}"
@@ -270,7 +293,8 @@ class CTRLConfig:
                 data = json.loads(text)
         except Exception as err:  # both parsers' errors mean the same to the user
             raise InfAlignError(
-                f"{path} is not valid {'YAML' if path.suffix.lower() in ('.yaml', '.yml') else 'JSON'}: {err}"
+                f"{path} is not valid {'YAML' if path.suffix.lower() in ('.yaml', '.yml') else 'JSON'}: "
+                f"{_parse_problem(err)}; fix that line or write the config again with `train --help` in hand."
             ) from None
         return cls.from_dict(data or {})
 
@@ -280,6 +304,17 @@ class CTRLConfig:
         path.write_text(
             self.to_yaml() if path.suffix.lower() in (".yaml", ".yml") else self.to_json(), encoding="utf-8"
         )
+
+
+def _parse_problem(err: Exception) -> str:
+    """A YAML or JSON parser's complaint on one line, with the line and column it points at."""
+    mark = getattr(err, "problem_mark", None)  # yaml.MarkedYAMLError
+    if mark is not None:
+        problem = getattr(err, "problem", None) or getattr(err, "context", None) or type(err).__name__
+        return f"{' '.join(str(problem).split())} at line {mark.line + 1}, column {mark.column + 1}"
+    if isinstance(err, json.JSONDecodeError):
+        return f"{err.msg} at line {err.lineno}, column {err.colno}"
+    return " ".join(str(err).split()) or type(err).__name__
 
 
 def _check(ok: bool, message: str) -> None:
@@ -344,6 +379,8 @@ def make_phi(config: CTRLConfig, beta: float) -> Callable[[np.ndarray], np.ndarr
 
     if config.transform == "raw":
         return None
+    if config.transform == "optimal" and config.procedure is not None:
+        return _procedure_phi(str(config.procedure), float(beta))
     if config.transform == "optimal":
         return _optimal_phi(int(config.n), str(config.mode), float(beta))
     if config.transform == "log":
@@ -358,6 +395,13 @@ def _optimal_phi(n: int, mode: str, beta: float):
     from infalign_core.optimal import optimal_transform
 
     return optimal_transform(n, beta, mode)
+
+
+@functools.lru_cache(maxsize=256)
+def _procedure_phi(spec: str, beta: float):
+    from infalign_core import procedures
+
+    return procedures.optimal_for_procedure(procedures.parse_procedure(spec), beta=beta)
 
 
 PHI_BETA_TOLERANCE = 0.03
@@ -833,6 +877,7 @@ def train(
 
             # 3. Reward, calibrated reward against the bank, transformed reward Φ(c).
             raw = np.asarray(reward_fn.score(row_prompts, samples.responses), dtype=np.float64)
+            check_finite_rewards(raw, row_prompts, samples.responses, step)
             calibrated = calibration.calibrated_reward(bank, bank_rows, raw)
             # An optimal Φ follows the adaptive β: re-solved once β has moved a few percent.
             solved_at = phi_beta(config, solved_at, beta)
@@ -932,6 +977,20 @@ def train(
     return out
 
 
+def check_finite_rewards(
+    raw: np.ndarray, prompts: Sequence[str], responses: Sequence[str], step: int
+) -> None:
+    """Stop the run (before this step is logged or applied) when the reward returned NaN or ±inf."""
+    bad = np.flatnonzero(~np.isfinite(raw))
+    if bad.size:
+        i = int(bad[0])
+        raise InfAlignError(
+            f"the reward returned {raw[i]} for {bad.size} of {raw.size} responses at step {step} "
+            f"(first: {prompts[i] + responses[i]!r}); the run stopped, its metrics up to step {step - 1} "
+            "are kept. Fix the reward so it returns a finite number for every text, then resume."
+        )
+
+
 def _restore(ckpt: Path, policy, optimizer, device) -> tuple[int, float, float | None]:
     """Load weights and trainer state from a checkpoint into the live policy and optimizer."""
     import torch
@@ -939,10 +998,17 @@ def _restore(ckpt: Path, policy, optimizer, device) -> tuple[int, float, float |
 
     from infalign_core.models import is_lora
 
-    state = torch.load(ckpt / TRAINER_STATE, map_location=device, weights_only=True)
-    weights = {}
-    for file in sorted(ckpt.glob("*.safetensors")):
-        weights.update(load_file(str(file), device=str(device)))
+    try:
+        state = torch.load(ckpt / TRAINER_STATE, map_location=device, weights_only=True)
+        weights = {}
+        for file in sorted(ckpt.glob("*.safetensors")):
+            weights.update(load_file(str(file), device=str(device)))
+    except Exception as err:  # torn or edited files: the same advice whatever the parser says
+        raise InfAlignError(
+            f"the checkpoint at {ckpt} is truncated or corrupt ({type(err).__name__}: "
+            f"{' '.join(str(err).split())[:200]}): delete that folder to restart the run from step 0, "
+            "or start a new run."
+        ) from None
     if is_lora(policy.model):  # the checkpoint holds the adapters only
         from peft import set_peft_model_state_dict
 

@@ -307,6 +307,13 @@ def _load_errors(loc: _Location, role: str) -> Iterator[None]:
         raise
     except (OSError, ValueError, KeyError, ImportError) as err:
         raise InfAlignError(_explain_load_error(err, loc, role)) from None
+    except Exception as err:
+        if type(err).__name__ != "SafetensorError":  # a truncated or corrupt weights file
+            raise
+        raise InfAlignError(
+            f"The weights of {loc.label} are truncated or corrupt ({' '.join(str(err).split())}): "
+            "save the model again, or pick another checkpoint or folder."
+        ) from None
 
 
 def _explain_load_error(err: BaseException, loc: _Location, role: str) -> str:

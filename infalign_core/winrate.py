@@ -106,11 +106,25 @@ def per_prompt_win_rates(challenger, reference, n: int = 1, mode: str = "best") 
     """
     a, b, n = check_rewards(challenger, reference, n)
     mode = _check_mode(mode)
+    return weighted_win_rates(
+        a, b, order_statistic_weights(a.shape[1], n, mode), order_statistic_weights(b.shape[1], n, mode)
+    )
+
+
+def weighted_win_rates(challenger, reference, p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Σ_i Σ_j p_i q_j [1{a_(i) > b_(j)} + ½·1{a_(i) = b_(j)}] per prompt, over each side's sorted rewards.
+
+    p and q weight the challenger's and the reference's order statistics (each sums to 1):
+    one N's order-statistic weights give the all-subsets estimator; a mixture of them gives
+    the estimator for a mixture of procedures, since the win rate is bilinear in the two sides.
+    """
+    a, b = (
+        np.sort(_as_rewards(challenger, "challenger"), axis=1),
+        np.sort(_as_rewards(reference, "reference"), axis=1),
+    )
     prompts, k_a = a.shape
     k_b = b.shape[1]
-    a, b = np.sort(a, axis=1), np.sort(b, axis=1)
-    p = order_statistic_weights(k_a, n, mode)
-    q_cumulative = np.concatenate([[0.0], np.cumsum(order_statistic_weights(k_b, n, mode))])
+    q_cumulative = np.concatenate([[0.0], np.cumsum(q)])
     # Dense ranks over all values make equal rewards equal integers; offsetting each prompt's ranks
     # by its row puts every prompt in its own interval, so one searchsorted serves all prompts.
     values, inverse = np.unique(np.concatenate([a.ravel(), b.ravel()]), return_inverse=True)
@@ -253,6 +267,161 @@ def paired_difference(
     diff = (first - second).reshape(-1, first.shape[-1]).mean(axis=0)
     low, high = bootstrap_interval(diff, resamples=resamples, level=level, seed=seed)
     return float(diff.mean()), float(low), float(high)
+
+
+# --- any inference procedure (procedures.py) ---------------------------------------------------
+
+
+@dataclass
+class ProcedureEstimate:
+    """A procedure's win rate of challenger over reference from K samples per side, with an interval.
+
+    ``method`` says how: ``all-subsets`` (exact average over subsets, unbiased), ``truncated``
+    (best-of-Poisson cut at K: ``truncated_mass`` = P(N > K) per side, |bias| ≤ ``bias_bound``)
+    or ``monte carlo`` (``draws`` random ordered N-subsets per prompt and side).
+    """
+
+    spec: str
+    method: str
+    win_rate: float
+    ci_low: float
+    ci_high: float
+    level: float
+    num_prompts: int
+    truncated_mass: float = 0.0
+    bias_bound: float = 0.0
+    draws: int = 0
+    per_prompt: np.ndarray = field(default=None, repr=False)
+
+    def as_dict(self) -> dict:
+        """JSON-ready numbers (the per-prompt array left out)."""
+        out = asdict(self)
+        out.pop("per_prompt")
+        return out
+
+
+def procedure_side_weights(procedure, k: int) -> tuple[np.ndarray, float]:
+    """Order-statistic weights over K sorted samples for a mixture of best-of-N's, and the mass cut at K.
+
+    bon/won are one N; ``mix:P:N`` is p·best-of-N + (1 − p)·one sample; ``poisson:MU`` puts
+    P(N = 1 + j) on best-of-(1 + j) for 1 + j ≤ K and its remaining mass on best-of-K.
+    """
+    kind = procedure.kind
+    if kind in ("bon", "won"):
+        return order_statistic_weights(k, procedure.n, "best" if kind == "bon" else "worst"), 0.0
+    if kind == "mix":
+        weights = (1.0 - procedure.p) * order_statistic_weights(k, 1)
+        if procedure.p > 0:
+            weights = weights + procedure.p * order_statistic_weights(k, procedure.n)
+        return weights, 0.0
+    if kind == "poisson":
+        from scipy import stats
+
+        ns = np.arange(1, k + 1)
+        pmf = stats.poisson.pmf(ns - 1, procedure.mu)
+        cut = float(max(0.0, 1.0 - pmf.sum()))
+        pmf[-1] += cut  # the tail beyond K is scored as best-of-K; the bias bound accounts for it
+        weights = sum(w * order_statistic_weights(k, int(n)) for n, w in zip(ns, pmf, strict=True) if w > 0)
+        return np.asarray(weights), cut
+    raise InfAlignError(f"{procedure.label} has no all-subsets estimator; it is estimated by Monte Carlo")
+
+
+def _monte_carlo_picks(rewards: np.ndarray, calibrated: np.ndarray, procedure, draws: int, rng) -> np.ndarray:
+    """The reward each of ``draws`` runs of soft best-of-N or rejection returns, per prompt: [P, draws]."""
+    prompts, k = rewards.shape
+    n = procedure.n
+    # A random ordered N-subset of the K samples per draw: the first N of a random permutation.
+    order = np.argsort(rng.random((prompts, draws, k)), axis=2)[:, :, :n]
+    c = np.take_along_axis(np.broadcast_to(calibrated[:, None, :], (prompts, draws, k)), order, axis=2)
+    r = np.take_along_axis(np.broadcast_to(rewards[:, None, :], (prompts, draws, k)), order, axis=2)
+    if procedure.kind == "soft":
+        logits = c / procedure.tau
+        prob = np.exp(logits - logits.max(axis=2, keepdims=True))
+        prob /= prob.sum(axis=2, keepdims=True)
+        pick = (rng.random((prompts, draws, 1)) > np.cumsum(prob, axis=2)).sum(axis=2)
+        pick = np.minimum(pick, n - 1)
+    else:
+        ok = c >= procedure.q
+        pick = np.where(ok.any(axis=2), ok.argmax(axis=2), n - 1)
+    return np.take_along_axis(r, pick[..., None], axis=2)[..., 0]
+
+
+def estimate_procedure_win_rate(
+    challenger,
+    reference,
+    procedure,
+    *,
+    challenger_calibrated=None,
+    reference_calibrated=None,
+    draws: int = 2000,
+    resamples: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> ProcedureEstimate:
+    """The procedure's win rate from K rewards per prompt and side (ties ½), with a bootstrap interval over prompts.
+
+    Mixtures of best-of-N (bon, won, mix, poisson) use the all-subsets estimator with each
+    side's own mixture of order-statistic weights (the win rate is bilinear in the two
+    sides); soft best-of-N and rejection need the samples' calibrated rewards (their
+    choice depends on C) and are estimated by Monte Carlo over random ordered N-subsets.
+    """
+    a, b = _as_rewards(challenger, "challenger"), _as_rewards(reference, "reference")
+    if a.shape[0] != b.shape[0]:
+        raise InfAlignError(
+            f"the challenger has rewards for {a.shape[0]} prompts and the reference for {b.shape[0]}; "
+            "both sides must answer the same prompts"
+        )
+    k = min(a.shape[1], b.shape[1])
+    needs = procedure.n if procedure.kind != "poisson" else 1
+    if needs > k:
+        raise InfAlignError(
+            f"{procedure.label} needs at least {needs} samples per prompt, but K = {k}; raise K"
+        )
+    truncated = bias = 0.0
+    if procedure.kind in ("bon", "won", "mix", "poisson"):
+        p, truncated = procedure_side_weights(procedure, a.shape[1])
+        q, cut_b = procedure_side_weights(procedure, b.shape[1])
+        truncated = max(truncated, cut_b)
+        # Both sides' W differ from the untruncated one only when either side's N was cut.
+        bias = 1.0 - (1.0 - truncated) ** 2
+        per_prompt = weighted_win_rates(a, b, p, q)
+        method, used = ("truncated" if truncated > 0 else "all-subsets"), 0
+    elif procedure.kind in ("soft", "reject"):
+        if challenger_calibrated is None or reference_calibrated is None:
+            raise InfAlignError(
+                f"{procedure.label} chooses by calibrated reward: pass both sides' calibrated rewards"
+            )
+        ca, cb = np.asarray(challenger_calibrated, np.float64), np.asarray(reference_calibrated, np.float64)
+        if ca.shape != a.shape or cb.shape != b.shape:
+            raise InfAlignError(
+                "calibrated rewards must have the same [prompts, samples] shape as the rewards"
+            )
+        if int(draws) < 10:
+            raise InfAlignError(f"use at least 10 Monte Carlo draws, got {draws}")
+        rng = np.random.default_rng(seed)
+        ours = _monte_carlo_picks(a, ca, procedure, int(draws), rng)
+        theirs = _monte_carlo_picks(b, cb, procedure, int(draws), rng)
+        per_prompt = ((ours > theirs) + 0.5 * (ours == theirs)).mean(axis=1)
+        method, used = "monte carlo", int(draws)
+    else:
+        raise InfAlignError(
+            f"{procedure.label}: the arena estimates bon, won, mix, poisson, soft and reject; "
+            "a user's T(x) has theory numbers only"
+        )
+    low, high = bootstrap_interval(per_prompt, resamples=resamples, level=level, seed=seed)
+    return ProcedureEstimate(
+        spec=procedure.spec,
+        method=method,
+        win_rate=float(per_prompt.mean()),
+        ci_low=float(low),
+        ci_high=float(high),
+        level=float(level),
+        num_prompts=a.shape[0],
+        truncated_mass=float(truncated),
+        bias_bound=float(bias),
+        draws=used,
+        per_prompt=per_prompt,
+    )
 
 
 # --- KL of the challenger against the reference -------------------------------------------------

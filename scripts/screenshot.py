@@ -39,8 +39,14 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve(port: int, timeout: float = 60.0) -> Iterator[str]:
-    """Run the app on 127.0.0.1:port until the block ends; yields its base URL."""
+def serve(
+    port: int, timeout: float = 60.0, *, cwd: Path = ROOT, extra_args: tuple[str, ...] = (), process=None
+) -> Iterator[str]:
+    """Run the app on 127.0.0.1:port until the block ends; yields its base URL.
+
+    ``cwd`` is the project folder (its .streamlit/config.toml applies); ``process``, a list,
+    receives the server's Popen so a caller can measure it.
+    """
     command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)]
     command += [
         "--server.address",
@@ -49,8 +55,11 @@ def serve(port: int, timeout: float = 60.0) -> Iterator[str]:
         "true",
         "--browser.gatherUsageStats",
         "false",
+        *extra_args,
     ]
-    server = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    server = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    if process is not None:
+        process.append(server)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout

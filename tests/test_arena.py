@@ -109,7 +109,7 @@ def test_arena_results_survive_as_json_and_replace_same_settings(tmp_path):
 
 def test_cli_rejects_n_above_k(capsys):
     assert cli_main(["winrate", "--policy", "reference", "--n", "8", "--k", "4"]) == 2
-    assert "raise --k" in capsys.readouterr().err
+    assert "raise K to at least" in capsys.readouterr().err
 
 
 @pytest.mark.slow

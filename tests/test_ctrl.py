@@ -299,3 +299,48 @@ def test_saturation_warning_names_when_samples_outscore_the_whole_bank():
     message = ctrl.saturation_warning(rows)
     assert message is not None and "step 21" in message and "80%" in message
     assert ctrl.saturation_warning(rows[:5]) is None  # too few steps to say
+
+
+# --- training for an inference procedure ----------------------------------------------------------
+
+
+def test_a_procedure_spec_is_checked_and_only_shapes_exp_and_optimal():
+    with pytest.raises(InfAlignError, match="unknown procedure"):
+        CTRLConfig(transform="optimal", procedure="beam:4").validate()
+    with pytest.raises(InfAlignError, match="shapes only the exp"):
+        CTRLConfig(transform="identity", procedure="poisson:3").validate()
+    CTRLConfig(transform="optimal", procedure="poisson:3").validate()
+
+
+def test_optimal_phi_for_a_procedure_is_that_procedures_optimum_at_beta_and_cached():
+    from infalign_core import procedures
+
+    config = CTRLConfig(transform="optimal", procedure="mix:0.5:4")
+    phi = ctrl.make_phi(config, 0.2)
+    assert phi.beta == pytest.approx(0.2) and ctrl.make_phi(config, 0.2) is phi
+    direct = procedures.optimal_for_procedure(procedures.parse_procedure("mix:0.5:4"), beta=0.2)
+    u = np.linspace(0, 1, 101)
+    assert np.allclose(phi(u), direct(u), atol=1e-12)
+    # bon:N as a procedure is the same Φ as transform=optimal with n=N.
+    bon = ctrl.make_phi(CTRLConfig(transform="optimal", procedure="bon:4"), 0.2)
+    assert np.allclose(bon(u), ctrl.make_phi(CTRLConfig(transform="optimal", n=4), 0.2)(u), atol=1e-12)
+
+
+def test_exp_t_defaults_to_the_procedures_best_t():
+    from infalign_core import procedures
+
+    resolved = CTRLConfig(transform="exp", procedure="poisson:3", t=None, kl_target=0.5).resolved()
+    best = procedures.best_exponential_t(procedures.parse_procedure("poisson:3"), 0.5)
+    assert resolved.t == pytest.approx(best.t, rel=1e-3) and resolved.mode == best.mode
+
+
+@pytest.mark.slow
+def test_a_run_trains_for_a_procedures_optimal_phi(run_world, tmp_path):
+    policy, prompts = run_world
+    config = small_config(
+        policy, prompts, tmp_path / "cache", steps=2, transform="optimal", t=None, procedure="poisson:2"
+    )
+    seen = []
+    ctrl.train(config, tmp_path / "run", on_metrics=seen.append)
+    assert len(seen) == 2 and all(math.isfinite(r["reward/transformed"]) for r in seen)
+    assert seen[0]["phi/beta"] == pytest.approx(config.beta)  # the procedure's Φ, optimal at this β

@@ -1,4 +1,4 @@
-"""Plotly figures for the theory pages (plotly only: no streamlit, so they can be tested and reused).
+"""Plotly figures for the Transforms & frontiers page (plotly only: no streamlit, so they can be tested and reused).
 
 Every figure carries exact numbers in its hover text; colours are fixed per transform
 so the same transform looks the same on every chart.
@@ -238,3 +238,46 @@ def tradeoff_figure(rows: Sequence[Mapping], inference_key: str) -> go.Figure:
     fig.update_yaxes(range=[max(0.0, low - 0.08), 1.04])
     fig.update_layout(barmode="group")
     return fig
+
+
+def closed_form_frontier_lines(
+    name: str, label: str, t: float | None, mode: str, ns: Sequence[int], betas: Sequence[float]
+) -> list[dict]:
+    """One :func:`frontier_figure` line per N for a closed-form transform: one vectorised sweep over β and N."""
+    from infalign_core import theory
+    from infalign_core.transforms import make_transform
+
+    f = theory.frontier(make_transform(name, t=t, mode=mode), betas, ns)
+    rates = f.bon_win_rate if mode == "best" else f.won_win_rate
+    return [
+        {"name": name, "label": label, "n": m, "n_index": i, "kl": f.kl, "beta": f.beta, "win_rate": rates[i]}
+        for i, m in enumerate(ns)
+    ]
+
+
+def optimal_frontier_line(frontier, n: int, ns: Sequence[int]) -> dict:
+    """The optimal transform's frontier for N as a :func:`frontier_figure` line (points, dashed as N)."""
+    return {
+        "name": "optimal",
+        "label": "optimal",
+        "n": n,
+        "n_index": ns.index(n) if n in ns else 0,
+        "kl": frontier.kl,
+        "beta": frontier.beta,
+        "win_rate": frontier.win_rate,
+        "markers": True,
+    }
+
+
+def bon_policy_series(policy_ns: Sequence[int], ns: Sequence[int], mode: str) -> list[dict]:
+    """The best-of-n policies' diamonds for :func:`frontier_figure`, one set per evaluation N.
+
+    For best-of-N the best-of-n policy's win rate is n/(n+1) whatever N: one set serves all N.
+    """
+    from infalign_core import explorer
+
+    if mode == "best":
+        return [
+            {**explorer.bon_policy_points(policy_ns, 1, mode), "n_eval": 1, "label": "best-of-n policies"}
+        ]
+    return [{**explorer.bon_policy_points(policy_ns, m, mode), "n_eval": m} for m in ns]

@@ -1,0 +1,165 @@
+"""Figures and tables for the Best-of-N arena page (plotly and pandas only: no streamlit)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+
+from infalign_core import arena, winrate
+
+LABELS = {"standard_win_rate": "standard", "bon_win_rate": "best-of-N", "won_win_rate": "worst-of-N"}
+
+
+def convergence_figure(history: Sequence[tuple[int, winrate.WinRateEstimate]]) -> go.Figure:
+    """Each estimate with its interval against the prompts seen so far."""
+    fig = go.Figure()
+    x = [done for done, _ in history]
+    for name, label in LABELS.items():
+        low = [getattr(e, f"{name}_ci_low") for _, e in history]
+        high = [getattr(e, f"{name}_ci_high") for _, e in history]
+        fig.add_trace(
+            go.Scatter(
+                x=x + x[::-1],
+                y=high + low[::-1],
+                fill="toself",
+                opacity=0.2,
+                showlegend=False,
+                hoverinfo="skip",
+                line={"width": 0},
+                legendgroup=name,
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=[getattr(e, name) for _, e in history],
+                name=label,
+                mode="lines+markers",
+                legendgroup=name,
+            )
+        )
+    fig.add_hline(y=0.5, line={"dash": "dot", "color": "#888"})
+    fig.update_layout(
+        height=320,
+        margin={"t": 20, "b": 40},
+        xaxis_title="prompts seen",
+        yaxis_title="win rate against the reference",
+    )
+    return fig
+
+
+def pick_caption(who: str, winner: str, reward: float) -> str:
+    """One side's caption under a best-of-N / worst-of-N pick: who, whether it won, its reward."""
+    mark = " · :material/emoji_events: **wins**" if winner == who else (" · tie" if winner == "tie" else "")
+    return f"{who}{mark} · reward {reward:+.3f}"
+
+
+def default_theory_curve(
+    transform: str,
+    t: float | None,
+    mode: str,
+    n: int,
+    phi_beta: float | None = None,
+    run_n: int | None = None,
+) -> dict | None:
+    """The theory's curve at N for a run's transform, at the β its optimal Φ was trained for if recorded."""
+    return arena.theory_curve(
+        {"transform": transform, "t": t, "mode": mode, "n": run_n or n, "phi_beta": phi_beta}, n
+    )
+
+
+def frontier_figure(
+    records: Mapping[str, dict],
+    name: str,
+    label: str,
+    theory_curve: Callable[..., dict | None] = default_theory_curve,
+) -> tuple[go.Figure, list[str]]:
+    """Theory curves (one per transform and N) with every evaluation's point and error bars.
+
+    ``theory_curve(transform, t, mode, n, phi_beta, run_n)`` gives a run's curve; pages pass a cached one.
+    """
+    fig, notes, colors = go.Figure(), [], {}
+    palette = px.colors.qualitative.Plotly
+    max_kl = 0.0
+    for key, record in records.items():
+        run, w, kl, n_eval = (
+            record.get("run") or {},
+            record["win_rates"],
+            record["kl"],
+            record["settings"]["n"],
+        )
+        curve_key = (
+            run.get("transform"),
+            run.get("t"),
+            run.get("mode") or "best",
+            n_eval,
+            run.get("phi_beta"),
+            run.get("n"),
+        )
+        if curve_key not in colors:
+            colors[curve_key] = palette[len(colors) % len(palette)]
+            curve = theory_curve(*curve_key) if run.get("transform") else None
+            if curve is not None:
+                fig.add_trace(
+                    go.Scatter(
+                        x=curve["kl"],
+                        y=curve[name],
+                        mode="lines",
+                        line={"color": colors[curve_key]},
+                        name=f"theory · {curve['label']} · N={n_eval}",
+                    )
+                )
+            elif run.get("transform") == "raw":
+                notes.append(
+                    "Raw-reward runs: the raw reward is a prompt-dependent transform, so the theory has no curve for them."
+                )
+        if kl.get("k1") is None:  # measured at top-p < 1: no KL to place it at
+            notes.append(f"{key}: {record.get('kl_note') or 'no KL measured'}")
+            continue
+        max_kl = max(max_kl, kl.get("k1") or 0.0)
+        fig.add_trace(
+            go.Scatter(
+                x=[kl.get("k1", 0.0)],
+                y=[w[name]],
+                mode="markers",
+                name=key,
+                marker={"size": 10, "color": colors[curve_key], "line": {"width": 1, "color": "#222"}},
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": [w[f"{name}_ci_high"] - w[name]],
+                    "arrayminus": [w[name] - w[f"{name}_ci_low"]],
+                },
+                error_x={"type": "data", "array": [1.96 * (kl.get("k1_stderr") or 0.0)]},
+            )
+        )
+    fig.update_layout(
+        height=440, xaxis_title="KL(π‖π_ref), nats", yaxis_title=f"{label} win rate", margin={"t": 20}
+    )
+    fig.update_xaxes(range=[0.0, max(1.0, 1.6 * max_kl)])
+    return fig, notes
+
+
+def comparison_table(records: Mapping[str, dict]) -> pd.DataFrame:
+    """One row per evaluation: the run's setup, its KL and each win rate with its interval."""
+    rows = []
+    for key, record in records.items():
+        run, w, kl = record.get("run") or {}, record["win_rates"], record["kl"]
+        row = {
+            "evaluation": key,
+            "transform": run.get("transform", "–"),
+            "t": run.get("t"),
+            "β": run.get("beta"),
+            "KL": kl.get("k1"),
+            "KL se": kl.get("k1_stderr"),
+            "K": record["settings"]["k"],
+            "prompts": record["num_prompts_done"],
+        }
+        for name, label in LABELS.items():
+            row[label] = f"{w[name]:.3f} [{w[f'{name}_ci_low']:.3f}, {w[f'{name}_ci_high']:.3f}]"
+        row["gap to theory (BoN)"] = (record.get("gap_to_theory") or {}).get("bon_win_rate")
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -1,0 +1,64 @@
+"""Figures and tables for the CTRL runs page (plotly and pandas only: no streamlit)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from infalign_core import ctrl, runs
+
+CURVES = [
+    ("reward/calibrated", "calibrated reward (= standard win rate)"),
+    ("kl/k1", "KL(π‖π_ref) per sequence, nats"),
+    ("winrate/bon", "best-of-N win rate against the training bank"),
+    ("reward/raw", "raw reward"),
+]
+
+
+def runs_table(infos: Sequence[runs.RunInfo]) -> pd.DataFrame:
+    """One row per run: state, transform, the latest metrics and any error."""
+    rows = []
+    for info in infos:
+        last = (ctrl.read_metrics(info.path) or [{}])[-1]
+        rows.append(
+            {
+                "run": info.run_id,
+                "state": info.state,
+                "transform": info.config.get("transform"),
+                "t": info.config.get("t"),
+                "β": last.get("kl/beta", info.config.get("beta")),
+                "step": f"{last.get('step', 0)}/{info.config.get('steps')}",
+                "calibrated": last.get("reward/calibrated"),
+                "KL": last.get("kl/k1"),
+                "BoN": last.get("winrate/bon"),
+                "error": info.status.get("error") or "",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def curves_figure(selected: Sequence[str]) -> go.Figure:
+    """Four panels of training curves, one line per selected run."""
+    fig = make_subplots(rows=2, cols=2, subplot_titles=[title for _, title in CURVES])
+    for index, run_id in enumerate(selected):
+        metrics = runs.read_metrics_of(run_id)
+        steps = [r["step"] for r in metrics]
+        for panel, (key, _) in enumerate(CURVES):
+            fig.add_trace(
+                go.Scatter(
+                    x=steps,
+                    y=[r.get(key) for r in metrics],
+                    name=run_id,
+                    legendgroup=run_id,
+                    showlegend=panel == 0,
+                    line={"color": f"hsl({index * 97 % 360},70%,45%)"},
+                ),
+                row=panel // 2 + 1,
+                col=panel % 2 + 1,
+            )
+    fig.update_layout(height=560, margin={"t": 40, "b": 20}, legend={"orientation": "h"})
+    fig.update_xaxes(title_text="step")
+    return fig
