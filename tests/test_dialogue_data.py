@@ -9,6 +9,7 @@ import pytest
 from infalign_core import data
 from infalign_core.chat import parse_dialogue
 from infalign_core.errors import InfAlignError
+from infalign_core.models import PRESETS as MODEL_PRESETS
 
 HH_ROWS = [
     {
@@ -159,3 +160,20 @@ def test_a_subset_on_a_plain_file_is_refused(tmp_path):
         InfAlignError, match="A subset \\('helpful-base'\\) applies to a dataset folder or hub id"
     ):
         data.load_prompts(path, subset="helpful-base")
+
+
+@pytest.mark.parametrize("name", sorted(MODEL_PRESETS))
+def test_each_model_preset_is_a_valid_run_whose_prompts_fail_clearly_offline(name, monkeypatch):
+    from infalign_core import ctrl
+    from infalign_core.models import PRESETS
+
+    config = ctrl.preset_config(name, steps=1).validate()
+    preset = PRESETS[name]
+    assert (config.policy, config.reward, config.mode) == (preset.policy, preset.reward, preset.mode)
+    assert preset.policy_size and preset.reward_size and preset.note
+    if preset.prompts in data.PROMPT_PRESETS:
+        assert data.PROMPT_PRESETS[preset.prompts].mode == preset.mode  # the paper's pairing
+        monkeypatch.setattr(data, "_offline_mode", lambda: False)
+        monkeypatch.setattr(data, "_hub_reachable", lambda timeout=3.0: False)
+        with pytest.raises(InfAlignError, match=r"Cannot reach the Hugging Face Hub.*save_to_disk"):
+            ctrl.load_prompt_list(config)
