@@ -128,7 +128,7 @@ class CTRLConfig:
     cache_dir: str | None = field(default=None, metadata={"help": "bank cache folder (default: cache/banks)"})
     gradient_checkpointing: bool = field(
         default=False,
-        metadata={"help": "recompute activations in the backward pass: less memory, ~30% slower"},
+        metadata={"help": "recompute activations in the backward pass: less memory, a slower step"},
     )
     lora_rank: int | None = field(
         default=None,
