@@ -271,8 +271,13 @@ def locate(source: str, role: str) -> _Location:
 def _check_local_weights(folder: Path) -> None:
     """Refuse folders without safetensors weights, naming the pickle files if that is what they hold."""
     names = [p.name for p in folder.iterdir() if p.is_file()]
-    if (folder / ADAPTER_CONFIG).is_file() and any(n.endswith(_WEIGHT_SUFFIXES) for n in names):
-        return  # LoRA adapters (a CTRL checkpoint): the base model is named inside
+    if (folder / ADAPTER_CONFIG).is_file():
+        if "adapter_model.safetensors" in names:
+            return  # LoRA adapters (a CTRL checkpoint): the base model is named inside
+        raise InfAlignError(
+            f"{folder} holds LoRA adapters without adapter_model.safetensors; InfAlign Studio loads "
+            "safetensors only. Save the adapters again with save_pretrained (safe_serialization=True)."
+        )
     if not (folder / "config.json").is_file():
         raise InfAlignError(f"{folder} has no config.json: give the folder that save_pretrained wrote.")
     if any(n.endswith(_WEIGHT_SUFFIXES) for n in names):

@@ -142,3 +142,22 @@ def test_module_entry_point_samples_from_a_llama_folder(arch_zoo):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert len(json.loads(result.stdout)) == 2
+
+
+def test_train_flags_for_real_models_parse_into_the_config():
+    from infalign_core.cli import build_parser
+
+    args = build_parser().parse_args(
+        ["train", "--run-dir", "x", "--completion-mode", "--gradient-checkpointing", "false", "--lora-rank", "16",
+         "--prompt-subset", "harmless-base", "--system-prompt", "be kind"]
+    )  # fmt: skip
+    assert args.cfg_completion_mode is True and args.cfg_gradient_checkpointing is False
+    assert args.cfg_lora_rank == 16 and args.cfg_prompt_subset == "harmless-base"
+    assert args.cfg_system_prompt == "be kind"
+
+
+def test_a_bad_boolean_flag_is_one_error_line(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--run-dir", "x", "--completion-mode", "maybe"])
+    assert exit_.value.code == 2
+    assert "expected true or false, got 'maybe'" in capsys.readouterr().err

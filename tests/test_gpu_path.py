@@ -194,3 +194,10 @@ def test_bf16_policy_samples_and_scores_on_cpu(arch_zoo):
 def test_gpu_path_options_out_of_range_are_refused(field, value, message):
     with pytest.raises(InfAlignError, match=message):
         ctrl.CTRLConfig(**{field: value}).validate()
+
+
+def test_adapters_without_safetensors_are_refused(tmp_path):
+    (tmp_path / "adapter_config.json").write_text('{"base_model_name_or_path": "x"}')
+    (tmp_path / "adapter_model.bin").write_bytes(b"pickle")
+    with pytest.raises(InfAlignError, match=r"without adapter_model\.safetensors"):
+        load_policy(str(tmp_path), device="cpu")
