@@ -5,7 +5,7 @@ import streamlit as st
 from app_pages import cached, widgets
 from infalign_core.errors import InfAlignError
 from infalign_core.figures import models as models_figures
-from infalign_core.models import PRESETS, describe_size
+from infalign_core.models import PRESETS
 from infalign_core.rewards import SequenceClassifierReward
 
 LEXICONS = {
@@ -33,19 +33,6 @@ def _source_picker(label: str, options: list[str], names: dict[str, str], key: s
         key=f"{key}_text",
     )
     return typed.strip() or choice
-
-
-def _show_model(title: str, loaded) -> None:
-    """Parameter count, size, device and load time of a loaded model, plus its notes."""
-    st.markdown(f"**{title}** · `{loaded.source}`")
-    cols = st.columns(5)
-    cols[0].metric("Parameters", f"{loaded.num_parameters / 1e6:.2f} M")
-    cols[1].metric("Size", describe_size(loaded.size_bytes))
-    cols[2].metric("Device", str(loaded.device))
-    cols[3].metric("Dtype", str(loaded.dtype).removeprefix("torch."))
-    cols[4].metric("Load time", f"{loaded.load_seconds:.2f} s")
-    for note in loaded.notes:
-        st.info(note)
 
 
 st.title("Models")
@@ -139,9 +126,9 @@ st.session_state.loaded_models = {
     "policy": models_figures.model_summary(policy),
     "reward": models_figures.model_summary(rm) if rm is not None else LEXICONS[reward_source],
 }
-_show_model("Reference policy", policy)
+widgets.show_model("Reference policy", policy)
 if rm is not None:
-    _show_model("Reward model", rm)
+    widgets.show_model("Reward model", rm)
 else:
     st.markdown(f"**Reward** · {LEXICONS[reward_source]} (no model to load)")
 

@@ -1,4 +1,4 @@
-"""Widgets several pages share (not a page: app.py does not list it): prompt rendering, prompt sources, run options."""
+"""Widgets several pages share (not a page: app.py does not list it): models, prompt rendering, prompt sources, run options."""
 
 import streamlit as st
 
@@ -6,6 +6,7 @@ from app_pages import cached
 from infalign_core import data
 from infalign_core.chat import ChatFormat
 from infalign_core.errors import InfAlignError
+from infalign_core.models import describe_size
 
 SOURCES = ["Bundled", "Upload a file", "Hugging Face dataset"]
 UPLOAD_TYPES = ["jsonl", "ndjson", "json", "csv", "tsv", "txt", "parquet"]
@@ -118,3 +119,16 @@ def run_options(help_texts: dict) -> dict:
         "lora_rank": int(lora) or None,
         "gradient_checkpointing": bool(checkpointing),
     }
+
+
+def show_model(title: str, loaded) -> None:
+    """Parameter count, size, device and load time of a loaded model, plus its notes."""
+    st.markdown(f"**{title}** · `{loaded.source}`")
+    cols = st.columns(5)
+    cols[0].metric("Parameters", f"{loaded.num_parameters / 1e6:.2f} M")
+    cols[1].metric("Size", describe_size(loaded.size_bytes))
+    cols[2].metric("Device", str(loaded.device))
+    cols[3].metric("Dtype", str(loaded.dtype).removeprefix("torch."))
+    cols[4].metric("Load time", f"{loaded.load_seconds:.2f} s")
+    for note in loaded.notes:
+        st.info(note)
