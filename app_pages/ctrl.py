@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from app_pages import widgets
 from infalign_core import ctrl, runs
 from infalign_core.errors import InfAlignError
 from infalign_core.figures import ctrl as ctrl_figures
@@ -70,6 +71,7 @@ with st.expander("New run", expanded=True):
         max_new_tokens = st.number_input("Max new tokens", 1, 512, 24, key="max_new_tokens")
         device = st.selectbox("Device", ctrl.DEVICES, key="device")
         seed = st.number_input("Seed", 0, 2**31 - 1, 0, key="seed")
+        options = widgets.run_options(help_texts)
     if st.button("Start", type="primary", key="start"):
         config = ctrl.CTRLConfig(
             policy=policy,
@@ -90,6 +92,7 @@ with st.expander("New run", expanded=True):
             max_new_tokens=int(max_new_tokens),
             device=device,
             seed=int(seed),
+            **options,
         )
         try:
             run_id = runs.launch_run(config)

@@ -311,6 +311,19 @@ def _by_prompt(responses: Sequence[str], k: int) -> list[list[str]]:
     return [list(responses[i : i + k]) for i in range(0, len(responses), k)]
 
 
+def rendering_settings(reference, prompt_subset: str | None = None) -> dict:
+    """What an arena record adds about prompt rendering and subsets; empty for the template-less default."""
+    from infalign_core.chat import rendering_key
+
+    extra = {}
+    rendering = rendering_key(reference.tokenizer, getattr(reference, "chat", None))
+    if rendering["template"] is not None or rendering["completion"]:
+        extra["rendering"] = rendering
+    if prompt_subset:
+        extra["prompt_subset"] = prompt_subset
+    return extra
+
+
 def evaluate(challenger, reference, reward_fn, prompts: Sequence[str], **kwargs) -> ArenaState:
     """Run the arena to the end and return its final state (``run_arena``'s arguments)."""
     states = run_arena(challenger, reference, reward_fn, prompts, **kwargs)

@@ -136,7 +136,7 @@ class CTRLConfig:
     cache_dir: str | None = field(default=None, metadata={"help": "bank cache folder (default: cache/banks)"})
     gradient_checkpointing: bool = field(
         default=False,
-        metadata={"help": "recompute activations in the backward pass: less memory, ~30% slower"},
+        metadata={"help": "recompute activations in the backward pass: less memory, a slower step"},
     )
     lora_rank: int | None = field(
         default=None,
@@ -358,6 +358,26 @@ PRESETS: dict[str, dict] = {
     "CTRL for worst-of-4": {"transform": "exp", "mode": "worst", "n": 4, "t": None, "beta": 0.1},
 }
 """Named starting points for the page: fields that differ from the defaults."""
+
+
+def preset_config(name: str, **overrides) -> CTRLConfig:
+    """A run for a model preset (models.PRESETS): its policy, reward, prompt set and procedure."""
+    from infalign_core.models import PRESETS as MODEL_PRESETS
+
+    if name not in MODEL_PRESETS:
+        raise InfAlignError(f"unknown model preset {name!r}; choose one of {', '.join(MODEL_PRESETS)}")
+    preset = MODEL_PRESETS[name]
+    fields = {
+        "policy": preset.policy,
+        "reward": preset.reward,
+        "reward_label": preset.reward_label,
+        "prompts": preset.prompts,
+        "mode": preset.mode,
+        "n": preset.n,
+        "lora_rank": preset.lora_rank,
+        "gradient_checkpointing": preset.lora_rank is not None,
+    }
+    return CTRLConfig(**{**fields, **overrides})
 
 
 # --- pieces of the loop ----------------------------------------------------------------------
