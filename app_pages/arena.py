@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from infalign_core import data, runs, winrate
+from infalign_core import arena, data, runs
 from infalign_core.errors import InfAlignError
 from infalign_core.figures import arena as arena_figures
 from infalign_core.models import BUNDLED
@@ -40,9 +40,9 @@ def load_reward_fn(source: str, label: str | None):
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def theory_curve(transform: str, t: float | None, mode: str, n: int) -> dict | None:
-    """The theory's curve for a run's transform and N (cached: it does not change)."""
-    return winrate.theory_curve({"transform": transform, "t": t, "mode": mode, "n": n}, n)
+def theory_curve(transform, t, mode, n, phi_beta=None, run_n=None) -> dict | None:
+    """The theory's curve at N for a run's transform (the optimal Φ it trained on, if recorded; cached)."""
+    return arena_figures.default_theory_curve(transform, t, mode, n, phi_beta, run_n)
 
 
 def weights_version(source: str) -> float:
@@ -76,28 +76,32 @@ with right.popover("Sampling"):
     max_new_tokens = st.number_input(
         "Max new tokens", 1, 256, int(run_config.get("max_new_tokens") or 24), key="max_new_tokens"
     )
+    temperature = st.number_input(
+        "Temperature", 0.05, 5.0, float(run_config.get("temperature") or 1.0), 0.05, key="temperature",
+        help="Both sides sample at it; the KL is that of the tempered distributions. Default: the run's own.",
+    )  # fmt: skip
+    top_p = st.number_input(
+        "Top-p", 0.01, 1.0, float(run_config.get("top_p") or 1.0), 0.01, key="top_p",
+        help="Nucleus sampling for both sides. Below 1 the KL is not measured: a response outside the "
+        "reference's nucleus has infinite KL.",
+    )  # fmt: skip
     seed = st.number_input("Seed", 0, 2**31 - 1, 0, key="seed")
     batch = st.number_input("Prompts per batch", 1, 64, 8, key="batch")
 
 
-def show_picks(state: winrate.ArenaState) -> None:
+def show_picks(state: arena.ArenaState) -> None:
     """Best-of-N and worst-of-N picks of the first prompts, challenger beside reference."""
     for tab, mode in zip(
         st.tabs([f"best-of-{state.n} picks", f"worst-of-{state.n} picks"]), ("best", "worst")
     ):
-        for pick in winrate.example_picks(state, 3, mode):
+        for pick in arena.example_picks(state, 3, mode):
             tab.markdown(f"**{pick.prompt}**")
             ours, theirs = tab.columns(2)
             for col, who, text, reward in (
                 (ours, "challenger", pick.challenger_response, pick.challenger_reward),
                 (theirs, "reference", pick.reference_response, pick.reference_reward),
             ):
-                mark = (
-                    " · :material/emoji_events: **wins**"
-                    if pick.winner == who
-                    else (" · tie" if pick.winner == "tie" else "")
-                )
-                col.caption(f"{who}{mark} · reward {reward:+.3f}")
+                col.caption(arena_figures.pick_caption(who, pick.winner, reward))
                 col.write(pick.prompt + text)
 
 
@@ -107,7 +111,7 @@ if st.button("Evaluate", type="primary", key="evaluate"):
         if int(n) > int(k):
             raise InfAlignError(f"N = {n} needs K ≥ N samples per prompt; raise K to at least {n} or lower N")
         info = run_of.get(choice)
-        source = winrate.resolve_challenger(
+        source = arena.resolve_challenger(
             str(info.path) if info else ("reference" if choice == REFERENCE else folder)
         )
         prompts = data.load_prompts("bundled", split=split, limit=int(num_prompts)).prompts
@@ -118,7 +122,7 @@ if st.button("Evaluate", type="primary", key="evaluate"):
         st.session_state.setdefault("loaded_models", {})["arena challenger"] = source.label
         progress, metrics, chart = st.progress(0.0, "sampling…"), st.empty(), st.empty()
         history = []
-        for state in winrate.run_arena(
+        for state in arena.run_arena(
             challenger,
             reference,
             reward_fn,
@@ -126,6 +130,8 @@ if st.button("Evaluate", type="primary", key="evaluate"):
             n=int(n),
             k=int(k),
             max_new_tokens=int(max_new_tokens),
+            temperature=float(temperature),
+            top_p=float(top_p),
             seed=int(seed),
             prompts_per_batch=int(batch),
         ):
@@ -140,8 +146,11 @@ if st.button("Evaluate", type="primary", key="evaluate"):
                     e = state.estimate
                     col.metric(f"{label} win rate", f"{getattr(e, name):.3f}", help=f"{e.level:.0%} interval")
                     col.caption(f"[{getattr(e, f'{name}_ci_low'):.3f}, {getattr(e, f'{name}_ci_high'):.3f}]")
-                cols[3].metric("KL(π‖π_ref), nats", f"{state.kl.k1:.3f}")
-                cols[3].caption(f"± {state.kl.k1_stderr:.3f} (k3 {state.kl.k3:.3f})")
+                if state.kl is not None:
+                    cols[3].metric("KL(π‖π_ref), nats", f"{state.kl.k1:.3f}")
+                    cols[3].caption(f"± {state.kl.k1_stderr:.3f} (k3 {state.kl.k3:.3f})")
+                else:
+                    cols[3].metric("KL(π‖π_ref), nats", "—", help=state.kl_note)
             chart.plotly_chart(arena_figures.convergence_figure(history), key=f"convergence-{state.done}")
         settings = {
             "n": int(n),
@@ -149,16 +158,20 @@ if st.button("Evaluate", type="primary", key="evaluate"):
             "prompts": f"bundled:{split}",
             "num_prompts": state.done,
             "max_new_tokens": int(max_new_tokens),
+            "temperature": float(temperature),
+            "top_p": float(top_p),
             "seed": int(seed),
             "reference": reference.fingerprint,
             "reward": reward_fn.fingerprint,
         }
-        record = winrate.arena_record(state, settings, source.run_config)
+        record = arena.arena_record(state, settings, source.run_config)
         record["label"] = source.label
         if source.run_dir is not None:
-            winrate.save_arena_result(source.run_dir, record)
+            arena.save_arena_result(source.run_dir, record)
         st.session_state.setdefault("arena_results", {})[f"{source.label} · N={n} · K={k}"] = record
         st.session_state["arena_last"] = state
+        if state.kl_note:
+            st.info(state.kl_note)
     except InfAlignError as err:
         st.error(str(err))
 
@@ -168,7 +181,7 @@ if "arena_last" in st.session_state:
 # --- every evaluation so far: on the theory's chart and in a table ----------------------------------
 records = dict(st.session_state.get("arena_results", {}))
 for info in runs.list_runs():
-    for record in winrate.load_arena_results(info.path):
+    for record in arena.load_arena_results(info.path):
         key = f"run {info.run_id} · N={record['settings']['n']} · K={record['settings']['k']}"
         records.setdefault(key, {**record, "label": f"run {info.run_id}"})
 if records:

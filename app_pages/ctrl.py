@@ -142,6 +142,15 @@ def live_view() -> None:
     if focus.status.get("error"):
         st.error(focus.status["error"])
     st.plotly_chart(ctrl_figures.curves_figure(selected))
+    st.caption(
+        "The best-of-N curve ranks each step's k samples per prompt against that prompt's m bank "
+        "rewards (all N-subsets, ties ½): unbiased for the reference, but it scores the policy against "
+        "the same bank it trains on, so it is optimistic for a trained policy. The arena's fresh "
+        "samples are the real measurement."
+    )
+    missing = next((r["winrate/missing"] for r in reversed(metrics) if r.get("winrate/missing")), None)
+    if missing:
+        st.info(f"{focus.run_id}: {missing}.")
     warning = ctrl.saturation_warning(metrics)
     if warning:
         st.warning(warning)

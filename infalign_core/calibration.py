@@ -206,7 +206,12 @@ def bank_settings(
     return {
         "code_version": CODE_VERSION,
         "policy": {"fingerprint": str(policy.fingerprint), "dtype": str(getattr(policy, "dtype", ""))},
-        "reward": {"fingerprint": str(reward_fn.fingerprint)},
+        "reward": {
+            "fingerprint": str(reward_fn.fingerprint),
+            "rendering": getattr(reward_fn, "rendering", None),
+        },
+        # How the reference policy saw each prompt (chat template, system prompt, completion mode).
+        "rendering": _policy_rendering(policy),
         "prompts_sha256": prompts_sha256(prompts),
         "num_prompts": len(prompts),
         "m": int(m),
@@ -221,6 +226,14 @@ def bank_settings(
             "reward": str(getattr(reward_fn, "name", "")),
         },
     }
+
+
+def _policy_rendering(policy) -> dict | None:
+    """The policy side of the key's rendering entry (None for objects without a tokenizer)."""
+    from infalign_core.chat import rendering_key
+
+    tokenizer = getattr(policy, "tokenizer", None)
+    return None if tokenizer is None else rendering_key(tokenizer, getattr(policy, "chat", None))
 
 
 def settings_key(settings: dict) -> str:

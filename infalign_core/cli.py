@@ -14,7 +14,7 @@ import math
 import sys
 import time
 
-from infalign_core.errors import InfAlignError
+from infalign_core.errors import InfAlignError, one_line, user_error
 
 
 def _positive_float(text: str) -> float:
@@ -52,7 +52,7 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         """Print ``error: message`` (no usage block) and exit 2."""
-        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+        self.exit(2, f"error: {one_line(message)} (see {self.prog} --help)\n")
 
 
 def _print_json(obj) -> None:
@@ -84,15 +84,29 @@ def _add_theory(sub) -> None:
     g.add_argument("--beta", type=_positive_float, help="KL coefficient beta > 0")
     g.add_argument("--kl", type=_positive_float, help="KL budget in nats > 0; beta is solved for")
     p.add_argument("--n", type=_positive_int, required=True, help="N of best-of-N / worst-of-N")
+    p.add_argument(
+        "--procedure",
+        default=None,
+        metavar="SPEC",
+        help="also print procedure_win_rate for an inference procedure: bon:N, won:N, poisson:MU, "
+        "mix:P:N, expr:T(x), soft:N:TAU or reject:Q:N. With --transform optimal, solve that "
+        "procedure's optimal transform; with --transform exp and no --t, use its best t",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_run_theory)
 
 
 def _run_theory(args) -> int:
-    from infalign_core import theory
+    from infalign_core import explorer
 
-    point = theory.evaluate_cli(
-        transform=args.transform, t=args.t, mode=args.mode, beta=args.beta, kl=args.kl, n=args.n
+    point = explorer.evaluate_cli(
+        transform=args.transform,
+        t=args.t,
+        mode=args.mode,
+        beta=args.beta,
+        kl=args.kl,
+        n=args.n,
+        procedure=args.procedure,
     )
     if args.json:
         _print_json(point)
@@ -322,6 +336,7 @@ def _run_train(args) -> int:
 
     flags = {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_")}
     run_dir = Path(args.run_dir)
+    runs.check_run_dir(run_dir)  # a file, a path under a file, someone else's folder: refused
     saved = run_dir / runs.CONFIG_FILE
     if saved.is_file():
         if flags or args.config:
@@ -329,16 +344,14 @@ def _run_train(args) -> int:
                 f"{run_dir} already holds a run; its config.json is used as is. Drop the config flags, "
                 "or give a new --run-dir."
             )
-        if not args.resume and ctrl.read_metrics(run_dir):
-            raise InfAlignError(
-                f"{run_dir} already has metrics: pass --resume to continue it, or a new --run-dir."
-            )
+        runs.check_can_train(run_dir, resume=args.resume)
     else:
         if args.resume:
             raise InfAlignError(f"nothing to resume: {run_dir} holds no run (no config.json).")
         base = ctrl.CTRLConfig.load(args.config).to_dict() if args.config else {}
         config = ctrl.CTRLConfig.from_dict({**base, **flags}).resolved()
         ctrl.load_prompt_list(config)  # fail before writing anything
+        runs.check_model_sources(config)
         run_dir.mkdir(parents=True, exist_ok=True)
         config.save(saved)
         runs.write_status(
@@ -357,7 +370,7 @@ def _run_train(args) -> int:
             bar.set_postfix(
                 cal=f"{row['reward/calibrated']:.3f}",
                 kl=f"{row['kl/k1']:.3f}",
-                bon=f"{row['winrate/bon']:.3f}",
+                bon="—" if row.get("winrate/bon") is None else f"{row['winrate/bon']:.3f}",
             )
 
     def log(message: str) -> None:
@@ -484,6 +497,19 @@ def _add_winrate(sub) -> None:
     p.add_argument("--prompts", default="bundled", help="'bundled', a prompt file or a hub dataset id")
     p.add_argument("--split", default=None, help="split of the prompt source (bundled: eval unless given)")
     p.add_argument("--max-new-tokens", type=_positive_int, default=None, help="default: the run's, else 24")
+    p.add_argument(
+        "--temperature",
+        type=float,
+        default=None,
+        help="sampling temperature of both sides (default: the run's, else 1); the KL is at this temperature",
+    )
+    p.add_argument(
+        "--top-p",
+        type=float,
+        default=None,
+        help="nucleus sampling of both sides (default: the run's, else 1); below 1 the KL is not measured "
+        "(a response outside the reference's nucleus has infinite KL)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resamples", type=_positive_int, default=2000, help="bootstrap resamples (default 2000)")
     p.add_argument("--device", default=None, help="cpu, cuda or mps (default: best available)")
@@ -493,13 +519,16 @@ def _add_winrate(sub) -> None:
 
 
 def _run_winrate(args) -> int:
-    from infalign_core import data, winrate
+    from infalign_core import arena, data
     from infalign_core.models import load_policy
     from infalign_core.rewards import load_reward
 
     if args.n > args.k:
-        raise InfAlignError(f"--n {args.n} needs at least N samples per prompt; raise --k to ≥ {args.n}")
-    challenger, source = winrate.load_challenger(args.policy, device=args.device)
+        # Word for word the arena page's message: one input, one message, wherever it is typed.
+        raise InfAlignError(
+            f"N = {args.n} needs K ≥ N samples per prompt; raise K to at least {args.n} or lower N"
+        )
+    challenger, source = arena.load_challenger(args.policy, device=args.device)
     run = source.run_config or {}
     reference_source = args.reference or run.get("reference") or run.get("policy") or "default"
     reference = (
@@ -517,6 +546,8 @@ def _run_winrate(args) -> int:
     for notice in prompt_set.notices:
         print(f"note: {notice}", file=sys.stderr)
     max_new_tokens = args.max_new_tokens or int(run.get("max_new_tokens") or 24)
+    temperature = float(args.temperature if args.temperature is not None else run.get("temperature") or 1.0)
+    top_p = float(args.top_p if args.top_p is not None else run.get("top_p") or 1.0)
     bar = None
     if not args.json:
         from tqdm import tqdm
@@ -524,7 +555,7 @@ def _run_winrate(args) -> int:
         bar = tqdm(total=len(prompt_set.prompts), desc="arena", unit="prompt", file=sys.stderr)
     state = None
     try:
-        for state in winrate.run_arena(
+        for state in arena.run_arena(
             challenger,
             reference,
             reward_fn,
@@ -532,6 +563,8 @@ def _run_winrate(args) -> int:
             n=args.n,
             k=args.k,
             max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_p=top_p,
             seed=args.seed,
             resamples=args.resamples,
         ):
@@ -546,12 +579,16 @@ def _run_winrate(args) -> int:
         "reference": reference_source,
         "reward": reward_fn.name,
         **state.estimate.as_dict(),
-        "kl": state.kl.k1,
-        "kl_stderr": state.kl.k1_stderr,
-        "kl_k3": state.kl.k3,
-        "kl_k3_stderr": state.kl.k3_stderr,
+        "temperature": temperature,
+        "top_p": top_p,
+        "kl": state.kl.k1 if state.kl else None,
+        "kl_stderr": state.kl.k1_stderr if state.kl else None,
+        "kl_k3": state.kl.k3 if state.kl else None,
+        "kl_k3_stderr": state.kl.k3_stderr if state.kl else None,
         "seconds": round(state.seconds, 2),
     }
+    if state.kl_note:
+        print(f"note: {state.kl_note}", file=sys.stderr)
     if source.run_dir is not None:
         settings = {
             "n": args.n,
@@ -559,17 +596,19 @@ def _run_winrate(args) -> int:
             "prompts": f"{args.prompts}:{split}",
             "num_prompts": state.done,
             "max_new_tokens": max_new_tokens,
+            "temperature": temperature,
+            "top_p": top_p,
             "seed": args.seed,
             "reference": reference.fingerprint,
             "reward": reward_fn.fingerprint,
         }
-        record = winrate.arena_record(state, settings, source.run_config)
+        record = arena.arena_record(state, settings, source.run_config)
         theory_point = record.get("theory")
         if theory_point:
             out["theory_bon_win_rate"] = theory_point["bon_win_rate"]
             out["theory_won_win_rate"] = theory_point["won_win_rate"]
         if args.save:
-            out["saved"] = str(winrate.save_arena_result(source.run_dir, record))
+            out["saved"] = str(arena.save_arena_result(source.run_dir, record))
     out = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in out.items()}
     if args.json:
         _print_json(out)
@@ -611,9 +650,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except InfAlignError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as err:
+        # One layer for every command: what a user can fix is one line and status 2; a bug
+        # (anything user_error does not know) keeps its traceback so it can be reported.
+        fixable = user_error(err)
+        if fixable is None:
+            raise
+        print(f"error: {fixable}", file=sys.stderr)
+        return 2

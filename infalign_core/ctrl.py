@@ -7,7 +7,8 @@ The loop, in the order it runs (one step):
     r      ← reward(x, y)
     c      ← C(x, y): the mid-rank of r among the bank of x           (calibrated reward)
     φ      ← Φ(c)                                                      (transformed reward)
-    kl     ← Σ_t log π(y_t|x, y_<t) − log π_ref(y_t|x, y_<t)         (per-sequence KL, k1)
+    kl     ← Σ_t log π_T(y_t|x, y_<t) − log π_ref,T(y_t|x, y_<t)     (per-sequence KL, k1; π_T is
+             the per-token log-softmax(logits/T) actually sampled, for policy and reference alike)
     R      ← φ − β·kl
     A_i    ← R_i − mean_{j≠i} R_j   within each prompt's k samples     (leave-one-out, RLOO)
     loss   ← −mean_i A_i · log π(y_i|x)   (log π summed over the response's tokens)
@@ -19,12 +20,13 @@ Baselines use the same loop: ``raw`` puts the raw reward where Φ(c) goes (stand
 
 Randomness is derived from (seed, step), so a resumed run draws what the uninterrupted run
 would have drawn; a checkpoint is the model, its tokenizer and ``trainer_state.pt`` (optimizer,
-step, β).
+step, β, and the β the optimal Φ was last solved at, so a resumed run uses the same Φ).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -45,6 +47,7 @@ DTYPES = ("auto", "float32", "bfloat16")
 METRICS_FILE = "metrics.jsonl"
 CHECKPOINT_DIR = "checkpoint"
 TRAINER_STATE = "trainer_state.pt"
+TRANSFORM_FILE = "transform.json"  # in the checkpoint: the β its Φ was solved at (optimal Φ)
 _KL_CLIP = 0.2  # the proportional controller's error clip (Ziegler et al. 2019)
 
 
@@ -72,6 +75,17 @@ class CTRLConfig:
     prompt_split: str | None = field(
         default=None, metadata={"help": "split of the prompt source (bundled: train unless given)"}
     )
+    prompt_subset: str | None = field(
+        default=None,
+        metadata={"help": "dataset config name or data_dir (Anthropic HH: helpful-base, harmless-base)"},
+    )
+    completion_mode: bool = field(
+        default=False,
+        metadata={"help": "no chat templates: the policy continues and the reward scores the raw text"},
+    )
+    system_prompt: str | None = field(
+        default=None, metadata={"help": "system prompt put before every prompt by the chat templates"}
+    )
     num_prompts: int = field(default=64, metadata={"help": "train on the first P prompts"})
     m: int = field(default=64, metadata={"help": "reference samples per prompt in the calibration bank"})
     transform: str = field(
@@ -84,6 +98,13 @@ class CTRLConfig:
     )
     mode: str = field(default="best", metadata={"help": "best-of-N or worst-of-N (exp and optimal)"})
     n: int = field(default=4, metadata={"help": "N of the best-of-N / worst-of-N the run is aligned for"})
+    procedure: str | None = field(
+        default=None,
+        metadata={
+            "help": "inference procedure to align for instead of mode/n (bon:N, won:N, poisson:MU, mix:P:N, "
+            "expr:T(x), soft:N:TAU, reject:Q:N); with optimal its optimal Φ, with exp its best t"
+        },
+    )
     beta: float = field(default=0.1, metadata={"help": "KL coefficient β (initial β when kl_target is set)"})
     kl_target: float | None = field(
         default=None, metadata={"help": "adapt β so the per-sequence KL approaches this many nats"}
@@ -105,6 +126,23 @@ class CTRLConfig:
     checkpoint_every: int = field(default=50, metadata={"help": "save a checkpoint every this many steps"})
     sample_every: int = field(default=10, metadata={"help": "log example responses every this many steps"})
     cache_dir: str | None = field(default=None, metadata={"help": "bank cache folder (default: cache/banks)"})
+    gradient_checkpointing: bool = field(
+        default=False,
+        metadata={"help": "recompute activations in the backward pass: less memory, ~30% slower"},
+    )
+    lora_rank: int | None = field(
+        default=None,
+        metadata={
+            "help": "train LoRA adapters of this rank (alpha = 2·rank) through peft instead of all weights"
+        },
+    )
+
+    @property
+    def chat(self):
+        """How prompts are rendered for the run's models (chat.ChatFormat)."""
+        from infalign_core.chat import ChatFormat
+
+        return ChatFormat(completion=bool(self.completion_mode), system_prompt=self.system_prompt or None)
 
     def validate(self) -> CTRLConfig:
         """Raise InfAlignError naming the first bad field and its accepted range; return self."""
@@ -149,6 +187,19 @@ class CTRLConfig:
             f"weight_decay must be ≥ 0, got {self.weight_decay}",
         )
         _check(_int(self.seed), f"seed must be an integer, got {self.seed}")
+        for name in ("completion_mode", "gradient_checkpointing"):
+            _check(
+                isinstance(getattr(self, name), bool),
+                f"{name} must be true or false, got {getattr(self, name)!r}",
+            )
+        if self.lora_rank is not None:
+            _check(
+                _int(self.lora_rank) and 1 <= self.lora_rank <= 1024,
+                f"lora_rank must be an integer in [1, 1024] (or unset for full fine-tuning), got {self.lora_rank}",
+            )
+        for name in ("system_prompt", "prompt_subset"):
+            value = getattr(self, name)
+            _check(value is None or isinstance(value, str), f"{name} must be text, got {value!r}")
         if self.kl_target is not None:
             _check(
                 _finite(self.kl_target) and self.kl_target > 0,
@@ -156,6 +207,15 @@ class CTRLConfig:
             )
         if self.t is not None:
             _check(_finite(self.t) and 0 <= self.t <= 500, f"t must be a number in [0, 500], got {self.t}")
+        if self.procedure is not None:
+            from infalign_core.procedures import parse_procedure
+
+            parse_procedure(self.procedure)  # its own message names what is wrong with the spec
+            _check(
+                self.transform in ("exp", "optimal"),
+                f"procedure {self.procedure!r} shapes only the exp (its best t) and optimal transforms, "
+                f"not {self.transform!r}; pick one of those or drop the procedure",
+            )
         _check(
             self.device in DEVICES or str(self.device).startswith("cuda:"),
             f"device must be one of {', '.join(DEVICES)}, got {self.device!r}",
@@ -175,6 +235,13 @@ class CTRLConfig:
     def resolved(self) -> CTRLConfig:
         """A validated copy with defaults that depend on other fields filled in (the exp transform's t)."""
         self.validate()
+        if self.transform == "exp" and self.t is None and self.procedure is not None:
+            from infalign_core import procedures
+
+            choice = procedures.best_exponential_t(
+                procedures.parse_procedure(self.procedure), self.kl_target or 0.5
+            )
+            return dataclasses.replace(self, t=round(float(choice.t), 4), mode=choice.mode)
         if self.transform == "exp" and self.t is None:
             from infalign_core.theory import best_exponential_t
 
@@ -192,7 +259,7 @@ class CTRLConfig:
         if not isinstance(data, dict):
             raise InfAlignError("a CTRL config must be a mapping of field names to values")
         names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
+        unknown = sorted(str(key) for key in set(data) - names)  # YAML keys may be numbers
         if unknown:
             raise InfAlignError(
                 f"unknown config field(s): {', '.join(unknown)}; known: {', '.join(sorted(names))}"
@@ -226,7 +293,8 @@ class CTRLConfig:
                 data = json.loads(text)
         except Exception as err:  # both parsers' errors mean the same to the user
             raise InfAlignError(
-                f"{path} is not valid {'YAML' if path.suffix.lower() in ('.yaml', '.yml') else 'JSON'}: {err}"
+                f"{path} is not valid {'YAML' if path.suffix.lower() in ('.yaml', '.yml') else 'JSON'}: "
+                f"{_parse_problem(err)}; fix that line or write the config again with `train --help` in hand."
             ) from None
         return cls.from_dict(data or {})
 
@@ -236,6 +304,17 @@ class CTRLConfig:
         path.write_text(
             self.to_yaml() if path.suffix.lower() in (".yaml", ".yml") else self.to_json(), encoding="utf-8"
         )
+
+
+def _parse_problem(err: Exception) -> str:
+    """A YAML or JSON parser's complaint on one line, with the line and column it points at."""
+    mark = getattr(err, "problem_mark", None)  # yaml.MarkedYAMLError
+    if mark is not None:
+        problem = getattr(err, "problem", None) or getattr(err, "context", None) or type(err).__name__
+        return f"{' '.join(str(problem).split())} at line {mark.line + 1}, column {mark.column + 1}"
+    if isinstance(err, json.JSONDecodeError):
+        return f"{err.msg} at line {err.lineno}, column {err.colno}"
+    return " ".join(str(err).split()) or type(err).__name__
 
 
 def _check(ok: bool, message: str) -> None:
@@ -274,7 +353,11 @@ def load_prompt_list(config: CTRLConfig) -> list[str]:
 
     split = config.prompt_split or ("train" if config.prompts == "bundled" else None)
     prompt_set = data.load_prompts(
-        config.prompts, column=config.prompt_column, split=split, limit=config.num_prompts
+        config.prompts,
+        column=config.prompt_column,
+        split=split,
+        limit=config.num_prompts,
+        subset=config.prompt_subset,
     )
     if len(prompt_set.prompts) < config.prompts_per_step:
         raise InfAlignError(
@@ -285,20 +368,58 @@ def load_prompt_list(config: CTRLConfig) -> list[str]:
 
 
 def make_phi(config: CTRLConfig, beta: float) -> Callable[[np.ndarray], np.ndarray] | None:
-    """Φ for the run (None for ``raw``: the raw reward is used as is); optimal Φ is solved at β."""
+    """Φ for the run at KL coefficient β (None for ``raw``: the raw reward is used as is).
+
+    The one map from (config, β) to Φ that the trainer, the TRL reward and the arena's overlay
+    share. Only the optimal Φ depends on β (the optimum is a fixed point, so Φ and β come as a
+    pair); it is solved exactly at β, and a solve is cached, so asking again for a β already
+    seen costs nothing. ``phi_beta`` decides at which β a run with an adaptive β asks.
+    """
     from infalign_core import transforms
 
     if config.transform == "raw":
         return None
+    if config.transform == "optimal" and config.procedure is not None:
+        return _procedure_phi(str(config.procedure), float(beta))
     if config.transform == "optimal":
-        from infalign_core.optimal import optimal_transform
-
-        return optimal_transform(config.n, beta, config.mode)
+        return _optimal_phi(int(config.n), str(config.mode), float(beta))
     if config.transform == "log":
         # log 0 = −inf; a response below every bank reward is clipped to half a rank.
         floor = 0.5 / config.m
         return lambda u: transforms.log_transform(np.maximum(u, floor))
     return transforms.make_transform(config.transform, t=config.t, mode=config.mode)
+
+
+@functools.lru_cache(maxsize=256)
+def _optimal_phi(n: int, mode: str, beta: float):
+    from infalign_core.optimal import optimal_transform
+
+    return optimal_transform(n, beta, mode)
+
+
+@functools.lru_cache(maxsize=256)
+def _procedure_phi(spec: str, beta: float):
+    from infalign_core import procedures
+
+    return procedures.optimal_for_procedure(procedures.parse_procedure(spec), beta=beta)
+
+
+PHI_BETA_TOLERANCE = 0.03
+"""Re-solve the optimal Φ once β has moved more than this fraction from the β it was solved at."""
+
+
+def phi_beta(config: CTRLConfig, solved_at: float | None, beta: float) -> float | None:
+    """The β the run's Φ is solved at, given the last one and the current β (None: Φ does not depend on β).
+
+    Φ follows an adaptive β: the current β once it has moved more than PHI_BETA_TOLERANCE
+    (relative) from ``solved_at``, else ``solved_at``. A pure function of the two, so a resumed
+    run that restores ``solved_at`` from its checkpoint picks the same Φ as an uninterrupted one.
+    """
+    if config.transform != "optimal":
+        return None
+    if solved_at is None or abs(math.log(beta / solved_at)) > math.log1p(PHI_BETA_TOLERANCE):
+        return float(beta)
+    return float(solved_at)
 
 
 def rloo_advantages(rewards: np.ndarray, k: int) -> np.ndarray:
@@ -308,21 +429,32 @@ def rloo_advantages(rewards: np.ndarray, k: int) -> np.ndarray:
     return (grouped - others).ravel()
 
 
-def empirical_win_rates(calibrated: np.ndarray, n: int) -> tuple[float, float]:
-    """Best-of-N and worst-of-N win rates against π_ref of a policy whose calibrated rewards are ``calibrated``.
+def bank_win_rate_gap(k: int, m: int, n: int) -> str | None:
+    """Why the in-training best-of-N estimate is missing for k samples and a bank of m (None: it is logged)."""
+    if k >= n and m >= n:
+        return None
+    short = [name for name, value in (("k", k), ("m", m)) if value < n]
+    values = " and ".join(f"{name} = {k if name == 'k' else m}" for name in short)
+    return (
+        f"no in-training best-of-{n} / worst-of-{n} estimate: it needs k ≥ N and m ≥ N, but {values} "
+        f"{'are' if len(short) > 1 else 'is'} below N = {n}; set {' and '.join(short)} to at least {n} (or measure the run in the arena)"
+    )
 
-    Uses the theory's formulas 1 − ∫ Ĝ^N N u^{N−1} du and ∫ (1 − Ĝ)^N N (1 − u)^{N−1} du with Ĝ the
-    empirical CDF: a step function, so both integrals are exact finite sums.
+
+def bank_win_rates(policy_rewards, bank_rewards, n: int) -> tuple[float, float] | None:
+    """Unbiased best-of-N and worst-of-N win rates of [P, k] policy rewards against [P, m] bank rewards.
+
+    The bank's rewards are reference samples, so the arena's all-subsets estimator (ties ½) on
+    the two sets compares like with like. None when k < N or m < N (see ``bank_win_rate_gap``).
     """
-    c = np.sort(np.clip(np.asarray(calibrated, dtype=np.float64).ravel(), 0.0, 1.0))
-    size = c.size
-    if size == 0:
-        return float("nan"), float("nan")
-    edges = np.concatenate([[0.0], c, [1.0]])  # Ĝ = j/size on [edges[j], edges[j+1])
-    level = np.arange(size + 1) / size
-    lo, hi = edges[:-1], edges[1:]
-    bon = 1.0 - float(np.sum(level**n * (hi**n - lo**n)))
-    won = float(np.sum((1.0 - level) ** n * ((1.0 - lo) ** n - (1.0 - hi) ** n)))
+    from infalign_core import winrate
+
+    ours = np.asarray(policy_rewards, dtype=np.float64)
+    theirs = np.asarray(bank_rewards, dtype=np.float64)
+    if bank_win_rate_gap(ours.shape[-1], theirs.shape[-1], n) is not None:
+        return None
+    bon = winrate.win_rate(ours, theirs, n, "best")
+    won = winrate.win_rate(ours, theirs, n, "worst")
     return bon, won
 
 
@@ -348,11 +480,19 @@ def adapt_beta(beta: float, kl: float, target: float, batch: int, horizon: int) 
     return beta * (1.0 + error * batch / horizon)
 
 
-def token_logprobs(model, prompt_ids: Sequence[Sequence[int]], targets: Sequence[Sequence[int]], pad_id: int):
-    """Teacher-forced log π(target_t | prompt, target_<t), the entropy there, and a validity mask.
+def token_logprobs(
+    model,
+    prompt_ids: Sequence[Sequence[int]],
+    targets: Sequence[Sequence[int]],
+    pad_id: int,
+    temperature: float = 1.0,
+):
+    """Teacher-forced log π_T(target_t | prompt, target_<t), the entropy there, and a validity mask.
 
-    Rows are left-padded so every response ends at the last column; returns three
-    (rows × width) tensors. Gradients flow through the log-probs when enabled by the caller.
+    π_T is the distribution sampled at ``temperature``: log-softmax(logits / T) per token, so a
+    KL or gradient built on these is that of what was drawn. Rows are left-padded so every
+    response ends at the last column; returns three (rows × width) tensors. Gradients flow
+    through the log-probs when enabled by the caller.
     """
     import torch
 
@@ -370,6 +510,8 @@ def token_logprobs(model, prompt_ids: Sequence[Sequence[int]], targets: Sequence
     logits = (
         model(input_ids=ids, attention_mask=mask, position_ids=positions).logits[:, -(width + 1) : -1].float()
     )
+    if temperature != 1.0:
+        logits = logits / float(temperature)
     logp_all = torch.log_softmax(logits, -1)
     target = ids[:, -width:]
     lengths = torch.as_tensor([len(t) for t in targets], device=device)
@@ -378,6 +520,129 @@ def token_logprobs(model, prompt_ids: Sequence[Sequence[int]], targets: Sequence
     with torch.no_grad():
         entropy = -(logp_all.exp() * logp_all).sum(-1) * valid
     return logp, entropy, valid
+
+
+@dataclass
+class GradientStats:
+    """What one policy-gradient step measured, per row and in total."""
+
+    kl_k1: np.ndarray
+    kl_k3: np.ndarray
+    tokens: np.ndarray
+    entropy_sum: float
+    loss: float
+    grad_norm: float
+
+
+def policy_gradient_step(
+    model,
+    reference_model,
+    optimizer,
+    prompt_ids,
+    targets,
+    pad_id: int,
+    rewards: np.ndarray,
+    beta: float,
+    k: int,
+    *,
+    bf16: bool = False,
+    max_grad_norm: float = 1.0,
+    temperature: float = 1.0,
+    micro: int | None = None,
+    log: Callable[[str], None] | None = None,
+) -> tuple[GradientStats, int | None]:
+    """KL to the reference, RLOO advantages of rewards − β·KL, one clipped optimizer step on −mean A·log π.
+
+    Both log-probs are taken at the sampling ``temperature``: the KL is KL(π_T‖π_ref,T), as TRL computes it.
+
+    Out of memory, the rows are split into micro-batches of half the size (then half again),
+    the step is redone and the run goes on; the size is returned so later steps start there.
+    """
+    from infalign_core.models import _is_oom
+
+    def advantages_of(kl_k1: np.ndarray) -> np.ndarray:
+        return rloo_advantages(np.asarray(rewards, dtype=np.float64) - beta * kl_k1, k)
+
+    rows = len(targets)
+    while True:
+        try:
+            return _gradient_pass(
+                model, reference_model, optimizer, prompt_ids, targets, pad_id, advantages_of, bf16,
+                max_grad_norm, temperature, micro,
+            ), micro  # fmt: skip
+        except (RuntimeError, MemoryError) as err:
+            if not _is_oom(err) or (micro or rows) <= 1:
+                raise
+            optimizer.zero_grad(set_to_none=True)
+            _empty_device_cache()
+            micro = max(1, (micro or rows) // 2)
+            if log is not None:
+                log(
+                    f"out of memory on a {rows}-row policy-gradient pass: continuing in micro-batches of {micro}"
+                )
+
+
+def _empty_device_cache() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _gradient_pass(
+    model, reference_model, optimizer, prompt_ids, targets, pad_id, advantages_of, bf16, max_grad_norm,
+    temperature, micro,
+) -> GradientStats:  # fmt: skip
+    """One step over all rows at once (``micro`` None) or in chunks of ``micro`` rows (two passes)."""
+    import torch
+
+    from infalign_core.models import checkpointed_layers
+
+    device = next(model.parameters()).device
+    rows = len(targets)
+    size = micro or rows
+    chunks = [slice(i, min(i + size, rows)) for i in range(0, rows, size)]
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+
+    def stats(logp, ref_logp, valid):
+        log_ratio = (logp.detach() - ref_logp).double()  # log π − log π_ref per token
+        k3 = ((torch.expm1(-log_ratio) + log_ratio) * valid).sum(-1)
+        return log_ratio.sum(-1).cpu().numpy(), k3.cpu().numpy(), valid.sum(-1).cpu().numpy()
+
+    optimizer.zero_grad(set_to_none=True)
+    if micro is None:
+        with autocast, checkpointed_layers(model):
+            logp, entropy, valid = token_logprobs(model, prompt_ids, targets, pad_id, temperature)
+            with torch.no_grad():
+                ref_logp, _, _ = token_logprobs(reference_model, prompt_ids, targets, pad_id, temperature)
+        kl_k1, kl_k3, tokens = stats(logp, ref_logp, valid)
+        advantages = torch.as_tensor(advantages_of(kl_k1), dtype=torch.float32, device=device)
+        loss = -(advantages * logp.sum(-1)).mean()
+        loss.backward()
+        entropy_sum, loss_value = float(entropy.sum().item()), float(loss.item())
+    else:
+        parts, entropy_sum = [], 0.0
+        with torch.no_grad(), autocast:  # pass 1: the KL of every row, so advantages are known
+            for c in chunks:
+                logp, entropy, valid = token_logprobs(model, prompt_ids[c], targets[c], pad_id, temperature)
+                ref_logp, _, _ = token_logprobs(
+                    reference_model, prompt_ids[c], targets[c], pad_id, temperature
+                )
+                parts.append(stats(logp, ref_logp, valid))
+                entropy_sum += float(entropy.sum().item())
+        kl_k1, kl_k3, tokens = (np.concatenate(p) for p in zip(*parts))
+        advantages = torch.as_tensor(advantages_of(kl_k1), dtype=torch.float32, device=device)
+        loss_value = 0.0
+        for c in chunks:  # pass 2: gradients accumulated chunk by chunk
+            with autocast, checkpointed_layers(model):
+                logp, _, _ = token_logprobs(model, prompt_ids[c], targets[c], pad_id, temperature)
+            loss = -(advantages[c] * logp.sum(-1)).sum() / rows
+            loss.backward()
+            loss_value += float(loss.item())
+    params = [p for p in model.parameters() if p.requires_grad]
+    grad_norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+    optimizer.step()
+    return GradientStats(kl_k1, kl_k3, tokens, entropy_sum, loss_value, float(grad_norm))
 
 
 @dataclass
@@ -395,12 +660,23 @@ def load_models(config: CTRLConfig) -> Models:
     from infalign_core.rewards import load_reward
 
     device = None if config.device == "auto" else config.device
-    policy = load_policy(config.policy, device=device, dtype="float32")
+    chat = config.chat
+    policy = load_policy(config.policy, device=device, dtype="float32", chat=chat)
     ref_dtype = "bfloat16" if _use_bf16(config, policy.device) else "float32"
-    reference = load_policy(config.reference or config.policy, device=str(policy.device), dtype=ref_dtype)
+    reference = load_policy(
+        config.reference or config.policy, device=str(policy.device), dtype=ref_dtype, chat=chat
+    )
     for p in reference.model.parameters():
         p.requires_grad_(False)
-    reward_fn = load_reward(config.reward, label=config.reward_label, device=str(policy.device))
+    reward_fn = load_reward(config.reward, label=config.reward_label, device=str(policy.device), chat=chat)
+    if config.lora_rank is not None:
+        from infalign_core.models import add_lora
+
+        add_lora(policy, config.lora_rank)
+    if config.gradient_checkpointing:
+        from infalign_core.models import enable_gradient_checkpointing
+
+        enable_gradient_checkpointing(policy)
     return Models(policy, reference, reward_fn)
 
 
@@ -421,8 +697,15 @@ def _step_seed(seed: int, step: int) -> int:
 # --- checkpoints and the metrics file --------------------------------------------------------
 
 
-def save_checkpoint(run_dir: Path, policy, optimizer, step: int, beta: float) -> Path:
-    """Write model + tokenizer + trainer_state.pt to run_dir/checkpoint, atomically (tmp dir, rename)."""
+def save_checkpoint(
+    run_dir: Path, policy, optimizer, step: int, beta: float, *, phi_beta: float | None = None
+) -> Path:
+    """Write model + tokenizer + trainer_state.pt to run_dir/checkpoint, atomically (tmp dir, rename).
+
+    ``phi_beta`` is the β the run's optimal Φ was last solved at: stored in the trainer state so a
+    resume continues with the same Φ, and in transform.json so the arena compares the checkpoint
+    with the Φ it was trained on.
+    """
     import torch
 
     final = Path(run_dir) / CHECKPOINT_DIR
@@ -430,8 +713,12 @@ def save_checkpoint(run_dir: Path, policy, optimizer, step: int, beta: float) ->
     shutil.rmtree(tmp, ignore_errors=True)
     policy.model.save_pretrained(tmp, safe_serialization=True)
     policy.tokenizer.save_pretrained(tmp)
-    torch.save(
-        {"step": int(step), "beta": float(beta), "optimizer": optimizer.state_dict()}, tmp / TRAINER_STATE
+    state = {"step": int(step), "beta": float(beta), "optimizer": optimizer.state_dict()}
+    if phi_beta is not None:
+        state["phi_beta"] = float(phi_beta)
+    torch.save(state, tmp / TRAINER_STATE)
+    (tmp / TRANSFORM_FILE).write_text(
+        json.dumps({"step": int(step), "beta": float(beta), "phi_beta": phi_beta}), encoding="utf-8"
     )
     shutil.rmtree(old, ignore_errors=True)
     if final.exists():
@@ -439,6 +726,15 @@ def save_checkpoint(run_dir: Path, policy, optimizer, step: int, beta: float) ->
     os.replace(tmp, final)
     shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def trained_phi_beta(checkpoint: Path) -> float | None:
+    """The β a checkpoint's optimal Φ was solved at (None for other transforms or older checkpoints)."""
+    try:
+        value = json.loads((Path(checkpoint) / TRANSFORM_FILE).read_text(encoding="utf-8")).get("phi_beta")
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return None
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) and value > 0 else None
 
 
 def checkpoint_path(run_dir: Path) -> Path | None:
@@ -536,17 +832,20 @@ def train(
     bank = reference_bank(config, reference, reward_fn, prompts, should_stop=should_stop)
 
     optimizer = torch.optim.AdamW(
-        policy.model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+        [p for p in policy.model.parameters() if p.requires_grad],  # LoRA: the adapters only
+        lr=config.learning_rate,
+        weight_decay=config.weight_decay,
     )
-    step, beta = 0, float(config.beta)
+    step, beta, solved_at = 0, float(config.beta), None
     if run_dir is not None:
         run_dir.mkdir(parents=True, exist_ok=True)
         ckpt = checkpoint_path(run_dir) if resume else None
         if ckpt is not None:
-            step, beta = _restore(ckpt, policy, optimizer, device)
+            step, beta, solved_at = _restore(ckpt, policy, optimizer, device)
             log(f"resumed from {ckpt} at step {step}")
         truncate_metrics(run_dir, step)
-    phi = make_phi(config, beta)
+    phi, phi_solved_at = make_phi(config, beta), None
+    micro = None  # rows per forward/backward pass; None = the whole batch at once
     policy.model.eval()  # dropout off: the sampled and the scored policy must be the same
     metrics_file = open(run_dir / METRICS_FILE, "a", encoding="utf-8") if run_dir is not None else None
     last: dict = {}
@@ -578,7 +877,12 @@ def train(
 
             # 3. Reward, calibrated reward against the bank, transformed reward Φ(c).
             raw = np.asarray(reward_fn.score(row_prompts, samples.responses), dtype=np.float64)
+            check_finite_rewards(raw, row_prompts, samples.responses, step)
             calibrated = calibration.calibrated_reward(bank, bank_rows, raw)
+            # An optimal Φ follows the adaptive β: re-solved once β has moved a few percent.
+            solved_at = phi_beta(config, solved_at, beta)
+            if solved_at is not None and solved_at != phi_solved_at:
+                phi, phi_solved_at = make_phi(config, solved_at), solved_at
             transformed = raw if phi is None else np.asarray(phi(calibrated), dtype=np.float64)
 
             # 4. Per-sequence KL to the frozen reference on the sampled tokens (EOS included when emitted).
@@ -586,29 +890,32 @@ def train(
                 [*ids, eos_ids[0]] if done and eos_ids else list(ids)
                 for ids, done in zip(samples.response_ids, samples.finished)
             ]
-            prompt_ids = sampling.encode_prompts(tokenizer, batch_prompts)
+            prompt_ids = sampling.encode_prompts(tokenizer, batch_prompts, policy.chat)
             row_prompt_ids = [prompt_ids[i] for i in samples.prompt_index]
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                logp, entropy, valid = token_logprobs(policy.model, row_prompt_ids, targets, pad_id)
-                with torch.no_grad():
-                    ref_logp, _, _ = token_logprobs(reference.model, row_prompt_ids, targets, pad_id)
-            log_ratio = (logp.detach() - ref_logp).double()  # log π − log π_ref per token
-            kl_k1 = log_ratio.sum(-1).cpu().numpy()
-            kl_k3 = ((torch.expm1(-log_ratio) + log_ratio) * valid).sum(-1).cpu().numpy()
 
-            # 5. Reward with the KL penalty inside, leave-one-out advantage, policy-gradient step.
+            # 5. Reward with the KL penalty inside, leave-one-out advantage, policy-gradient step
+            #    (in micro-batches of `micro` rows once the full batch has run out of memory).
+            grads, micro = policy_gradient_step(
+                policy.model,
+                reference.model,
+                optimizer,
+                row_prompt_ids,
+                targets,
+                pad_id,
+                transformed,
+                beta,
+                config.k,
+                bf16=bf16,
+                max_grad_norm=config.max_grad_norm,
+                temperature=config.temperature,
+                micro=micro,
+                log=log,
+            )
+            kl_k1, kl_k3, tokens = grads.kl_k1, grads.kl_k3, grads.tokens
             total = transformed - beta * kl_k1
-            advantages = torch.as_tensor(rloo_advantages(total, config.k), dtype=torch.float32, device=device)
-            seq_logp = logp.sum(-1)
-            loss = -(advantages * seq_logp).mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(policy.model.parameters(), config.max_grad_norm)
-            optimizer.step()
 
             # 6. Metrics; then adapt β toward the KL target if one is set.
-            tokens = valid.sum(-1).cpu().numpy()
-            bon, won = empirical_win_rates(calibrated, config.n)
+            bank_rates = bank_win_rates(raw.reshape(-1, config.k), bank.rewards[chosen], config.n)
             last = {
                 "step": step,
                 "reward/raw": float(raw.mean()),
@@ -621,17 +928,22 @@ def train(
                 "kl/k1": float(kl_k1.mean()),
                 "kl/k3": float(kl_k3.mean()),
                 "kl/beta": beta,
-                "policy/entropy": float(entropy.sum().item() / max(1, valid.sum().item())),
+                "policy/entropy": grads.entropy_sum / max(1, int(tokens.sum())),
                 "policy/response_length": float(tokens.mean()),
                 "policy/finished": float(np.mean(samples.finished)),
-                "loss/policy": float(loss.item()),
-                "loss/grad_norm": float(grad_norm),
+                "loss/policy": grads.loss,
+                "loss/grad_norm": grads.grad_norm,
                 "winrate/standard": float(calibrated.mean()),
-                "winrate/bon": bon,
-                "winrate/won": won,
+                # None (not NaN) when k < N or m < N: a plot shows a gap, not a biased value.
+                "winrate/bon": None if bank_rates is None else bank_rates[0],
+                "winrate/won": None if bank_rates is None else bank_rates[1],
                 "time/step": time.perf_counter() - started,
                 "time/tokens_per_s": float(tokens.sum()) / max(1e-9, time.perf_counter() - started),
             }
+            if solved_at is not None:
+                last["phi/beta"] = solved_at  # the β this step's Φ is optimal for
+            if bank_rates is None:
+                last["winrate/missing"] = bank_win_rate_gap(config.k, config.m, config.n)
             if config.sample_every and (step % config.sample_every == 0 or step == 1):
                 best = int(np.argmax(raw))
                 last["samples"] = [
@@ -651,13 +963,13 @@ def train(
             if on_metrics is not None:
                 on_metrics(last)
             if run_dir is not None and step % config.checkpoint_every == 0 and step < config.steps:
-                save_checkpoint(run_dir, policy, optimizer, step, beta)
+                save_checkpoint(run_dir, policy, optimizer, step, beta, phi_beta=solved_at)
     finally:
         if metrics_file is not None:
             metrics_file.close()
     checkpoint = None
     if run_dir is not None:
-        checkpoint = str(save_checkpoint(run_dir, policy, optimizer, step, beta))
+        checkpoint = str(save_checkpoint(run_dir, policy, optimizer, step, beta, phi_beta=solved_at))
         if not last:  # resumed with nothing left to do: report the last logged step
             last = (read_metrics(run_dir) or [{}])[-1]
     out = {k: v for k, v in last.items() if k != "samples"}
@@ -665,22 +977,55 @@ def train(
     return out
 
 
-def _restore(ckpt: Path, policy, optimizer, device) -> tuple[int, float]:
+def check_finite_rewards(
+    raw: np.ndarray, prompts: Sequence[str], responses: Sequence[str], step: int
+) -> None:
+    """Stop the run (before this step is logged or applied) when the reward returned NaN or ±inf."""
+    bad = np.flatnonzero(~np.isfinite(raw))
+    if bad.size:
+        i = int(bad[0])
+        raise InfAlignError(
+            f"the reward returned {raw[i]} for {bad.size} of {raw.size} responses at step {step} "
+            f"(first: {prompts[i] + responses[i]!r}); the run stopped, its metrics up to step {step - 1} "
+            "are kept. Fix the reward so it returns a finite number for every text, then resume."
+        )
+
+
+def _restore(ckpt: Path, policy, optimizer, device) -> tuple[int, float, float | None]:
     """Load weights and trainer state from a checkpoint into the live policy and optimizer."""
     import torch
     from safetensors.torch import load_file
 
-    state = torch.load(ckpt / TRAINER_STATE, map_location=device, weights_only=True)
-    weights = {}
-    for file in sorted(ckpt.glob("*.safetensors")):
-        weights.update(load_file(str(file), device=str(device)))
-    missing, unexpected = policy.model.load_state_dict(weights, strict=False)
-    # Tied weights (lm_head = wte) are saved once; anything else missing means a different model.
-    real_missing = [k for k in missing if "lm_head" not in k]
-    if real_missing or unexpected:
+    from infalign_core.models import is_lora
+
+    try:
+        state = torch.load(ckpt / TRAINER_STATE, map_location=device, weights_only=True)
+        weights = {}
+        for file in sorted(ckpt.glob("*.safetensors")):
+            weights.update(load_file(str(file), device=str(device)))
+    except Exception as err:  # torn or edited files: the same advice whatever the parser says
         raise InfAlignError(
-            f"the checkpoint at {ckpt} does not match the run's policy "
-            f"(missing {real_missing[:3]}, unexpected {unexpected[:3]}); start a new run instead"
-        )
+            f"the checkpoint at {ckpt} is truncated or corrupt ({type(err).__name__}: "
+            f"{' '.join(str(err).split())[:200]}): delete that folder to restart the run from step 0, "
+            "or start a new run."
+        ) from None
+    if is_lora(policy.model):  # the checkpoint holds the adapters only
+        from peft import set_peft_model_state_dict
+
+        result = set_peft_model_state_dict(policy.model, weights)
+        if getattr(result, "unexpected_keys", None) or not weights:
+            raise InfAlignError(
+                f"the checkpoint at {ckpt} does not hold this run's LoRA adapters; start a new run instead"
+            )
+    else:
+        missing, unexpected = policy.model.load_state_dict(weights, strict=False)
+        # Tied weights (lm_head = wte) are saved once; anything else missing means a different model.
+        real_missing = [k for k in missing if "lm_head" not in k]
+        if real_missing or unexpected:
+            raise InfAlignError(
+                f"the checkpoint at {ckpt} does not match the run's policy "
+                f"(missing {real_missing[:3]}, unexpected {unexpected[:3]}); start a new run instead"
+            )
     optimizer.load_state_dict(state["optimizer"])
-    return int(state["step"]), float(state["beta"])
+    phi_beta = state.get("phi_beta")  # absent in checkpoints from before Φ followed β
+    return int(state["step"]), float(state["beta"]), None if phi_beta is None else float(phi_beta)

@@ -33,7 +33,57 @@ FILE_SUFFIXES = {
     ".txt": "txt",
 }
 TXT_COLUMN = "text"
+PARQUET_SUFFIXES = (".parquet", ".pq")
+HH_COLUMNS = ("chosen", "rejected")  # Anthropic HH's schema: two full dialogues per row
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
+
+
+@dataclass(frozen=True)
+class PromptPreset:
+    """A dialogue or summarisation prompt set as the paper uses it, with its inference procedure."""
+
+    name: str
+    dataset: str
+    subset: str | None
+    split: str
+    column: str | None
+    mode: str  # "best" (best-of-N) or "worst" (worst-of-N)
+    size: str
+    note: str
+
+
+PROMPT_PRESETS: dict[str, PromptPreset] = {
+    "hh-helpful": PromptPreset(
+        name="hh-helpful",
+        dataset="Anthropic/hh-rlhf",
+        subset="helpful-base",
+        split="test",
+        column=None,
+        mode="best",
+        size="2.4k test / 43.8k train dialogues, ~14 MB",
+        note="Anthropic HH helpfulness dialogues; the paper aligns for best-of-N on them.",
+    ),
+    "hh-harmless": PromptPreset(
+        name="hh-harmless",
+        dataset="Anthropic/hh-rlhf",
+        subset="harmless-base",
+        split="test",
+        column=None,
+        mode="worst",
+        size="2.3k test / 42.5k train dialogues, ~12 MB",
+        note="Anthropic HH harmlessness dialogues; the paper aligns for worst-of-N (jailbreaks) on them.",
+    ),
+    "tldr": PromptPreset(
+        name="tldr",
+        dataset="trl-lib/tldr",
+        subset=None,
+        split="validation",
+        column="prompt",
+        mode="best",
+        size="6.4k validation / 117k train posts, ~90 MB",
+        note="Reddit TL;DR summarisation prompts (the set TRL's examples use); best-of-N.",
+    ),
+}
 
 
 @dataclass
@@ -70,6 +120,7 @@ def load_prompts(
     limit: int | None = None,
     max_chars: int = MAX_PROMPT_CHARS,
     filename: str | None = None,
+    subset: str | None = None,
 ) -> PromptSet:
     """Load and validate prompts from ``source``.
 
@@ -78,14 +129,28 @@ def load_prompts(
     from ``filename`` or its ``.name``), a folder saved with ``Dataset.save_to_disk`` or
     holding data files, or a Hugging Face dataset id (``split`` defaults to "train").
     ``column`` picks the text column; by default the only column or a usual name like "prompt".
+    A source with ``chosen``/``rejected`` dialogue columns (Anthropic HH) is read as dialogues:
+    each prompt is the ``chosen`` dialogue without its final assistant reply. ``subset`` is a
+    dataset's config name or ``data_dir`` (HH: helpful-base, harmless-base, ...); a name in
+    ``PROMPT_PRESETS`` ("hh-helpful", "hh-harmless", "tldr") fills source, subset, split and column.
     """
     if limit is not None and int(limit) < 1:
         raise InfAlignError(f"The number of prompts must be at least 1, got {limit}.")
     if int(max_chars) < 1:
         raise InfAlignError(f"max_chars must be at least 1, got {max_chars}.")
-    table = _open(source, split=split, filename=filename)
-    column = _choose_column(table, column)
-    prompts, notices = clean_prompts(table.values(column), column=column, max_chars=int(max_chars))
+    if isinstance(source, str) and source in PROMPT_PRESETS:
+        preset = PROMPT_PRESETS[source]
+        source, subset = preset.dataset, subset or preset.subset
+        split, column = split or preset.split, column or preset.column
+    table = _open(source, split=split, filename=filename, subset=subset)
+    if _is_hh(table, column):
+        prompts, notices = hh_prompts(table.values(column or "chosen"), table.description, int(max_chars))
+        column = column or "chosen"
+        prompts, more = clean_prompts(prompts, column=column, max_chars=int(max_chars))
+        notices += more
+    else:
+        column = _choose_column(table, column)
+        prompts, notices = clean_prompts(table.values(column), column=column, max_chars=int(max_chars))
     if limit is not None and len(prompts) > int(limit):
         prompts = prompts[: int(limit)]
     elif limit is not None and len(prompts) < int(limit):
@@ -93,9 +158,74 @@ def load_prompts(
     return PromptSet(prompts=prompts, notices=notices, source=table.description, column=column)
 
 
-def list_columns(source, *, split: str | None = None, filename: str | None = None) -> list[str]:
+def list_columns(
+    source, *, split: str | None = None, filename: str | None = None, subset: str | None = None
+) -> list[str]:
     """Column names of a source (for a column picker); a plain-text file has one, "text"."""
-    return list(_open(source, split=split, filename=filename).columns)
+    return list(_open(source, split=split, filename=filename, subset=subset).columns)
+
+
+def needs_column_choice(
+    source, *, split: str | None = None, filename: str | None = None, subset: str | None = None
+) -> list[str]:
+    """The text columns a user must choose among ([] when the prompts' column is clear: HH, a usual name)."""
+    table = _open(source, split=split, filename=filename, subset=subset)
+    if _is_hh(table, None):
+        return []
+    candidates = table.text_columns if table.text_columns is not None else table.columns
+    if guess_prompt_column(candidates) or guess_prompt_column(table.columns):
+        return []
+    return list(candidates)
+
+
+def hh_prompt(dialogue: str, where: str) -> str:
+    """An HH dialogue without its final assistant reply, as a transcript ending in "Assistant:"."""
+    from infalign_core.chat import is_dialogue, parse_dialogue, prompt_text
+
+    if not is_dialogue(dialogue):
+        raise InfAlignError(f"{where} is not an HH dialogue: it does not start with 'Human:'.")
+    messages = parse_dialogue(dialogue)
+    last = max((i for i, m in enumerate(messages) if m["role"] == "assistant"), default=None)
+    if last is None:
+        raise InfAlignError(
+            f"{where} has no 'Assistant:' turn; an HH dialogue ends with the assistant's reply."
+        )
+    head = messages[:last]
+    if not head or head[-1]["role"] != "user":
+        raise InfAlignError(f"{where} has no 'Human:' turn before its final 'Assistant:' reply.")
+    return prompt_text(head)
+
+
+def hh_prompts(values: Sequence, description: str, max_chars: int) -> tuple[list[str], list[str]]:
+    """The prompt of every HH dialogue; over-long ones are dropped (truncating would cut the last turn)."""
+    prompts = [
+        hh_prompt(v, f"Row {row} of {description}") if isinstance(v, str) and v.strip() else v
+        for row, v in enumerate(values, start=1)
+    ]
+    kept = [p for p in prompts if not (isinstance(p, str) and len(p) > max_chars)]
+    notices = []
+    if len(kept) < len(prompts):
+        notices.append(
+            f"Dropped {len(prompts) - len(kept)} dialogue(s) longer than {max_chars} characters "
+            "(truncating would cut their last turn)."
+        )
+    if not kept:
+        raise InfAlignError(
+            f"Every dialogue in {description} is longer than {max_chars} characters; raise max_chars."
+        )
+    return kept, notices
+
+
+def _is_hh(table: _Table, column: str | None) -> bool:
+    """Whether a table is HH-shaped (chosen/rejected dialogue columns) and no other column was asked for."""
+    from infalign_core.chat import is_dialogue
+
+    if column not in (None, *HH_COLUMNS) or "chosen" not in table.columns:
+        return False
+    if column is None and guess_prompt_column(table.text_columns or table.columns) not in (None, "chosen"):
+        return False  # a "prompt" column beside chosen/rejected (a preference set) is the prompt
+    first = next((v for v in table.values(column or "chosen") if isinstance(v, str) and v.strip()), None)
+    return first is not None and is_dialogue(first)
 
 
 def guess_prompt_column(columns: Sequence[str]) -> str | None:
@@ -139,9 +269,17 @@ def clean_prompts(values: Sequence, *, column: str | None = None, max_chars: int
 # --- sources ----------------------------------------------------------------------------
 
 
-def _open(source, *, split: str | None, filename: str | None) -> _Table:
+def _open(source, *, split: str | None, filename: str | None, subset: str | None = None) -> _Table:
     """Dispatch on the kind of source and return its table."""
+    subset = (subset or "").strip() or None
+    if subset is not None and not (isinstance(source, str | os.PathLike) and not Path(source).is_file()):
+        raise InfAlignError(
+            f"A subset ({subset!r}) applies to a dataset folder or hub id, not to {_name_of(source, filename)}; "
+            "leave the subset empty."
+        )
     if isinstance(source, str) and source == "bundled":
+        if subset is not None:
+            raise InfAlignError("The bundled prompt set has no subsets; leave the subset empty.")
         return _bundled(split)
     if isinstance(source, bytes | bytearray | memoryview):
         return _from_bytes(bytes(source), filename or "upload", split=split)
@@ -164,13 +302,13 @@ def _open(source, *, split: str | None, filename: str | None) -> _Table:
                 raise InfAlignError(_too_big(path.name, path.stat().st_size))
             return _from_bytes(path.read_bytes(), path.name, split=split)
         if path.is_dir():
-            return _from_dataset_dir(path, split)
+            return _from_dataset_dir(path, split, subset)
         if path.suffix.lower() in FILE_SUFFIXES or isinstance(source, os.PathLike) or not _HUB_ID.match(text):
             raise InfAlignError(
                 f"No file or folder at {path}, and it is not a Hugging Face dataset id like 'owner/name'. "
                 "Check the path, or use 'bundled'."
             )
-        return _from_hub(text, split)
+        return _from_hub(text, split, subset)
     raise InfAlignError(f"Cannot read prompts from a {type(source).__name__}; give a path, bytes or a name.")
 
 
@@ -191,6 +329,8 @@ def _from_bytes(data: bytes, name: str, *, split: str | None) -> _Table:
     """Parse an uploaded or local file by its suffix (or its first character if it has none)."""
     if len(data) > MAX_UPLOAD_BYTES:
         raise InfAlignError(_too_big(name, len(data)))
+    if Path(name).suffix.lower() in PARQUET_SUFFIXES or data[:4] == b"PAR1":
+        return _records_table(_parse_parquet(data, name), name, split)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
@@ -204,7 +344,7 @@ def _from_bytes(data: bytes, name: str, *, split: str | None) -> _Table:
     if kind is None:
         if suffix and name != "upload":
             raise InfAlignError(
-                f"Unsupported file type '{suffix}' ({name}): use .jsonl, .json, .csv, .tsv or .txt."
+                f"Unsupported file type '{suffix}' ({name}): use .jsonl, .json, .csv, .tsv, .txt or .parquet."
             )
         kind = {"{": "jsonl", "[": "json"}.get(text.lstrip()[:1], "csv")
     if kind == "jsonl":
@@ -233,6 +373,25 @@ def _parse_jsonl(text: str, name: str) -> list[dict]:
             ) from None
         records.append(_as_record(value, f"Line {number} of {name}"))
     return records
+
+
+def _parse_parquet(data: bytes, name: str) -> list[dict]:
+    """The rows of a Parquet file (read from memory: an upload never touches the disk)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(pa.BufferReader(data))
+    except (pa.ArrowException, OSError) as err:
+        raise InfAlignError(f"{name} is not a readable Parquet file: {_first_line(err)}") from None
+    return table.to_pylist()
+
+
+def _name_of(source, filename: str | None) -> str:
+    """How a message names a source."""
+    if isinstance(source, str | os.PathLike):
+        return os.fspath(source)
+    return filename or getattr(source, "name", None) or "an upload"
 
 
 def _parse_json(text: str, name: str) -> list[dict]:
@@ -293,10 +452,20 @@ def _records_table(records: list[dict], name: str, split: str | None) -> _Table:
     return _Table(columns=columns, values=lambda c: [r.get(c) for r in records], description=name)
 
 
-def _from_dataset_dir(path: Path, split: str | None) -> _Table:
-    """A folder written by ``save_to_disk``, or one holding data files ``load_dataset`` reads."""
+def _from_dataset_dir(path: Path, split: str | None, subset: str | None = None) -> _Table:
+    """A folder written by ``save_to_disk``, or one holding data files ``load_dataset`` reads.
+
+    ``subset`` is a subfolder (a hub dataset's ``data_dir``, like HH's helpful-base).
+    """
     import datasets
 
+    if subset is not None:
+        if not (path / subset).is_dir():
+            found = sorted(p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+            raise InfAlignError(
+                f"{path} has no subset (data_dir) {subset!r}; its subsets are {', '.join(found) or 'none'}."
+            )
+        path = path / subset
     saved = any((path / f).exists() for f in ("dataset_info.json", "dataset_dict.json", "state.json"))
     try:
         if saved:
@@ -308,9 +477,8 @@ def _from_dataset_dir(path: Path, split: str | None) -> _Table:
     return _dataset_table(loaded, split, str(path))
 
 
-def _from_hub(name: str, split: str | None) -> _Table:
-    """A Hugging Face Hub dataset by id; fails fast and clearly when the hub is unreachable."""
-    import datasets
+def _from_hub(name: str, split: str | None, subset: str | None = None) -> _Table:
+    """A Hugging Face Hub dataset by id (``subset``: its config name or data_dir); fails fast offline."""
 
     offline_hint = (
         "Without internet, save the dataset with Dataset.save_to_disk on a machine that has it and "
@@ -319,13 +487,48 @@ def _from_hub(name: str, split: str | None) -> _Table:
     if not _offline_mode() and not _hub_reachable():
         raise InfAlignError(f"Cannot reach the Hugging Face Hub to load dataset '{name}'. {offline_hint}")
     try:
-        loaded = datasets.load_dataset(name, split=split or "train")
+        loaded = _load_hub_dataset(name, split or "train", subset)
     except Exception as err:  # not found, gated, offline, bad split: the message says which
+        if subset is not None and _is_missing_subset(err):
+            raise InfAlignError(
+                f"Dataset '{name}' has no subset (config or data_dir) {subset!r}: {_first_line(err)}. "
+                "Check the name on the dataset's page (HH: helpful-base, harmless-base, ...)."
+            ) from None
         raise InfAlignError(
             f"Could not load Hugging Face dataset '{name}' (split '{split or 'train'}'): "
             f"{_first_line(err)}. Check the name and split. {offline_hint}"
         ) from None
     return _dataset_table(loaded, split, f"dataset {name}")
+
+
+def _load_hub_dataset(name: str, split: str, subset: str | None):
+    """load_dataset with ``subset`` as a config name when the dataset has one by that name, else as data_dir."""
+    import datasets
+
+    if subset is None:
+        return datasets.load_dataset(name, split=split)
+    try:
+        configs = datasets.get_dataset_config_names(name)
+    except Exception:  # no config list (a plain data repo): subset is a data_dir then
+        configs = []
+    if subset in configs:
+        return datasets.load_dataset(name, subset, split=split)
+    return datasets.load_dataset(name, data_dir=subset, split=split)
+
+
+def _is_missing_subset(err: BaseException) -> bool:
+    """Whether a load_dataset error means the config or data_dir does not exist."""
+    text = str(err).lower()
+    return any(
+        phrase in text
+        for phrase in (
+            "data_dir",
+            "no (supported) data files",
+            "unable to find",
+            "doesn't exist",
+            "config name",
+        )
+    )
 
 
 def _dataset_table(loaded, split: str | None, description: str) -> _Table:

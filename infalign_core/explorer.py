@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from infalign_core import optimal
+from infalign_core import optimal, procedures
 from infalign_core.errors import InfAlignError
 from infalign_core.theory import (
     BETA_RANGE,
@@ -250,3 +250,52 @@ def bon_policy_points(ns_policy: Sequence[int], n_eval: int, mode: str = "best")
         "kl": np.array([p.kl for p in points]),
         "win_rate": np.array([inference_win_rate(p, mode) for p in points]),
     }
+
+
+def evaluate_cli(
+    *,
+    transform: str,
+    t: float | None,
+    mode: str,
+    beta: float | None,
+    kl: float | None,
+    n: int,
+    procedure: str | None = None,
+) -> dict[str, float]:
+    """The ``theory`` command: build the transform, solve β from a KL budget if asked, evaluate.
+
+    With a procedure spec the point also carries ``procedure_win_rate``; ``optimal`` then
+    means that procedure's optimal transform, and ``exp`` without t its best t.
+    """
+    n, mode = check_n(n), check_mode(mode)
+    proc = procedures.parse_procedure(procedure) if procedure is not None else None
+    if beta is not None:
+        beta = _check_beta(beta)
+    if t is not None and (t < 0 or not np.isfinite(t)):
+        raise InfAlignError(f"t must be a finite number ≥ 0, got {t:g}")
+    if transform == "optimal" and proc is not None:
+        phi = procedures.optimal_for_procedure(proc, beta=beta, kl=kl)
+        beta = phi.beta
+    elif transform == "optimal":
+        phi = (
+            optimal.optimal_transform(n, beta, mode)
+            if beta is not None
+            else optimal.optimal_transform_for_kl(n, kl, mode)
+        )
+        beta = phi.beta
+    else:
+        if transform == "exp" and t is None:
+            if kl is None:
+                raise InfAlignError("the exponential transform needs --t, or --kl to choose the best t")
+            if proc is not None:
+                choice = procedures.best_exponential_t(proc, kl)
+                t, mode = choice.t, choice.mode
+            else:
+                t = best_exponential_t(n, kl, mode).t
+        phi = make_transform(transform, t=t, mode=mode)
+        if beta is None:
+            beta = beta_for_kl(phi, kl)
+    point = evaluate(phi, beta, n).as_dict()
+    if proc is not None:
+        point["procedure_win_rate"] = procedures.procedure_win_rate(phi, beta, proc)
+    return point

@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 
 import torch
 
+from infalign_core.chat import ChatFormat
 from infalign_core.errors import InfAlignError
 
 ASSETS_WORLD_DIR = Path(__file__).resolve().parent.parent / "assets" / "world"
@@ -67,6 +68,7 @@ _OFFLINE_HINT = (
 )
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
 _WEIGHT_SUFFIXES = (".safetensors",)
+ADAPTER_CONFIG = "adapter_config.json"
 _UNSAFE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
 
@@ -84,6 +86,7 @@ class LoadedPolicy:
     load_seconds: float
     fingerprint: str
     notes: list[str] = field(default_factory=list)
+    chat: ChatFormat = field(default_factory=ChatFormat)  # how prompts are rendered for it
 
 
 @dataclass
@@ -220,6 +223,8 @@ def locate(source: str, role: str) -> _Location:
 def _check_local_weights(folder: Path) -> None:
     """Refuse folders without safetensors weights, naming the pickle files if that is what they hold."""
     names = [p.name for p in folder.iterdir() if p.is_file()]
+    if (folder / ADAPTER_CONFIG).is_file() and any(n.endswith(_WEIGHT_SUFFIXES) for n in names):
+        return  # LoRA adapters (a CTRL checkpoint): the base model is named inside
     if not (folder / "config.json").is_file():
         raise InfAlignError(f"{folder} has no config.json: give the folder that save_pretrained wrote.")
     if any(n.endswith(_WEIGHT_SUFFIXES) for n in names):
@@ -261,6 +266,21 @@ def _is_oom(err: BaseException) -> bool:
     return isinstance(err, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
 
 
+class OutOfMemory(InfAlignError):
+    """An InfAlignError raised for an allocator out-of-memory (callers may retry with a smaller batch)."""
+
+
+def halve_batch(batch_size: int, what: str, notes: list[str]) -> int:
+    """Half the batch after an out-of-memory error, noted once per call site's notes list."""
+    smaller = max(1, int(batch_size) // 2)
+    message = f"Out of memory while {what}: batches halved to {smaller} rows, continuing."
+    if not any(n.startswith(f"Out of memory while {what}") for n in notes):
+        notes.append(message)
+    else:
+        notes[:] = [message if n.startswith(f"Out of memory while {what}") else n for n in notes]
+    return smaller
+
+
 @contextmanager
 def memory_errors(what: str) -> Iterator[None]:
     """Turn an out-of-memory error during ``what`` into an InfAlignError that says what to try."""
@@ -271,7 +291,7 @@ def memory_errors(what: str) -> Iterator[None]:
             raise
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-        raise InfAlignError(
+        raise OutOfMemory(
             f"Not enough memory for {what}. Try a smaller model or batch size, bfloat16 on a GPU, "
             "or close other programs."
         ) from None
@@ -287,6 +307,13 @@ def _load_errors(loc: _Location, role: str) -> Iterator[None]:
         raise
     except (OSError, ValueError, KeyError, ImportError) as err:
         raise InfAlignError(_explain_load_error(err, loc, role)) from None
+    except Exception as err:
+        if type(err).__name__ != "SafetensorError":  # a truncated or corrupt weights file
+            raise
+        raise InfAlignError(
+            f"The weights of {loc.label} are truncated or corrupt ({' '.join(str(err).split())}): "
+            "save the model again, or pick another checkpoint or folder."
+        ) from None
 
 
 def _explain_load_error(err: BaseException, loc: _Location, role: str) -> str:
@@ -325,7 +352,9 @@ def folder_fingerprint(folder: str | Path) -> str:
     """sha256 over config.json and the safetensors files, cached per path and file mtimes/sizes."""
     folder = Path(folder)
     files = sorted(
-        p for p in folder.iterdir() if p.is_file() and (p.name == "config.json" or p.suffix == ".safetensors")
+        p
+        for p in folder.iterdir()
+        if p.is_file() and (p.name in ("config.json", ADAPTER_CONFIG) or p.suffix == ".safetensors")
     )
     key = (str(folder.resolve()), tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in files))
     if key not in _FINGERPRINTS:
@@ -412,12 +441,20 @@ def load_policy(
     device: str | None = None,
     dtype: str | None = None,
     trust_remote_code: bool = False,
+    chat: ChatFormat | None = None,
 ) -> LoadedPolicy:
-    """Load a causal LM ("default", a preset name, a local folder or a hub id) in eval mode."""
+    """Load a causal LM ("default", a preset name, a local folder or a hub id) in eval mode.
+
+    ``chat`` says how prompts are rendered for it (default: its chat template, if it has one).
+    """
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     start = time.perf_counter()
     loc = locate(source, "policy")
+    if loc.is_local and (Path(loc.path) / ADAPTER_CONFIG).is_file():
+        return _load_adapter_policy(
+            loc, device=device, dtype=dtype, trust_remote_code=trust_remote_code, chat=chat
+        )
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev)
     notes: list[str] = []
@@ -449,7 +486,41 @@ def load_policy(
         load_seconds=time.perf_counter() - start,
         fingerprint=_fingerprint(loc, model),
         notes=notes,
+        chat=chat or ChatFormat(),
     )
+
+
+def _load_adapter_policy(loc: _Location, **kwargs) -> LoadedPolicy:
+    """A LoRA checkpoint: its base model with the adapters merged in (sampled like any policy)."""
+    import json
+
+    try:
+        import peft
+    except ImportError:
+        raise InfAlignError(
+            f"{loc.label} holds LoRA adapters; loading them needs peft: pip install peft."
+        ) from None
+    folder = Path(loc.path)
+    try:
+        base = json.loads((folder / ADAPTER_CONFIG).read_text(encoding="utf-8"))["base_model_name_or_path"]
+    except (OSError, ValueError, KeyError):
+        raise InfAlignError(f"{folder / ADAPTER_CONFIG} does not name its base model.") from None
+    start = time.perf_counter()
+    loaded = load_policy(base, **kwargs)
+    with _load_errors(loc, "policy"):
+        merged = peft.PeftModel.from_pretrained(loaded.model, str(folder)).merge_and_unload()
+    tokenizer = loaded.tokenizer
+    if (folder / "tokenizer_config.json").is_file():
+        from transformers import AutoTokenizer
+
+        with _load_errors(loc, "policy"):
+            tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        _ensure_pad_token(tokenizer, loc, loaded.notes)
+    loaded.model, loaded.tokenizer, loaded.source = merged.eval(), tokenizer, str(folder)
+    loaded.fingerprint = f"{loaded.fingerprint}+lora:{folder_fingerprint(folder)}"
+    loaded.notes.append(f"LoRA adapters from {folder} merged into {base}.")
+    loaded.load_seconds += time.perf_counter() - start
+    return loaded
 
 
 def load_reward_model(
@@ -506,6 +577,79 @@ def load_reward_model(
         labels=labels,
         notes=notes,
     )
+
+
+# --- training options: LoRA adapters and gradient checkpointing ------------------------------
+
+LORA_ALPHA_PER_RANK = 2  # lora_alpha = 2·rank, the usual scale (updates ~ rank-independent)
+
+
+def add_lora(policy: LoadedPolicy, rank: int) -> None:
+    """Wrap the policy's model in LoRA adapters of ``rank`` on every linear layer (peft); base weights freeze."""
+    try:
+        import peft
+    except ImportError:
+        raise InfAlignError(
+            "LoRA needs the peft package: pip install peft==0.21.2 (see requirements.txt)."
+        ) from None
+    config = peft.LoraConfig(
+        r=int(rank),
+        lora_alpha=LORA_ALPHA_PER_RANK * int(rank),
+        lora_dropout=0.0,
+        target_modules="all-linear",
+        task_type="CAUSAL_LM",
+    )
+    try:
+        policy.model = peft.get_peft_model(policy.model, config)
+    except ValueError as err:
+        raise InfAlignError(
+            f"LoRA cannot wrap the {policy.source} policy: {str(err).splitlines()[0]}"
+        ) from None
+    trainable = sum(p.numel() for p in policy.model.parameters() if p.requires_grad)
+    policy.notes.append(
+        f"LoRA rank {rank}: training {trainable:,} adapter parameters "
+        f"({trainable / max(1, policy.num_parameters):.2%} of {policy.num_parameters:,})."
+    )
+
+
+def is_lora(model) -> bool:
+    """Whether a model is a peft adapter wrapper."""
+    return hasattr(model, "peft_config") and hasattr(model, "get_base_model")
+
+
+def enable_gradient_checkpointing(policy: LoadedPolicy) -> None:
+    """Recompute each layer's activations in the backward pass instead of storing them."""
+    model = policy.model
+    if not getattr(model, "supports_gradient_checkpointing", False):
+        raise InfAlignError(f"The {policy.source} policy does not support gradient checkpointing.")
+    # transformers 5.x renamed the switch; the old name still works but warns.
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable({"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    policy.notes.append("Gradient checkpointing on: less activation memory, a slower backward pass.")
+
+
+@contextmanager
+def checkpointed_layers(model) -> Iterator[None]:
+    """Let gradient checkpointing act in eval mode (dropout off) for the forward inside.
+
+    transformers checkpoints a layer only while that layer is in training mode, and training
+    mode would switch dropout on; so only the checkpointed layers' own flags are raised.
+    """
+    from transformers.modeling_layers import GradientCheckpointingLayer
+
+    layers = [
+        m for m in model.modules() if isinstance(m, GradientCheckpointingLayer) and m.gradient_checkpointing
+    ]
+    flags = [m.training for m in layers]
+    for m in layers:
+        m.training = True
+    try:
+        yield
+    finally:
+        for m, flag in zip(layers, flags):
+            m.training = flag
 
 
 def describe_size(num_bytes: int) -> str:

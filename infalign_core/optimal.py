@@ -37,23 +37,35 @@ with G̃(ũ) = 1 − G(1 − ũ) it is the same system with λ → −λ (k decr
 blows up; λ(μ) = μ Ẽ(1)^{N−1} is again increasing in μ.
 
 N = 1 gives k = μu: the identity transform, as the theory says.
+
+Checked answers. Far from the reference (tiny β, large N) the scaled system becomes
+stiff: k can fall by 10^40 across one step, and the ODE's own KL is then no longer that
+of the Φ it returns. So every transform handed out is evaluated independently through
+the quadrature engine (:mod:`infalign_core.theory`); if its KL there misses the target
+by more than ``KL_TOLERANCE`` (relative), the solver refuses and names the range of KL
+(and β) it can verify, instead of returning a wrong Φ.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy import integrate, optimize
 
+from infalign_core.checks import check_beta_in_range, check_kl, check_mode, check_n
 from infalign_core.errors import InfAlignError
-from infalign_core.theory import BETA_RANGE, check_n
-from infalign_core.transforms import check_mode
+from infalign_core.theory import aligned_policy
 
 _START = 1e-12  # integration starts here; the series below covers [0, _START]
 _RTOL, _ATOL = 1e-10, 1e-12
 _BLOW_UP = 700.0  # log E beyond this: λ(μ) is effectively infinite
+# A solved Φ counts as hitting a KL (or β) when the quadrature engine's KL for it agrees
+# this closely (relative): well above the engine's 1e-6 accuracy, far below a visible miss.
+KL_TOLERANCE = 1e-4
+_KL_FLOOR = 1e-12  # absolute slack for KLs near 0
 
 
 @dataclass(frozen=True)
@@ -166,31 +178,96 @@ class OptimalTransform:
         return f"optimal ({self.mode}-of-{self.n}, β={self.beta:.3g})"
 
 
-def _check_beta(beta: float | None) -> float:
-    """Validate β for the solver."""
-    if beta is None or not np.isfinite(beta) or beta <= 0:
-        raise InfAlignError(f"β must be a finite number > 0, got {beta}")
-    if not BETA_RANGE[0] <= beta <= BETA_RANGE[1]:
-        raise InfAlignError(f"β must lie in [{BETA_RANGE[0]:g}, {BETA_RANGE[1]:g}], got {beta:g}")
-    return float(beta)
+def _engine_kl(shot: _Shot, n: int, mode: str) -> float:
+    """The KL of the shot's Φ at its β, computed by the quadrature engine, not the ODE."""
+    if shot.solution is None or not np.isfinite(shot.lam) or shot.lam <= 0:
+        return np.nan
+    phi = OptimalTransform(n=n, mode=mode, beta=1.0 / shot.lam, kl=shot.kl, _shot=shot)
+    try:
+        return float(aligned_policy(phi, phi.beta, ns=(n,)).kl[0])
+    except (InfAlignError, FloatingPointError, OverflowError):
+        return np.nan
+
+
+def _agrees(value: float, target: float) -> bool:
+    """Whether a KL (or λ) hits its target within the solver's tolerance."""
+    return bool(np.isfinite(value) and abs(value - target) <= KL_TOLERANCE * abs(target) + _KL_FLOOR)
+
+
+def _verified(shot: _Shot, n: int, mode: str) -> bool:
+    """Whether the engine's KL for the shot's Φ matches the ODE's own KL."""
+    return np.isfinite(shot.kl) and _agrees(_engine_kl(shot, n, mode), shot.kl)
+
+
+@lru_cache(maxsize=64)
+def reachable(n: int, mode: str = "best") -> tuple[float, float]:
+    """The largest KL (and the smallest β) at which the solver's optimum for N and mode is verified.
+
+    Bisects log μ between a shot next to the reference (KL ≈ 0) and the first shot that
+    blows up or that the quadrature engine disagrees with; every step is one integration
+    and one independent evaluation.
+    """
+    n, mode = check_n(n), check_mode(mode)
+    sign = 1.0 if mode == "best" else -1.0
+    good = _integrate(_LOG_MU_START, n, sign)
+    if not _verified(good, n, mode):
+        return 0.0, np.inf
+    log_bad, step = None, 1.0
+    while log_bad is None and good.log_mu + step < _LOG_MU_MAX:
+        shot = _integrate(good.log_mu + step, n, sign)
+        if _verified(shot, n, mode):
+            good, step = shot, step * 2.0
+        else:
+            log_bad = shot.log_mu
+    if log_bad is not None:
+        for _ in range(_BISECTIONS):
+            if log_bad - good.log_mu < 1e-9:
+                break
+            shot = _integrate(0.5 * (good.log_mu + log_bad), n, sign)
+            if _verified(shot, n, mode):
+                good = shot
+            else:
+                log_bad = shot.log_mu
+    return float(good.kl), float(1.0 / good.lam)
+
+
+def _out_of_reach(n: int, mode: str, asked: str) -> InfAlignError:
+    """The error for a target the solver cannot verify, naming the range it can."""
+    kl_max, beta_min = reachable(n, mode)
+    return InfAlignError(
+        f"{asked} is beyond what the optimal-transform solver can verify for {mode}-of-{n}: "
+        f"it reaches KL in (0, {kl_max:.4g}] nats, i.e. β ≥ {beta_min:.3g}; "
+        "lower the KL budget (or raise β), or use a smaller N"
+    )
 
 
 def optimal_transform(n: int, beta: float, mode: str = "best") -> OptimalTransform:
     """The optimal transform for best-of-N (or worst-of-N) at KL coefficient β."""
-    n, mode, beta = check_n(n), check_mode(mode), _check_beta(beta)
-    shot = _solve(n, 1.0 if mode == "best" else -1.0, 1.0 / beta, "lam")
+    n, mode, beta = check_n(n), check_mode(mode), check_beta_in_range(beta)
+    try:
+        shot = _solve(n, 1.0 if mode == "best" else -1.0, 1.0 / beta, "lam")
+    except InfAlignError:
+        raise _out_of_reach(n, mode, f"β = {beta:g}") from None
+    if not _agrees(shot.lam, 1.0 / beta) or not _verified(shot, n, mode):
+        raise _out_of_reach(n, mode, f"β = {beta:g}")
     return OptimalTransform(n=n, mode=mode, beta=1.0 / shot.lam, kl=shot.kl, _shot=shot)
 
 
 def optimal_transform_for_kl(n: int, kl: float | None, mode: str = "best") -> OptimalTransform:
-    """The optimal transform for best-of-N (or worst-of-N) whose aligned policy has the given KL."""
-    n, mode = check_n(n), check_mode(mode)
-    if kl is None or not np.isfinite(kl) or kl <= 0:
-        raise InfAlignError(f"the KL budget must be a finite number > 0 nats, got {kl}")
-    shot = _solve(n, 1.0 if mode == "best" else -1.0, float(kl), "kl")
-    # No β range check here: the solution is exact whatever β it lands on.
-    beta = 1.0 / shot.lam
-    return OptimalTransform(n=n, mode=mode, beta=beta, kl=shot.kl, _shot=shot)
+    """The optimal transform for best-of-N (or worst-of-N) whose aligned policy has the given KL.
+
+    The returned Φ's KL is checked through the quadrature engine; a budget it cannot meet
+    raises InfAlignError naming the reachable range.
+    """
+    n, mode, kl = check_n(n), check_mode(mode), check_kl(kl)
+    try:
+        shot = _solve(n, 1.0 if mode == "best" else -1.0, kl, "kl")
+    except InfAlignError:
+        raise _out_of_reach(n, mode, f"KL budget {kl:g} nats") from None
+    # No β range check here: the solution is exact whatever β it lands on, once verified.
+    if not _agrees(shot.kl, kl) or not _agrees(_engine_kl(shot, n, mode), kl):
+        raise _out_of_reach(n, mode, f"KL budget {kl:g} nats")
+    return OptimalTransform(n=n, mode=mode, beta=1.0 / shot.lam, kl=shot.kl, _shot=shot)
 
 
 # The scaled ODE's log μ: from where the policy is the reference (KL ≈ 0) up to where λ(μ)

@@ -11,12 +11,27 @@ from __future__ import annotations
 import hashlib
 import inspect
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import torch
 
+from infalign_core.chat import (
+    ChatFormat,
+    is_dialogue,
+    prompt_text,
+    render_conversation,
+    rendering_key,
+    uses_template,
+)
 from infalign_core.errors import InfAlignError
-from infalign_core.models import LoadedRewardModel, load_reward_model, memory_errors
+from infalign_core.models import (
+    LoadedRewardModel,
+    OutOfMemory,
+    halve_batch,
+    load_reward_model,
+    memory_errors,
+)
 
 
 class RewardFunction:
@@ -24,6 +39,7 @@ class RewardFunction:
 
     name: str = "reward"
     fingerprint: str = ""
+    notes: Sequence[str] = ()  # things a user should know, said once (e.g. a template fallback)
 
     def score(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
         """The reward of each prompt + response pair (float64, finite)."""
@@ -96,16 +112,22 @@ class SequenceClassifierReward(RewardFunction):
         *,
         probability: bool = False,
         batch_size: int = 64,
+        chat: ChatFormat | None = None,
     ):
         self.loaded = loaded
+        self.chat = chat or ChatFormat()
+        self.notes = []
         self.label_index = resolve_label(loaded.labels, label, loaded.source)
         self.probability = bool(probability and self.label_index is not None)
         self.batch_size = int(batch_size)
         head = "" if self.label_index is None else f":{loaded.labels[self.label_index]}"
         kind = ":prob" if self.probability else ""
         self.name = f"{loaded.source}{head}{kind}"
-        self.fingerprint = f"rm:{loaded.fingerprint}{head}{kind}"
         tok = loaded.tokenizer
+        self.rendering = rendering_key(tok, self.chat)
+        # Template-less scoring keeps the old fingerprint, so banks built before templates stay valid.
+        rendered = "" if self.rendering["template"] is None else f":chat={_short_hash(self.rendering)}"
+        self.fingerprint = f"rm:{loaded.fingerprint}{head}{kind}{rendered}"
         limits = [
             v
             for v in (
@@ -117,32 +139,98 @@ class SequenceClassifierReward(RewardFunction):
         ]
         self.max_length = min(limits) if limits else 512
 
-    def _score_texts(self, texts: list[str]) -> np.ndarray:
-        model, tok = self.loaded.model, self.loaded.tokenizer
-        device = self.loaded.device
-        out = []
-        with torch.inference_mode(), memory_errors(f"scoring with {self.name} (lower the batch size)"):
-            for start in range(0, len(texts), self.batch_size):
-                # Always right-padded: GPT-2-style classifiers number positions 0.. from the left
-                # edge whatever the mask says, and find the last real token via config.pad_token_id
-                # (load_reward_model sets it); encoder classifiers expect right padding anyway.
-                batch = tok(
-                    texts[start : start + self.batch_size],
-                    padding=True,
-                    padding_side="right",
-                    truncation=True,
-                    max_length=self.max_length,
-                    return_tensors="pt",
-                ).to(device)
-                logits = model(**batch).logits.float()
-                if self.label_index is None:
-                    values = logits[:, 0]
-                elif self.probability:
-                    values = torch.softmax(logits, -1)[:, self.label_index]
-                else:
-                    values = logits[:, self.label_index]
-                out.append(values.double().cpu().numpy())
+    def _score_pairs(self, prompts: list[str], responses: list[str]) -> np.ndarray:
+        """The conversation through the reward tokenizer's template, else prompt + response text."""
+        tok = self.loaded.tokenizer
+        if uses_template(tok, self.chat):
+            texts = [render_conversation(tok, p, r, self.chat) for p, r in zip(prompts, responses)]
+            return self._score_texts(texts, special_tokens=False)
+        if not self.chat.completion and not self.notes and any(is_dialogue(p) for p in prompts):
+            self.notes.append(
+                f"The reward model {self.loaded.source} has no chat template: it scores the dialogue "
+                "as plain prompt + response text."
+            )
+        return self._score_texts([prompt_text(p) + r for p, r in zip(prompts, responses)])
+
+    def _score_texts(self, texts: list[str], special_tokens: bool = True) -> np.ndarray:
+        out, start = [], 0
+        while start < len(texts):
+            chunk = texts[start : start + self.batch_size]
+            try:
+                with memory_errors(f"scoring with {self.name} (lower the batch size)"):
+                    out.append(self._score_batch(chunk, special_tokens))
+            except OutOfMemory:
+                if self.batch_size == 1:
+                    raise
+                self.batch_size = halve_batch(self.batch_size, f"scoring with {self.name}", self.notes)
+                continue
+            start += len(chunk)
         return np.concatenate(out)
+
+    def _score_batch(self, texts: list[str], special_tokens: bool) -> np.ndarray:
+        """Scores of one batch of texts."""
+        model, tok = self.loaded.model, self.loaded.tokenizer
+        # Always right-padded, whatever the tokenizer's own padding_side: GPT-2-style
+        # classifiers number positions 0.. from the left edge whatever the mask says;
+        # encoder classifiers expect right padding anyway.
+        batch = tok(
+            texts, padding=True, padding_side="right", add_special_tokens=special_tokens, return_tensors="pt"
+        )
+        self._check_length(batch["input_ids"].shape[1], texts[0])
+        with torch.inference_mode(), _pool_at_last_real_token(model, batch):
+            logits = model(**batch.to(self.loaded.device)).logits.float()
+        if self.label_index is None:
+            values = logits[:, 0]
+        elif self.probability:
+            values = torch.softmax(logits, -1)[:, self.label_index]
+        else:
+            values = logits[:, self.label_index]
+        return values.double().cpu().numpy()
+
+    def _check_length(self, width: int, example: str) -> None:
+        """Refuse texts longer than the model's positions: truncating would cut the response off."""
+        if width > self.max_length:
+            raise InfAlignError(
+                f"A prompt + response has {width} tokens, more than the {self.max_length} the reward "
+                f"model {self.loaded.source} reads (e.g. {example[:50]!r}). Lower max_new_tokens, "
+                "shorten the prompts, or use a reward model with a longer context."
+            )
+
+
+@contextmanager
+def _pool_at_last_real_token(model, batch):
+    """Make a decoder classifier pool each row's last real token, even when that token is the pad id.
+
+    Decoder heads pool the rightmost token that differs from ``config.pad_token_id``; when the pad
+    token doubles as EOS (a Llama tokenizer given one) and a chat template ends the text with it,
+    that skips the real last token. The padding is then rewritten to an id absent from the batch.
+    """
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    pad_id = getattr(config, "pad_token_id", None)
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    real = ids[mask.bool()]
+    if pad_id is None or not bool((real == pad_id).any()):
+        yield
+        return
+    present = torch.zeros(max(int(ids.max()) + 2, model.config.vocab_size), dtype=torch.bool)
+    present[real] = True
+    spare = int((~present).nonzero()[0])
+    if spare >= model.config.vocab_size:
+        yield  # every id occurs: nothing safer to pad with
+        return
+    batch["input_ids"] = ids.masked_fill(mask == 0, spare)
+    config.pad_token_id = spare
+    try:
+        yield
+    finally:
+        config.pad_token_id = pad_id
+
+
+def _short_hash(value) -> str:
+    """A short stable digest of a JSON-able value."""
+    import json
+
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:12]
 
 
 # --- lexicons and oracles ---------------------------------------------------------------------
@@ -240,6 +328,7 @@ def load_reward(
     trust_remote_code: bool = False,
     probability: bool = False,
     batch_size: int = 64,
+    chat: ChatFormat | None = None,
 ) -> RewardFunction:
     """A reward by name: "default", "vader", "oracle", a preset, a local folder or a hub id."""
     key = (source or "").strip()
@@ -252,7 +341,7 @@ def load_reward(
     if key in PRESETS and label is None:
         label = PRESETS[key].reward_label
     loaded = load_reward_model(key, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
-    return SequenceClassifierReward(loaded, label, probability=probability, batch_size=batch_size)
+    return SequenceClassifierReward(loaded, label, probability=probability, batch_size=batch_size, chat=chat)
 
 
 __all__ = [

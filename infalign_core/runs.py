@@ -23,6 +23,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -34,13 +35,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infalign_core.ctrl import CHECKPOINT_DIR, CTRLConfig, checkpoint_path, read_metrics
+from infalign_core.errors import InfAlignError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RUNS_ENV_VAR = "INFALIGN_RUNS_DIR"
 ACTIVE = ("queued", "running", "stopping")
 FINAL = ("stopped", "finished", "failed", "interrupted")
 CONFIG_FILE, STATUS_FILE, LOG_FILE = "config.json", "status.json", "train.log"
+TRAINER_LOCK = ".trainer.lock"
 _EXEC_GRACE_S = 30.0
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 
 
 def default_runs_root() -> Path:
@@ -98,17 +102,128 @@ def _pid_alive(pid: int | None, run_dir: Path, *, check_cmdline: bool = True) ->
 
 
 def refresh_status(run_dir: Path) -> dict:
-    """The status, with a running/stopping run whose process is gone marked ``interrupted``."""
+    """The status, with a running/stopping run whose trainer is gone marked ``interrupted``.
+
+    A trainer holds the run's lock file from its first moment to its last status write, and the
+    kernel drops the lock the instant the process dies (kill -9 included), so a released lock
+    whose recorded owner is the status's pid means the trainer is gone. Before a freshly spawned
+    trainer takes the lock, its pid's liveness decides.
+    """
     status = read_status(run_dir)
+    if status.get("state") not in ("running", "stopping") or trainer_alive(run_dir):
+        return status
+    pid = status.get("pid")
     # Just after the fork the child still shows the launcher's command line: judge it by pid alone.
     settled = time.time() - float(status.get("started") or 0) > _EXEC_GRACE_S
-    if status.get("state") in ("running", "stopping") and not _pid_alive(
-        status.get("pid"), run_dir, check_cmdline=settled
-    ):
-        status = write_status(
-            run_dir, state="interrupted", error="the trainer process ended without saying so", pid=None
-        )
+    took_lock = pid is not None and _lock_owner(run_dir) == pid
+    if took_lock or not _pid_alive(pid, run_dir, check_cmdline=settled):
+        # A trainer writes its final state before it lets go of the lock: read again so that a
+        # run that just finished is not marked interrupted.
+        again = read_status(run_dir)
+        if again.get("state") in ("running", "stopping") and again.get("pid") == pid:
+            return write_status(
+                run_dir, state="interrupted", error="the trainer process ended without saying so", pid=None
+            )
+        return again
     return status
+
+
+# --- one trainer per run folder ---------------------------------------------------------------
+
+
+def _lock_owner(run_dir: Path) -> int | None:
+    """The pid the last trainer to take the run's lock wrote into it (None if none)."""
+    try:
+        return int((Path(run_dir) / TRAINER_LOCK).read_text(encoding="utf-8").strip() or 0) or None
+    except (OSError, ValueError):
+        return None
+
+
+def trainer_alive(run_dir: Path) -> bool:
+    """Whether some process holds the run's trainer lock right now."""
+    try:
+        handle = open(Path(run_dir) / TRAINER_LOCK, encoding="utf-8")
+    except OSError:
+        return False
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
+
+
+@contextlib.contextmanager
+def trainer_lock(run_dir: Path) -> Iterator[None]:
+    """Hold the run's trainer lock while training; a second trainer on the same folder is refused.
+
+    ``flock`` belongs to the open file, so the lock dies with its process however it dies and
+    never goes stale; the owner's pid is written inside for the liveness check and for messages.
+    """
+    handle = open(Path(run_dir) / TRAINER_LOCK, "a+", encoding="utf-8")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        owner = _lock_owner(run_dir)
+        raise InfAlignError(
+            f"{run_dir} is being trained right now by another process{f' (pid {owner})' if owner else ''}: "
+            "one trainer per run folder. Stop that run first (Stop on the CTRL runs page, or Ctrl-C), "
+            "or wait for it to end."
+        ) from None
+    try:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+    finally:
+        handle.close()  # closing the file releases the lock
+
+
+# --- what a --run-dir may be ----------------------------------------------------------------
+
+
+def check_run_dir(run_dir: Path) -> None:
+    """Refuse a run folder that cannot or must not hold a run, before anything is written to it.
+
+    It must be a folder (or not exist yet) whose parents are folders, and an existing folder must
+    be a run (hold config.json) or be empty: a folder of someone's files is never written into.
+    """
+    run_dir = Path(run_dir)
+    for path in (run_dir, *run_dir.parents):
+        if path.exists() or path.is_symlink():
+            if not path.is_dir():
+                where = "is a file" if path == run_dir else f"sits under {path}, which is a file"
+                raise InfAlignError(f"the run folder {run_dir} {where}: give a folder path instead.")
+            break
+    if run_dir.is_dir() and not (run_dir / CONFIG_FILE).is_file() and any(run_dir.iterdir()):
+        raise InfAlignError(
+            f"{run_dir} is not a run folder (it has no {CONFIG_FILE}) and is not empty: refusing to "
+            "write into it. Give a new or an empty folder."
+        )
+
+
+def check_can_train(run_dir: Path, *, resume: bool) -> None:
+    """Refuse to train an existing run that is finished, has a live trainer, or needs ``resume``."""
+    run_dir = Path(run_dir)
+    status = refresh_status(run_dir)
+    config = CTRLConfig.load(run_dir / CONFIG_FILE)
+    if status.get("state") == "finished" and int(status.get("step") or 0) >= config.steps:
+        raise InfAlignError(
+            f"the run in {run_dir} already finished all {config.steps} steps: nothing to resume. "
+            "Evaluate it (winrate --policy RUN_DIR), or start a new run in a new folder."
+        )
+    if trainer_alive(run_dir):
+        raise InfAlignError(
+            f"{run_dir} is being trained right now (pid {_lock_owner(run_dir)}): one trainer per run "
+            "folder. Stop that run first, or wait for it to end."
+        )
+    if not resume and read_metrics(run_dir):
+        raise InfAlignError(
+            f"{run_dir} already has metrics: pass --resume to continue it, or give a new --run-dir."
+        )
 
 
 # --- the store ---------------------------------------------------------------------------
@@ -132,10 +247,11 @@ class RunInfo:
 def run_dir_of(run_id: str, runs_root: Path | None = None) -> Path:
     """The folder of a run id (which must exist)."""
     root = Path(runs_root) if runs_root is not None else default_runs_root()
-    path = root / run_id
-    if "/" in run_id or run_id.startswith(".") or not (path / CONFIG_FILE).is_file():
-        from infalign_core.errors import InfAlignError
-
+    # An id is a name inside the runs root, never a path: '../x', '/etc', 'a/b' or a symlink
+    # leading out of the root are refused (an explicit folder path is a different argument).
+    bad = not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id)
+    path = root / run_id if not bad else root
+    if bad or not path.resolve().is_relative_to(root.resolve()) or not (path / CONFIG_FILE).is_file():
         raise InfAlignError(f"no run {run_id!r} in {root}")
     return path
 
@@ -175,7 +291,7 @@ def create_run(config: CTRLConfig, runs_root: Path | None = None, *, name: str |
 
     config = config.resolved()
     load_prompt_list(config)  # an unreadable prompt source fails here, before any folder exists
-    _check_model_sources(config)
+    check_model_sources(config)
     root = Path(runs_root) if runs_root is not None else default_runs_root()
     run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{config.transform}-{uuid.uuid4().hex[:4]}"
     if name:
@@ -187,7 +303,7 @@ def create_run(config: CTRLConfig, runs_root: Path | None = None, *, name: str |
     return path
 
 
-def _check_model_sources(config: CTRLConfig) -> None:
+def check_model_sources(config: CTRLConfig) -> None:
     """Fail early on a policy or reference folder that does not exist (hub ids are checked by the trainer)."""
     from infalign_core.models import locate
 
@@ -285,8 +401,6 @@ def stop_run(run_id: str, runs_root: Path | None = None) -> dict:
 
 def resume_run(run_id: str, runs_root: Path | None = None) -> dict:
     """Queue a stopped, interrupted or failed run to continue from its last checkpoint."""
-    from infalign_core.errors import InfAlignError
-
     path = run_dir_of(run_id, runs_root)
     status = refresh_status(path)
     if status.get("state") in ACTIVE:
@@ -304,8 +418,6 @@ def resume_run(run_id: str, runs_root: Path | None = None) -> dict:
 
 def delete_run(run_id: str, runs_root: Path | None = None) -> None:
     """Delete a run's folder; refused while it is queued, running or stopping."""
-    from infalign_core.errors import InfAlignError
-
     path = run_dir_of(run_id, runs_root)
     state = refresh_status(path).get("state")
     if state in ("running", "stopping"):
@@ -335,10 +447,17 @@ def execute(run_dir: Path, *, resume: bool = False, on_metrics=None, log=None) -
     Marks the run running (with this pid), then finished, stopped or failed with the error;
     on the way out it starts the next queued run.
     """
-    from infalign_core import ctrl
-
     run_dir = Path(run_dir)
     config = CTRLConfig.load(run_dir / CONFIG_FILE)
+    with trainer_lock(run_dir):  # refused (status untouched) while another trainer holds the run
+        return _execute_locked(run_dir, config, resume=resume, on_metrics=on_metrics, log=log)
+
+
+def _execute_locked(run_dir: Path, config: CTRLConfig, *, resume: bool, on_metrics, log) -> dict:
+    """``execute``'s body, run while this process holds the run's trainer lock."""
+    from infalign_core import ctrl
+    from infalign_core.errors import user_error
+
     stop_requested = {"flag": False}
 
     def on_signal(signum, _frame) -> None:
@@ -373,10 +492,10 @@ def execute(run_dir: Path, *, resume: bool = False, on_metrics=None, log=None) -
         if isinstance(err, CalibrationCancelled | KeyboardInterrupt):
             write_status(run_dir, state="stopped", pid=None, error=None, ended=time.time())
         else:
-            message = str(err) or type(err).__name__
-            write_status(
-                run_dir, state="failed", pid=None, error=f"{type(err).__name__}: {message}", ended=time.time()
-            )
+            fixable = user_error(err) if isinstance(err, Exception) else None
+            message = str(fixable) if fixable else f"{type(err).__name__}: {str(err) or type(err).__name__}"
+            with contextlib.suppress(OSError):  # on a full disk even this small write may fail
+                write_status(run_dir, state="failed", pid=None, error=message, ended=time.time())
         raise
     finally:
         for sig, handler in previous.items():

@@ -16,14 +16,15 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from infalign_core.chat import ChatFormat, encode_prompt, prompt_text, render_prompt, uses_template
 from infalign_core.errors import InfAlignError
-from infalign_core.models import LoadedPolicy, memory_errors
+from infalign_core.models import LoadedPolicy, OutOfMemory, halve_batch, memory_errors
 
 _ALL_FINISHED_EVERY = 4  # steps between the one host sync that ends a batch early
 
@@ -37,6 +38,8 @@ class Samples:
     responses: list[str]
     response_ids: list[list[int]]
     finished: np.ndarray
+    rendered_prompts: list[str] | None = None  # the exact text the policy saw, per prompt
+    notes: list[str] = field(default_factory=list)  # e.g. a batch halved after running out of memory
 
     def __len__(self) -> int:
         return len(self.responses)
@@ -49,9 +52,12 @@ class Samples:
 # --- tokens -------------------------------------------------------------------
 
 
-def encode_prompts(tokenizer, prompts: Sequence[str]) -> list[list[int]]:
-    """Token ids of each prompt as the policy sees it (special tokens as the tokenizer adds them)."""
-    encoded = tokenizer(list(prompts), add_special_tokens=True)["input_ids"]
+def encode_prompts(tokenizer, prompts: Sequence[str], chat: ChatFormat | None = None) -> list[list[int]]:
+    """Token ids of each prompt as the policy sees it: through its chat template if it has one."""
+    if uses_template(tokenizer, chat):
+        encoded = [encode_prompt(tokenizer, p, chat) for p in prompts]
+    else:
+        encoded = tokenizer([prompt_text(p) for p in prompts], add_special_tokens=True)["input_ids"]
     start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
     out = []
     for text, ids in zip(prompts, encoded):
@@ -91,6 +97,12 @@ def _left_pad(rows: Sequence[Sequence[int]], pad_id: int, device) -> tuple[torch
 def _positions(mask: torch.Tensor) -> torch.Tensor:
     """Position ids counted from each row's first real token (0 on the padding)."""
     return (mask.cumsum(-1) - 1).clamp_min_(0)
+
+
+def _forward_parameters(model):
+    """The keyword arguments a model's forward takes (a peft wrapper's are its base model's)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return inspect.signature(base.forward).parameters
 
 
 def _max_positions(model) -> int | None:
@@ -343,25 +355,40 @@ def _sampling_loop(
 def _sample_batch_generic(
     model, prompt_rows, row_owner, pad_id, eos_ids, max_new_tokens, temperature, top_p, gen
 ) -> torch.Tensor:
-    """Sample through the model's own forward and KV cache (any Hugging Face causal LM)."""
+    """Sample through the model's own forward and KV cache (any Hugging Face causal LM).
+
+    Each distinct prompt is prefilled once (last position's logits only) and its cache copied
+    to the rows sampling from it; rows that have finished are dropped from the batch.
+    """
     device = next(model.parameters()).device
-    owner = list(row_owner)
-    ids, mask = _left_pad([prompt_rows[i] for i in owner], pad_id, device)
-    batch, prompt_len = ids.shape
-    takes_positions = "position_ids" in inspect.signature(model.forward).parameters
-    full_mask = torch.ones((batch, prompt_len + max_new_tokens), dtype=mask.dtype, device=device)
-    full_mask[:, :prompt_len] = mask
+    params = _forward_parameters(model)
+    takes_positions, takes_keep = "position_ids" in params, "logits_to_keep" in params
+    owner = torch.as_tensor(list(row_owner), dtype=torch.long, device=device)
+    ids, mask = _left_pad(prompt_rows, pad_id, device)
+    prompt_len = ids.shape[1]
     positions = _positions(mask)
     extra = {"position_ids": positions} if takes_positions else {}
+    if takes_keep:
+        extra["logits_to_keep"] = 1
     out = model(input_ids=ids, attention_mask=mask, use_cache=True, **extra)
-    state = {"past": out.past_key_values}
-    next_position = positions[:, -1] + 1
+    past, logits = out.past_key_values, out.logits[:, -1]
+    if hasattr(past, "reorder_cache"):
+        past.reorder_cache(owner)  # index_select per layer: prompt i's cache to each of its rows
+    else:  # a cache format without row selection: prefill every row instead
+        extra = {"position_ids": positions[owner]} if takes_positions else {}
+        past = model(
+            input_ids=ids[owner], attention_mask=mask[owner], use_cache=True, **extra
+        ).past_key_values
+    full_mask = torch.ones((len(owner), prompt_len + max_new_tokens), dtype=mask.dtype, device=device)
+    full_mask[:, :prompt_len] = mask[owner]
+    state = {"past": past, "mask": full_mask, "position": positions[owner, -1] + 1}
+    logits = logits[owner]
 
     def step_fn(tokens, step):
-        kwargs = {"position_ids": (next_position + step)[:, None]} if takes_positions else {}
+        kwargs = {"position_ids": (state["position"] + step)[:, None]} if takes_positions else {}
         result = model(
             input_ids=tokens[:, None],
-            attention_mask=full_mask[:, : prompt_len + step + 1],
+            attention_mask=state["mask"][:, : prompt_len + step + 1],
             past_key_values=state["past"],
             use_cache=True,
             **kwargs,
@@ -369,8 +396,15 @@ def _sample_batch_generic(
         state["past"] = result.past_key_values
         return result.logits[:, -1]
 
+    compact_fn = None
+    if hasattr(past, "batch_select_indices"):
+
+        def compact_fn(keep: torch.Tensor) -> None:
+            state["past"].batch_select_indices(keep)
+            state["mask"], state["position"] = state["mask"][keep], state["position"][keep]
+
     return _sampling_loop(
-        step_fn, out.logits[:, -1], pad_id, eos_ids, max_new_tokens, temperature, top_p, gen
+        step_fn, logits, pad_id, eos_ids, max_new_tokens, temperature, top_p, gen, compact_fn
     )
 
 
@@ -429,7 +463,8 @@ def sample(
     if pad_id is None:
         raise InfAlignError("The policy's tokenizer has no pad token; load it with models.load_policy.")
     eos_ids = eos_token_ids(model, tokenizer)
-    prompt_ids = encode_prompts(tokenizer, prompts)
+    chat = getattr(policy, "chat", None)
+    prompt_ids = encode_prompts(tokenizer, prompts, chat)
     limit = _max_positions(model)
     longest = max(map(len, prompt_ids))
     if limit is not None and longest + max_new_tokens > limit:
@@ -445,28 +480,36 @@ def sample(
     done = 0
     was_training = model.training
     model.eval()  # samples come from the policy itself, never a dropout-perturbed copy
+    notes: list[str] = []
+    batch_size = int(batch_size)
     try:
-        with memory_errors(f"sampling with batch_size={batch_size} (lower it)"):
-            while done < total:
-                if should_stop is not None and done and should_stop():
-                    break
-                chunk = owners[done : done + batch_size]
-                unique, local_owner = np.unique(chunk, return_inverse=True)
-                out = run_batch(
-                    model,
-                    [prompt_ids[i] for i in unique],
-                    local_owner.tolist(),
-                    pad_id,
-                    eos_ids,
-                    int(max_new_tokens),
-                    float(temperature),
-                    float(top_p),
-                    gen,
-                )
-                tokens.append(out.cpu())
-                done += len(chunk)
-                if progress is not None:
-                    progress(done, total)
+        while done < total:
+            if should_stop is not None and done and should_stop():
+                break
+            chunk = owners[done : done + batch_size]
+            unique, local_owner = np.unique(chunk, return_inverse=True)
+            try:
+                with memory_errors(f"sampling with batch_size={batch_size} (lower it)"):
+                    out = run_batch(
+                        model,
+                        [prompt_ids[i] for i in unique],
+                        local_owner.tolist(),
+                        pad_id,
+                        eos_ids,
+                        int(max_new_tokens),
+                        float(temperature),
+                        float(top_p),
+                        gen,
+                    )
+            except OutOfMemory:
+                if batch_size == 1:
+                    raise
+                batch_size = halve_batch(batch_size, "sampling", notes)
+                continue
+            tokens.append(out.cpu())
+            done += len(chunk)
+            if progress is not None:
+                progress(done, total)
     finally:
         model.train(was_training)
     complete = (done // n) * n  # a stop mid-prompt keeps only whole prompts
@@ -488,6 +531,8 @@ def sample(
         responses=responses,
         response_ids=response_ids,
         finished=np.asarray(finished_rows, dtype=bool),
+        rendered_prompts=[render_prompt(tokenizer, p, chat) for p in kept_prompts],
+        notes=notes,
     )
 
 
@@ -500,10 +545,14 @@ def sequence_logprobs(
     finished: Sequence[bool] | np.ndarray | None = None,
     batch_size: int = 64,
     with_grad: bool = False,
+    temperature: float = 1.0,
+    chat: ChatFormat | None = None,
 ) -> torch.Tensor:
-    """Sum of log p(response tokens | prompt) per row (+ the EOS where finished), by teacher forcing.
+    """Sum of log p_T(response tokens | prompt) per row (+ the EOS where finished), by teacher forcing.
 
-    ``prompts[k]`` is the prompt of row k. With ``with_grad`` the result keeps the graph (for a
+    p_T is the distribution sampled at ``temperature``: log-softmax(logits / T) per token (as
+    ``sample`` draws), so a KL on these is that of what was sampled. ``prompts[k]`` is the prompt
+    of row k, rendered as ``chat`` says (as ``sample`` rendered it). With ``with_grad`` the result keeps the graph (for a
     policy-gradient loss); otherwise it runs under inference mode. Returns float32 on the model's device.
     """
     if len(prompts) != len(response_ids):
@@ -512,6 +561,10 @@ def sequence_logprobs(
         )
     if finished is not None and len(finished) != len(response_ids):
         raise InfAlignError("finished must have one entry per response.")
+    if not math.isfinite(temperature) or temperature <= 0:
+        raise InfAlignError(
+            f"log-probs need a temperature > 0 (greedy decoding has no density), got {temperature}."
+        )
     device = next(model.parameters()).device
     if not len(prompts):
         return torch.zeros(0, device=device)
@@ -519,7 +572,7 @@ def sequence_logprobs(
     if finished is not None and np.any(finished) and not eos_ids:
         raise InfAlignError("Responses are marked finished but the model has no EOS token.")
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (eos_ids[0] if eos_ids else 0)
-    prompt_ids = encode_prompts(tokenizer, prompts)
+    prompt_ids = encode_prompts(tokenizer, prompts, chat)
     limit = _max_positions(model)
     ends = finished if finished is not None else [False] * len(response_ids)
     longest = max(len(p) + len(r) + bool(e) for p, r, e in zip(prompt_ids, response_ids, ends))
@@ -527,8 +580,8 @@ def sequence_logprobs(
         raise InfAlignError(
             f"A prompt + response has {longest} tokens, more than the model's {limit} positions."
         )
-    takes_positions = "position_ids" in inspect.signature(model.forward).parameters
-    takes_keep = "logits_to_keep" in inspect.signature(model.forward).parameters
+    takes_positions = "position_ids" in _forward_parameters(model)
+    takes_keep = "logits_to_keep" in _forward_parameters(model)
     results = []
     context = torch.enable_grad() if with_grad else torch.inference_mode()
     with context:
@@ -550,6 +603,7 @@ def sequence_logprobs(
             target = ids[:, -width:]
             lengths = torch.as_tensor([len(t) for t in targets], device=device)
             valid = torch.arange(width, device=device)[None, :] >= (width - lengths)[:, None]
-            logp = torch.log_softmax(logits.float(), -1).gather(-1, target[..., None]).squeeze(-1)
+            logits = logits.float() if temperature == 1.0 else logits.float() / float(temperature)
+            logp = torch.log_softmax(logits, -1).gather(-1, target[..., None]).squeeze(-1)
             results.append(torch.where(valid, logp, 0.0).sum(-1))
     return torch.cat(results)

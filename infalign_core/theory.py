@@ -35,10 +35,13 @@ import numpy as np
 from numpy.polynomial import legendre
 from scipy import optimize, special
 
+from infalign_core.checks import BETA_RANGE as BETA_RANGE
+from infalign_core.checks import MAX_N as MAX_N
+from infalign_core.checks import check_beta as _check_beta
+from infalign_core.checks import check_n as check_n
 from infalign_core.errors import InfAlignError
+from infalign_core.transforms import MAX_T, Transform, check_mode
 
-BETA_RANGE = (1e-3, 1e3)
-MAX_N = 1024
 _GAUSS_ORDER = 8
 # Step in λΦ between breakpoints, and how far below the maximum they go: e^{-40} of the
 # peak density is far below the 1e-6 accuracy target.
@@ -101,11 +104,16 @@ def _monotone_inverse(levels: np.ndarray, values: np.ndarray, points: np.ndarray
     return np.interp(levels[inside], values, points)
 
 
-def make_grid(phi: Phi, lambdas: Sequence[float], ns: Sequence[int] = (1,)) -> Grid:
-    """Build a grid that resolves e^{λΦ} for every λ given and the order statistics for every N."""
+def make_grid(
+    phi: Phi, lambdas: Sequence[float], ns: Sequence[int] = (1,), breaks: Sequence[float] = ()
+) -> Grid:
+    """Build a grid that resolves e^{λΦ} for every λ given and the order statistics for every N.
+
+    ``breaks`` are extra panel edges, for integrands with a kink or jump there (a threshold).
+    """
     x, w, _ = _gauss_panel(_GAUSS_ORDER)
     tiny = 10.0 ** -np.arange(1, 16)
-    points = [np.linspace(0.0, 1.0, 33), tiny, 1.0 - tiny]
+    points = [np.linspace(0.0, 1.0, 33), tiny, 1.0 - tiny, np.asarray(breaks, dtype=np.float64)]
     probe = np.unique(
         np.concatenate([np.linspace(0.0, 1.0, 4097), tiny, 1.0 - tiny, np.geomspace(1e-15, 1, 200)])
     )
@@ -129,23 +137,6 @@ def make_grid(phi: Phi, lambdas: Sequence[float], ns: Sequence[int] = (1,)) -> G
     mid = 0.5 * (edges[1:] + edges[:-1])[:, None]
     half = 0.5 * np.diff(edges)[:, None]
     return Grid(u=mid + half * x[None, :], weights=half * w[None, :], half=half)
-
-
-def _check_beta(beta: np.ndarray) -> np.ndarray:
-    """Validate β values and return them as a float64 array."""
-    beta = np.asarray(beta, dtype=np.float64)
-    if not np.all(np.isfinite(beta)) or np.any(beta <= 0):
-        raise InfAlignError("β must be a finite number > 0")
-    return beta
-
-
-def check_n(n: int) -> int:
-    """Validate N of best-of-N / worst-of-N."""
-    if int(n) != n or n < 1:
-        raise InfAlignError(f"N must be an integer ≥ 1, got {n}")
-    if n > MAX_N:
-        raise InfAlignError(f"N must be at most {MAX_N}, got {n}")
-    return int(n)
 
 
 @dataclass(frozen=True)
@@ -329,8 +320,6 @@ def bon_policy_point(n: int, n_eval: int = 1) -> TheoryPoint:
         return TheoryPoint(
             kl=0.0, beta=float("inf"), standard_win_rate=0.5, bon_win_rate=0.5, won_win_rate=0.5
         )
-    from infalign_core.transforms import Transform
-
     beta = 1.0 / (n - 1)
     won = float(aligned_policy(Transform("log"), beta, ns=(n_eval,)).won_win_rate(n_eval)[0])
     return TheoryPoint(
@@ -358,8 +347,6 @@ def best_exponential_t(
     n: int, kl: float, mode: str = "best", t_range: tuple[float, float] | None = None
 ) -> ExponentialChoice:
     """Maximise the best-of-N (or worst-of-N) win rate over the exponential's t at equal KL."""
-    from infalign_core.transforms import MAX_T, Transform, check_mode
-
     t_range = t_range or (0.05, MAX_T)
 
     n, mode = check_n(n), check_mode(mode)
@@ -393,32 +380,3 @@ def _safe(fn: Callable[[float], tuple[float, float]], x: float) -> float:
         return fn(x)[0]
     except InfAlignError:
         return float("nan")
-
-
-def evaluate_cli(
-    *, transform: str, t: float | None, mode: str, beta: float | None, kl: float | None, n: int
-) -> dict[str, float]:
-    """The ``theory`` command: build the transform, solve β from a KL budget if asked, evaluate."""
-    from infalign_core.transforms import check_mode, make_transform
-
-    n, mode = check_n(n), check_mode(mode)
-    if beta is not None:
-        _check_beta(beta)
-        if not BETA_RANGE[0] <= beta <= BETA_RANGE[1]:
-            raise InfAlignError(f"β must lie in [{BETA_RANGE[0]:g}, {BETA_RANGE[1]:g}], got {beta:g}")
-    if t is not None and (t < 0 or not np.isfinite(t)):
-        raise InfAlignError(f"t must be a finite number ≥ 0, got {t:g}")
-    if transform == "optimal":
-        from infalign_core.optimal import optimal_transform, optimal_transform_for_kl
-
-        phi = optimal_transform(n, beta, mode) if beta is not None else optimal_transform_for_kl(n, kl, mode)
-        beta = phi.beta
-    else:
-        if transform == "exp" and t is None:
-            if kl is None:
-                raise InfAlignError("the exponential transform needs --t, or --kl to choose the best t")
-            t = best_exponential_t(n, kl, mode).t
-        phi = make_transform(transform, t=t, mode=mode)
-        if beta is None:
-            beta = beta_for_kl(phi, kl)
-    return evaluate(phi, beta, n).as_dict()

@@ -23,10 +23,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from infalign_core.checks import MODES as MODES
+from infalign_core.checks import check_mode as check_mode
 from infalign_core.errors import InfAlignError
 
 TRANSFORM_NAMES = ("identity", "log", "exp", "optimal")
-MODES = ("best", "worst")
 MAX_T = 500.0
 # Below this t the normalised exponentials equal u to double precision.
 _T_IDENTITY = 1e-12
@@ -82,13 +83,6 @@ class Transform:
         if self.name == "exp":
             return f"exp ({self.mode}-of-N, t={self.t:g})"
         return self.name
-
-
-def check_mode(mode: str) -> str:
-    """Validate a best/worst mode and return it."""
-    if mode not in MODES:
-        raise InfAlignError(f"mode must be 'best' or 'worst', got {mode!r}")
-    return mode
 
 
 def make_transform(name: str, *, t: float | None = None, mode: str = "best") -> Transform:

@@ -15,17 +15,12 @@ prompts at once. N = 1 gives the standard win rate. Intervals come from a bootst
 (the unit that is sampled independently). The KL of the challenger against the reference is
 measured on the challenger's own samples with the k1 and k3 estimators.
 
-Everything here but ``run_arena``, ``measure_kl`` and ``load_challenger`` is numpy only.
+Everything here is numpy only; the arena that samples and scores lives in ``infalign_core.arena``.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import time
-from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 from scipy.special import gammaln
@@ -33,8 +28,6 @@ from scipy.special import gammaln
 from infalign_core.errors import InfAlignError
 
 MODES = ("best", "worst")
-ARENA_FILE = "arena.json"
-RUN_CONFIG_FILE = "config.json"
 
 
 # --- the estimators -----------------------------------------------------------------------------
@@ -113,11 +106,25 @@ def per_prompt_win_rates(challenger, reference, n: int = 1, mode: str = "best") 
     """
     a, b, n = check_rewards(challenger, reference, n)
     mode = _check_mode(mode)
+    return weighted_win_rates(
+        a, b, order_statistic_weights(a.shape[1], n, mode), order_statistic_weights(b.shape[1], n, mode)
+    )
+
+
+def weighted_win_rates(challenger, reference, p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Σ_i Σ_j p_i q_j [1{a_(i) > b_(j)} + ½·1{a_(i) = b_(j)}] per prompt, over each side's sorted rewards.
+
+    p and q weight the challenger's and the reference's order statistics (each sums to 1):
+    one N's order-statistic weights give the all-subsets estimator; a mixture of them gives
+    the estimator for a mixture of procedures, since the win rate is bilinear in the two sides.
+    """
+    a, b = (
+        np.sort(_as_rewards(challenger, "challenger"), axis=1),
+        np.sort(_as_rewards(reference, "reference"), axis=1),
+    )
     prompts, k_a = a.shape
     k_b = b.shape[1]
-    a, b = np.sort(a, axis=1), np.sort(b, axis=1)
-    p = order_statistic_weights(k_a, n, mode)
-    q_cumulative = np.concatenate([[0.0], np.cumsum(order_statistic_weights(k_b, n, mode))])
+    q_cumulative = np.concatenate([[0.0], np.cumsum(q)])
     # Dense ranks over all values make equal rewards equal integers; offsetting each prompt's ranks
     # by its row puts every prompt in its own interval, so one searchsorted serves all prompts.
     values, inverse = np.unique(np.concatenate([a.ravel(), b.ravel()]), return_inverse=True)
@@ -262,6 +269,161 @@ def paired_difference(
     return float(diff.mean()), float(low), float(high)
 
 
+# --- any inference procedure (procedures.py) ---------------------------------------------------
+
+
+@dataclass
+class ProcedureEstimate:
+    """A procedure's win rate of challenger over reference from K samples per side, with an interval.
+
+    ``method`` says how: ``all-subsets`` (exact average over subsets, unbiased), ``truncated``
+    (best-of-Poisson cut at K: ``truncated_mass`` = P(N > K) per side, |bias| ≤ ``bias_bound``)
+    or ``monte carlo`` (``draws`` random ordered N-subsets per prompt and side).
+    """
+
+    spec: str
+    method: str
+    win_rate: float
+    ci_low: float
+    ci_high: float
+    level: float
+    num_prompts: int
+    truncated_mass: float = 0.0
+    bias_bound: float = 0.0
+    draws: int = 0
+    per_prompt: np.ndarray = field(default=None, repr=False)
+
+    def as_dict(self) -> dict:
+        """JSON-ready numbers (the per-prompt array left out)."""
+        out = asdict(self)
+        out.pop("per_prompt")
+        return out
+
+
+def procedure_side_weights(procedure, k: int) -> tuple[np.ndarray, float]:
+    """Order-statistic weights over K sorted samples for a mixture of best-of-N's, and the mass cut at K.
+
+    bon/won are one N; ``mix:P:N`` is p·best-of-N + (1 − p)·one sample; ``poisson:MU`` puts
+    P(N = 1 + j) on best-of-(1 + j) for 1 + j ≤ K and its remaining mass on best-of-K.
+    """
+    kind = procedure.kind
+    if kind in ("bon", "won"):
+        return order_statistic_weights(k, procedure.n, "best" if kind == "bon" else "worst"), 0.0
+    if kind == "mix":
+        weights = (1.0 - procedure.p) * order_statistic_weights(k, 1)
+        if procedure.p > 0:
+            weights = weights + procedure.p * order_statistic_weights(k, procedure.n)
+        return weights, 0.0
+    if kind == "poisson":
+        from scipy import stats
+
+        ns = np.arange(1, k + 1)
+        pmf = stats.poisson.pmf(ns - 1, procedure.mu)
+        cut = float(max(0.0, 1.0 - pmf.sum()))
+        pmf[-1] += cut  # the tail beyond K is scored as best-of-K; the bias bound accounts for it
+        weights = sum(w * order_statistic_weights(k, int(n)) for n, w in zip(ns, pmf, strict=True) if w > 0)
+        return np.asarray(weights), cut
+    raise InfAlignError(f"{procedure.label} has no all-subsets estimator; it is estimated by Monte Carlo")
+
+
+def _monte_carlo_picks(rewards: np.ndarray, calibrated: np.ndarray, procedure, draws: int, rng) -> np.ndarray:
+    """The reward each of ``draws`` runs of soft best-of-N or rejection returns, per prompt: [P, draws]."""
+    prompts, k = rewards.shape
+    n = procedure.n
+    # A random ordered N-subset of the K samples per draw: the first N of a random permutation.
+    order = np.argsort(rng.random((prompts, draws, k)), axis=2)[:, :, :n]
+    c = np.take_along_axis(np.broadcast_to(calibrated[:, None, :], (prompts, draws, k)), order, axis=2)
+    r = np.take_along_axis(np.broadcast_to(rewards[:, None, :], (prompts, draws, k)), order, axis=2)
+    if procedure.kind == "soft":
+        logits = c / procedure.tau
+        prob = np.exp(logits - logits.max(axis=2, keepdims=True))
+        prob /= prob.sum(axis=2, keepdims=True)
+        pick = (rng.random((prompts, draws, 1)) > np.cumsum(prob, axis=2)).sum(axis=2)
+        pick = np.minimum(pick, n - 1)
+    else:
+        ok = c >= procedure.q
+        pick = np.where(ok.any(axis=2), ok.argmax(axis=2), n - 1)
+    return np.take_along_axis(r, pick[..., None], axis=2)[..., 0]
+
+
+def estimate_procedure_win_rate(
+    challenger,
+    reference,
+    procedure,
+    *,
+    challenger_calibrated=None,
+    reference_calibrated=None,
+    draws: int = 2000,
+    resamples: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> ProcedureEstimate:
+    """The procedure's win rate from K rewards per prompt and side (ties ½), with a bootstrap interval over prompts.
+
+    Mixtures of best-of-N (bon, won, mix, poisson) use the all-subsets estimator with each
+    side's own mixture of order-statistic weights (the win rate is bilinear in the two
+    sides); soft best-of-N and rejection need the samples' calibrated rewards (their
+    choice depends on C) and are estimated by Monte Carlo over random ordered N-subsets.
+    """
+    a, b = _as_rewards(challenger, "challenger"), _as_rewards(reference, "reference")
+    if a.shape[0] != b.shape[0]:
+        raise InfAlignError(
+            f"the challenger has rewards for {a.shape[0]} prompts and the reference for {b.shape[0]}; "
+            "both sides must answer the same prompts"
+        )
+    k = min(a.shape[1], b.shape[1])
+    needs = procedure.n if procedure.kind != "poisson" else 1
+    if needs > k:
+        raise InfAlignError(
+            f"{procedure.label} needs at least {needs} samples per prompt, but K = {k}; raise K"
+        )
+    truncated = bias = 0.0
+    if procedure.kind in ("bon", "won", "mix", "poisson"):
+        p, truncated = procedure_side_weights(procedure, a.shape[1])
+        q, cut_b = procedure_side_weights(procedure, b.shape[1])
+        truncated = max(truncated, cut_b)
+        # Both sides' W differ from the untruncated one only when either side's N was cut.
+        bias = 1.0 - (1.0 - truncated) ** 2
+        per_prompt = weighted_win_rates(a, b, p, q)
+        method, used = ("truncated" if truncated > 0 else "all-subsets"), 0
+    elif procedure.kind in ("soft", "reject"):
+        if challenger_calibrated is None or reference_calibrated is None:
+            raise InfAlignError(
+                f"{procedure.label} chooses by calibrated reward: pass both sides' calibrated rewards"
+            )
+        ca, cb = np.asarray(challenger_calibrated, np.float64), np.asarray(reference_calibrated, np.float64)
+        if ca.shape != a.shape or cb.shape != b.shape:
+            raise InfAlignError(
+                "calibrated rewards must have the same [prompts, samples] shape as the rewards"
+            )
+        if int(draws) < 10:
+            raise InfAlignError(f"use at least 10 Monte Carlo draws, got {draws}")
+        rng = np.random.default_rng(seed)
+        ours = _monte_carlo_picks(a, ca, procedure, int(draws), rng)
+        theirs = _monte_carlo_picks(b, cb, procedure, int(draws), rng)
+        per_prompt = ((ours > theirs) + 0.5 * (ours == theirs)).mean(axis=1)
+        method, used = "monte carlo", int(draws)
+    else:
+        raise InfAlignError(
+            f"{procedure.label}: the arena estimates bon, won, mix, poisson, soft and reject; "
+            "a user's T(x) has theory numbers only"
+        )
+    low, high = bootstrap_interval(per_prompt, resamples=resamples, level=level, seed=seed)
+    return ProcedureEstimate(
+        spec=procedure.spec,
+        method=method,
+        win_rate=float(per_prompt.mean()),
+        ci_low=float(low),
+        ci_high=float(high),
+        level=float(level),
+        num_prompts=a.shape[0],
+        truncated_mass=float(truncated),
+        bias_bound=float(bias),
+        draws=used,
+        per_prompt=per_prompt,
+    )
+
+
 # --- KL of the challenger against the reference -------------------------------------------------
 
 
@@ -319,399 +481,3 @@ def kl_from_logprobs(policy_logprobs, reference_logprobs, prompt_index=None) -> 
     k1_mean, k1_se = mean_and_stderr(log_ratio)
     k3_mean, k3_se = mean_and_stderr(k3)
     return KLEstimate(k1_mean, k1_se, k3_mean, k3_se, int(log_ratio.size), int(counts.size))
-
-
-def _same_tokenizer(first, second) -> bool:
-    if first is second:
-        return True
-    try:
-        return len(first) == len(second) and first.get_vocab() == second.get_vocab()
-    except (AttributeError, TypeError):
-        return False
-
-
-def sample_logprobs(policy, reference, samples, *, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """log π(y|x) and log π_ref(y|x) of every sampled response (EOS included where it was emitted)."""
-    from infalign_core.sampling import sequence_logprobs
-
-    if not _same_tokenizer(policy.tokenizer, reference.tokenizer):
-        raise InfAlignError(
-            "the challenger and the reference use different tokenizers, so the KL between them is not "
-            "defined token by token; pick a challenger trained from this reference"
-        )
-    prompts = samples.row_prompts()
-    out = []
-    for loaded in (policy,) if reference is policy else (policy, reference):
-        logp = sequence_logprobs(
-            loaded.model,
-            loaded.tokenizer,
-            prompts,
-            samples.response_ids,
-            finished=samples.finished,
-            batch_size=batch_size,
-        )
-        out.append(logp.double().cpu().numpy())
-    return out[0], out[-1]
-
-
-def measure_kl(policy, reference, samples, *, batch_size: int = 64) -> KLEstimate:
-    """KL(π‖π_ref) of a loaded policy against a loaded reference, on samples drawn from the policy."""
-    log_pi, log_ref = sample_logprobs(policy, reference, samples, batch_size=batch_size)
-    return kl_from_logprobs(log_pi, log_ref, samples.prompt_index)
-
-
-# --- what to evaluate: the reference, a model folder or a CTRL run ------------------------------
-
-
-@dataclass
-class ChallengerSource:
-    """Where a challenger's weights come from, and the CTRL run it belongs to (if any)."""
-
-    model: str  # what load_policy gets
-    label: str
-    run_dir: Path | None = None
-    run_config: dict | None = None
-
-
-def _run_config(folder: Path) -> dict | None:
-    """The CTRL config of a run folder, or None if ``folder`` is not a run."""
-    path = folder / RUN_CONFIG_FILE
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
-    return data if isinstance(data, dict) and "transform" in data and "architectures" not in data else None
-
-
-def resolve_challenger(source: str, runs_root: str | Path | None = None) -> ChallengerSource:
-    """Turn 'reference'/'default', a run folder or id, a checkpoint folder, a model folder or hub id into a source."""
-    text = (source or "").strip()
-    if not text:
-        raise InfAlignError(
-            "no challenger given: use 'reference', a CTRL run folder or id, or a model folder"
-        )
-    if text in ("reference", "default"):
-        return ChallengerSource("default", "reference (bundled default policy)")
-    path = Path(os.path.expanduser(text))
-    if not path.exists() and "/" not in text:
-        from infalign_core.runs import default_runs_root
-
-        candidate = Path(runs_root) if runs_root is not None else default_runs_root()
-        if (candidate / text / RUN_CONFIG_FILE).is_file():
-            path = candidate / text
-    if path.is_dir():
-        run_dir = path if _run_config(path) is not None else None
-        if run_dir is None and _run_config(path.parent) is not None:
-            return ChallengerSource(
-                str(path), f"run {path.parent.name} ({path.name})", path.parent, _run_config(path.parent)
-            )
-        if run_dir is not None:
-            from infalign_core.ctrl import checkpoint_path
-
-            checkpoint = checkpoint_path(run_dir)
-            config = _run_config(run_dir)
-            if checkpoint is None:
-                raise InfAlignError(
-                    f"run {run_dir.name} has no checkpoint yet (one is written every "
-                    f"{config.get('checkpoint_every', '?')} steps and at the end); wait for it or pick another run"
-                )
-            return ChallengerSource(str(checkpoint), f"run {run_dir.name}", run_dir, config)
-    return ChallengerSource(text, text)
-
-
-def load_challenger(source: str, *, device: str | None = None, runs_root=None):
-    """Load the challenger policy; returns (LoadedPolicy, ChallengerSource). Not a causal LM → InfAlignError."""
-    from infalign_core.models import load_policy
-
-    resolved = resolve_challenger(source, runs_root)
-    return load_policy(resolved.model, device=device), resolved
-
-
-# --- the arena: sample, score, estimate, batch by batch ------------------------------------------
-
-
-@dataclass
-class ArenaState:
-    """Everything sampled so far and the estimates on it; ``run_arena`` yields one after each batch."""
-
-    prompts: list[str]
-    challenger_rewards: np.ndarray  # [p, K]
-    reference_rewards: np.ndarray  # [p, K]
-    challenger_responses: list[list[str]]
-    reference_responses: list[list[str]]
-    policy_logprobs: np.ndarray  # [p, K] log π of the challenger's samples
-    reference_logprobs: np.ndarray  # [p, K] log π_ref of the same samples
-    total_prompts: int
-    n: int
-    estimate: WinRateEstimate | None = None
-    kl: KLEstimate | None = None
-    seconds: float = 0.0
-
-    @property
-    def done(self) -> int:
-        """Prompts evaluated so far."""
-        return len(self.prompts)
-
-
-def _stream_seed(seed: int, batch: int, side: int) -> int:
-    # Distinct streams per side: the reference against itself must not compare a sample with itself.
-    return (int(seed) * 1_000_003 + batch * 7_919 + side * 104_729) % (2**31 - 1)
-
-
-def run_arena(
-    challenger,
-    reference,
-    reward_fn,
-    prompts: Sequence[str],
-    *,
-    n: int,
-    k: int,
-    max_new_tokens: int = 24,
-    temperature: float = 1.0,
-    seed: int = 0,
-    prompts_per_batch: int = 8,
-    resamples: int = 2000,
-    level: float = 0.95,
-    with_kl: bool = True,
-    should_stop: Callable[[], bool] | None = None,
-) -> Iterator[ArenaState]:
-    """Sample K responses per prompt from both policies a batch of prompts at a time; yield the running state.
-
-    ``challenger`` and ``reference`` are LoadedPolicy objects, ``reward_fn`` a RewardFunction.
-    Estimates are recomputed on all prompts seen after each batch, so a caller can draw them converging.
-    """
-    from infalign_core.sampling import sample
-
-    n = _check_n(n)
-    if int(k) < n:
-        raise InfAlignError(f"K = {k} samples per prompt cannot form a best-of-{n}; choose K ≥ N")
-    prompts = [str(p) for p in prompts]
-    if not prompts:
-        raise InfAlignError("no prompts to evaluate on")
-    if int(prompts_per_batch) < 1:
-        raise InfAlignError(f"prompts_per_batch must be ≥ 1, got {prompts_per_batch}")
-    started = time.perf_counter()
-    empty = np.zeros((0, int(k)))
-    state = ArenaState([], empty, empty, [], [], empty, empty, len(prompts), n)
-    for batch, lo in enumerate(range(0, len(prompts), int(prompts_per_batch))):
-        if should_stop is not None and state.done and should_stop():
-            break
-        chunk = prompts[lo : lo + int(prompts_per_batch)]
-        draws = []
-        for side, policy in enumerate((challenger, reference)):
-            samples = sample(
-                policy,
-                chunk,
-                int(k),
-                max_new_tokens=max_new_tokens,
-                temperature=temperature,
-                seed=_stream_seed(seed, batch, side),
-            )
-            rewards = reward_fn.score(samples.row_prompts(), samples.responses).reshape(len(chunk), int(k))
-            draws.append((samples, rewards))
-        (ours, our_rewards), (theirs, their_rewards) = draws
-        if with_kl:
-            log_pi, log_ref = sample_logprobs(challenger, reference, ours)
-        else:
-            log_pi = log_ref = np.full(len(ours), np.nan)
-        state = ArenaState(
-            prompts=state.prompts + chunk,
-            challenger_rewards=np.vstack([state.challenger_rewards, our_rewards]),
-            reference_rewards=np.vstack([state.reference_rewards, their_rewards]),
-            challenger_responses=state.challenger_responses + _by_prompt(ours.responses, int(k)),
-            reference_responses=state.reference_responses + _by_prompt(theirs.responses, int(k)),
-            policy_logprobs=np.vstack([state.policy_logprobs, log_pi.reshape(len(chunk), int(k))]),
-            reference_logprobs=np.vstack([state.reference_logprobs, log_ref.reshape(len(chunk), int(k))]),
-            total_prompts=len(prompts),
-            n=n,
-        )
-        state.estimate = estimate_win_rates(
-            state.challenger_rewards, state.reference_rewards, n, resamples=resamples, level=level, seed=seed
-        )
-        if with_kl:
-            rows = np.repeat(np.arange(state.done), int(k))
-            state.kl = kl_from_logprobs(state.policy_logprobs, state.reference_logprobs, rows)
-        state.seconds = time.perf_counter() - started
-        yield state
-
-
-def _by_prompt(responses: Sequence[str], k: int) -> list[list[str]]:
-    return [list(responses[i : i + k]) for i in range(0, len(responses), k)]
-
-
-def evaluate(challenger, reference, reward_fn, prompts: Sequence[str], **kwargs) -> ArenaState:
-    """Run the arena to the end and return its final state (``run_arena``'s arguments)."""
-    states = run_arena(challenger, reference, reward_fn, prompts, **kwargs)
-    last = None
-    for last in states:  # noqa: B007 (only the final state is wanted)
-        pass
-    return last
-
-
-@dataclass
-class Pick:
-    """One prompt's best-of-N (or worst-of-N) pick on each side, from its first N samples."""
-
-    prompt: str
-    challenger_response: str
-    challenger_reward: float
-    reference_response: str
-    reference_reward: float
-    winner: str  # "challenger", "reference" or "tie"
-
-
-def example_picks(state: ArenaState, count: int = 3, mode: str = "best") -> list[Pick]:
-    """Best-of-N (worst-of-N) picks of the first N samples of a few prompts, side by side, the winner named."""
-    mode = _check_mode(mode)
-    choose = np.argmax if mode == "best" else np.argmin
-    picks = []
-    for row in range(min(count, state.done)):
-        ours = state.challenger_rewards[row, : state.n]
-        theirs = state.reference_rewards[row, : state.n]
-        i, j = int(choose(ours)), int(choose(theirs))
-        # Higher is better in both modes: worst-of-N compares each side's worst pick.
-        winner = "tie" if ours[i] == theirs[j] else ("challenger" if ours[i] > theirs[j] else "reference")
-        picks.append(
-            Pick(
-                state.prompts[row],
-                state.challenger_responses[row][i],
-                float(ours[i]),
-                state.reference_responses[row][j],
-                float(theirs[j]),
-                winner,
-            )
-        )
-    return picks
-
-
-# --- theory for a run, and results that survive restarts -----------------------------------------
-
-
-def run_transform(config: dict | None):
-    """The closed-form Φ of a run's config, None for ``raw`` (no theory curve) and for ``optimal``."""
-    from infalign_core.transforms import Transform
-
-    name = (config or {}).get("transform")
-    if name in ("identity", "log"):
-        return Transform(name)
-    if name == "exp" and config.get("t") is not None:
-        return Transform("exp", float(config["t"]), config.get("mode", "best"))
-    return None
-
-
-def theory_curve(config: dict | None, n: int, kl_max: float = 2.0, count: int = 60) -> dict | None:
-    """The theory's KL, standard, best-of-N and worst-of-N win rates along β for a run's transform and N.
-
-    None when the run has no theory curve (``raw`` is a prompt-dependent transform).
-    """
-    from infalign_core import theory
-
-    name = (config or {}).get("transform")
-    if name == "optimal":
-        from infalign_core import optimal
-
-        points = [
-            theory.evaluate(phi, phi.beta, n)
-            for phi in optimal.optimal_family(n, config.get("mode", "best"), kl_max, count // 4)
-        ]
-        points.sort(key=lambda p: p.kl)
-        return {
-            "label": f"optimal ({config.get('mode', 'best')}-of-{config.get('n')})",
-            "kl": np.array([p.kl for p in points]),
-            "standard_win_rate": np.array([p.standard_win_rate for p in points]),
-            "bon_win_rate": np.array([p.bon_win_rate for p in points]),
-            "won_win_rate": np.array([p.won_win_rate for p in points]),
-        }
-    phi = run_transform(config)
-    if phi is None:
-        return None
-    front = theory.frontier(phi, theory.default_betas(count), ns=(n,))
-    keep = front.kl <= kl_max
-    return {
-        "label": phi.label,
-        "kl": front.kl[keep],
-        "standard_win_rate": front.standard_win_rate[keep],
-        "bon_win_rate": front.bon_win_rate[0][keep],
-        "won_win_rate": front.won_win_rate[0][keep],
-    }
-
-
-def theory_at_kl(config: dict | None, n: int, kl: float) -> dict | None:
-    """The theory's win rates for a run's transform at the KL it measured (None without a curve)."""
-    from infalign_core import theory
-
-    name = (config or {}).get("transform")
-    if not np.isfinite(kl) or name not in ("identity", "log", "exp", "optimal"):
-        return None
-    if kl <= 0:  # the reference itself (k1 can dip below 0 by sampling noise)
-        return {"kl": 0.0, "beta": None, **dict.fromkeys(METRICS, 0.5)}
-    try:
-        if name == "optimal":
-            from infalign_core.optimal import optimal_transform_for_kl
-
-            phi = optimal_transform_for_kl(n, kl, config.get("mode", "best"))
-            return theory.evaluate(phi, phi.beta, n).as_dict()
-        phi = run_transform(config)
-        if phi is None:
-            return None
-        return theory.evaluate(phi, theory.beta_for_kl(phi, kl), n).as_dict()
-    except InfAlignError:
-        return None
-
-
-def arena_record(state: ArenaState, settings: dict, run_config: dict | None = None) -> dict:
-    """One evaluation as JSON-ready data: settings, estimates, KL, the theory at that KL and the gaps."""
-    estimate = state.estimate.as_dict() if state.estimate else {}
-    kl = state.kl.as_dict() if state.kl else {}
-    per_prompt = {
-        name: np.round(v, 8).tolist()
-        for name, v in (state.estimate.per_prompt if state.estimate else {}).items()
-    }
-    if state.kl is not None:
-        per_prompt["kl_k1"] = np.round(
-            (state.policy_logprobs - state.reference_logprobs).mean(axis=1), 8
-        ).tolist()
-    record = {
-        "settings": dict(settings),
-        "num_prompts_done": state.done,
-        "win_rates": estimate,
-        "kl": kl,
-        "per_prompt": per_prompt,
-        "seconds": round(state.seconds, 2),
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    if run_config is not None:
-        record["run"] = {
-            key: run_config.get(key) for key in ("transform", "t", "mode", "n", "beta", "kl_target", "seed")
-        }
-        theory_point = theory_at_kl(run_config, state.n, kl.get("k1", float("nan")))
-        if theory_point is not None:
-            record["theory"] = theory_point
-            record["gap_to_theory"] = {
-                name: estimate[name] - theory_point[name] for name in METRICS if name in estimate
-            }
-    return record
-
-
-def load_arena_results(run_dir: str | Path) -> list[dict]:
-    """Every evaluation saved for a run ([] when none or unreadable)."""
-    try:
-        data = json.loads((Path(run_dir) / ARENA_FILE).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return []
-    return data if isinstance(data, list) else []
-
-
-def save_arena_result(run_dir: str | Path, record: dict) -> Path:
-    """Store an evaluation in run_dir/arena.json (atomically), replacing one with the same settings."""
-    path = Path(run_dir) / ARENA_FILE
-    kept = [r for r in load_arena_results(run_dir) if r.get("settings") != record.get("settings")]
-    tmp = path.with_name(f".{ARENA_FILE}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps([*kept, record], indent=1, allow_nan=True), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
-
-
-def find_arena_result(run_dir: str | Path, settings: dict) -> dict | None:
-    """The saved evaluation with exactly these settings, if any."""
-    return next((r for r in load_arena_results(run_dir) if r.get("settings") == settings), None)

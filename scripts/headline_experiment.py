@@ -199,7 +199,7 @@ def eval_prompts(args, config) -> list[str]:
 
 def evaluate_runs(args, root: Path, names: list[str]) -> dict[str, dict]:
     """The arena's record for each finished run (cached in its arena.json)."""
-    from infalign_core import runs, winrate
+    from infalign_core import arena, runs
     from infalign_core.ctrl import CTRLConfig
     from infalign_core.models import load_policy
     from infalign_core.rewards import load_reward
@@ -233,11 +233,11 @@ def evaluate_runs(args, root: Path, names: list[str]) -> dict[str, dict]:
             "reward": reward_fn.fingerprint,
             "checkpoint_step": status.get("step"),
         }
-        record = winrate.find_arena_result(run_dir, settings)
+        record = arena.find_arena_result(run_dir, settings)
         if record is None:
             started = time.perf_counter()
-            challenger, source = winrate.load_challenger(str(run_dir), device="cpu")
-            state = winrate.evaluate(
+            challenger, source = arena.load_challenger(str(run_dir), device="cpu")
+            state = arena.evaluate(
                 challenger,
                 reference,
                 reward_fn,
@@ -245,12 +245,13 @@ def evaluate_runs(args, root: Path, names: list[str]) -> dict[str, dict]:
                 n=args.n,
                 k=args.eval_k,
                 max_new_tokens=config.max_new_tokens,
+                temperature=config.temperature,
                 seed=EVAL_SEED,
                 prompts_per_batch=16,
                 resamples=args.resamples,
             )
-            record = winrate.arena_record(state, settings, source.run_config)
-            winrate.save_arena_result(run_dir, record)
+            record = arena.arena_record(state, settings, source.run_config)
+            arena.save_arena_result(run_dir, record)
             np.savez(
                 run_dir / rewards_name,
                 challenger=state.challenger_rewards,
@@ -298,7 +299,7 @@ def calibrated_shape(path: Path, config: dict, kl: float) -> dict:
     rank (data processing: it is at most the sequence KL); the rest changes the text without
     changing its rank. Bin masses are compared with the theory's g(u) = e^{Φ(u)/β}/Z at the measured KL.
     """
-    from infalign_core import theory, winrate
+    from infalign_core import arena, theory
 
     arrays = np.load(path)
     a, b = arrays["challenger"], arrays["reference"]
@@ -309,7 +310,7 @@ def calibrated_shape(path: Path, config: dict, kl: float) -> dict:
     nonzero = mass > 0
     binned_kl = float(np.sum(mass[nonzero] * np.log(mass[nonzero] / width[nonzero])))
     out = {"mass": mass.round(4).tolist(), "calibrated_kl": binned_kl, "top_decile": float(mass[-1])}
-    phi = winrate.run_transform(config)
+    phi = arena.run_transform(config)
     if phi is not None and kl > 0:
         beta = theory.beta_for_kl(phi, kl)
         grid = np.linspace(0.0, 1.0, 20001)
@@ -320,7 +321,7 @@ def calibrated_shape(path: Path, config: dict, kl: float) -> dict:
         theory_mass = np.diff(np.interp(BINS, grid, cdf))
         out["theory_mass"] = theory_mass.round(4).tolist()
         out["theory_top_decile"] = float(theory_mass[-1])
-        at_calibrated = winrate.theory_at_kl(config, int(config.get("n") or 4), binned_kl)
+        at_calibrated = arena.theory_at_kl(config, int(config.get("n") or 4), binned_kl)
         out["theory_bon_at_calibrated_kl"] = at_calibrated["bon_win_rate"] if at_calibrated else None
     return out
 
@@ -329,7 +330,7 @@ def summarise(args, records: dict[str, dict]) -> dict:
     """Per-run rows, per-transform means, and exp − identity against the theory's margin."""
     import numpy as np
 
-    from infalign_core import winrate
+    from infalign_core import arena, winrate
 
     rows = []
     for name, rec in records.items():
@@ -381,14 +382,14 @@ def summarise(args, records: dict[str, dict]) -> dict:
     mean_kl = {tf: float(np.mean([by[(tf, s)]["kl"]["k1"] for s in seeds])) for tf in ("exp", "identity")}
     mean_bon = {tf: float(per_prompt[tf].mean()) for tf in ("exp", "identity")}
     config_of = {tf: dict(by[(tf, seeds[0])]["run"]) for tf in ("exp", "identity")}
-    theory_at = {tf: winrate.theory_at_kl(config_of[tf], args.n, mean_kl[tf]) for tf in ("exp", "identity")}
+    theory_at = {tf: arena.theory_at_kl(config_of[tf], args.n, mean_kl[tf]) for tf in ("exp", "identity")}
     predicted = (
         theory_at["exp"]["bon_win_rate"] - theory_at["identity"]["bon_win_rate"]
         if theory_at["exp"] and theory_at["identity"]
         else float("nan")
     )
     at_target = {
-        tf: winrate.theory_at_kl(config_of[tf], args.n, args.kl_target)["bon_win_rate"]
+        tf: arena.theory_at_kl(config_of[tf], args.n, args.kl_target)["bon_win_rate"]
         for tf in ("exp", "identity")
     }
     gaps = [r["gap_to_theory"] for r in rows if r["gap_to_theory"] is not None]

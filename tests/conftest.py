@@ -183,3 +183,23 @@ def tiny_policy(tiny_world):
     from infalign_core.models import load_policy
 
     return load_policy(str(tiny_world.policy), device="cpu")
+
+
+_ARCH_ZOO_VERSION = 1  # bump when tests/arch_zoo.py changes
+
+
+@pytest.fixture(scope="session")
+def arch_zoo(request, tmp_path_factory) -> dict[str, Path]:
+    """Tiny random Llama, Qwen2, GPT-NeoX, Gemma, Phi-3, OPT policies and reward heads (see arch_zoo.py)."""
+    import arch_zoo as zoo
+
+    cache = getattr(request.config, "cache", None)
+    name = f"infalign_arch_zoo_v{_ARCH_ZOO_VERSION}"
+    cached = cache.mkdir(name) if cache is not None else tmp_path_factory.mktemp(name)
+    if not (cached / "complete").is_file():
+        staging = tmp_path_factory.mktemp("arch_zoo")
+        zoo.build_zoo(staging)
+        shutil.rmtree(cached)
+        shutil.copytree(staging, cached)
+        (cached / "complete").write_text("ok")
+    return {p.name: p for p in cached.iterdir() if p.is_dir()}

@@ -130,22 +130,34 @@ def test_rloo_advantage_is_reward_minus_mean_of_the_others(k, groups, seed):
     np.testing.assert_allclose(adv.reshape(-1, k).sum(axis=1), 0.0, atol=1e-12)  # zero mean per prompt
 
 
-def test_empirical_win_rates_of_reference_samples_are_one_half():
-    u = np.random.default_rng(0).uniform(size=200_000)
-    bon, won = ctrl.empirical_win_rates(u, 4)
-    assert bon == pytest.approx(0.5, abs=0.005) and won == pytest.approx(0.5, abs=0.005)
+@pytest.mark.parametrize(("m", "n"), [(m, n) for m in (4, 16, 64) for n in (2, 4, 16) if n <= m])
+def test_the_untrained_reference_against_its_own_bank_wins_one_half(m, n):
+    rng = np.random.default_rng(m * 100 + n)
+    k = max(n, 8)
+    # Many steps of a few prompts, as the trainer logs them: each step's number is unbiased,
+    # so their mean is 0.5 within noise (the old continuous formula read 0.686 at m = N = 4).
+    steps = [
+        ctrl.bank_win_rates(rng.normal(size=(8, k)), np.sort(rng.normal(size=(8, m)), axis=1), n)
+        for _ in range(2000)
+    ]
+    bon, won = np.mean(steps, axis=0)
+    # 16 000 prompts: the standard error is at most 0.5/√16 000 ≈ 0.004, so 0.02 is five of them.
+    assert bon == pytest.approx(0.5, abs=0.02) and won == pytest.approx(0.5, abs=0.02)
 
 
-def test_empirical_win_rates_match_the_theory_for_the_bon_policy():
-    # The best-of-n policy's calibrated reward is the max of n uniforms; its BoN win rate is n/(n+1).
-    u = np.random.default_rng(1).uniform(size=(200_000, 3)).max(axis=1)
-    bon, won = ctrl.empirical_win_rates(u, 4)
-    assert bon == pytest.approx(3 / 4, abs=0.005) and won > 0.5
+def test_bank_win_rates_count_ties_half_and_see_a_sure_win():
+    bank = np.zeros((3, 8))
+    assert ctrl.bank_win_rates(np.zeros((3, 4)), bank, 4) == (0.5, 0.5)  # a reward that cannot rank
+    assert ctrl.bank_win_rates(np.ones((3, 4)), bank, 4) == (1.0, 1.0)
 
 
-def test_empirical_win_rates_at_the_extremes():
-    assert ctrl.empirical_win_rates(np.ones(10), 4) == pytest.approx((1.0, 1.0))
-    assert ctrl.empirical_win_rates(np.zeros(10), 4) == pytest.approx((0.0, 0.0))
+@pytest.mark.parametrize(("k", "m", "names"), [(2, 64, "set k"), (8, 2, "set m"), (2, 2, "set k and m")])
+def test_no_estimate_below_n_and_the_reason_names_the_setting(k, m, names):
+    rng = np.random.default_rng(0)
+    assert ctrl.bank_win_rates(rng.normal(size=(4, k)), rng.normal(size=(4, m)), 4) is None
+    reason = ctrl.bank_win_rate_gap(k, m, 4)
+    assert names in reason and "at least 4" in reason
+    assert ctrl.bank_win_rate_gap(4, 4, 4) is None
 
 
 def test_adaptive_beta_moves_toward_the_kl_target_and_is_clipped():
@@ -201,6 +213,62 @@ def test_short_run_writes_metrics_every_step_and_a_loadable_checkpoint(run_world
 
 
 @pytest.mark.slow
+def test_a_run_with_k_below_n_logs_no_best_of_n_number_and_says_why(run_world, tmp_path):
+    policy, prompts = run_world
+    config = small_config(policy, prompts, tmp_path / "cache", steps=1, n=8)
+    seen = []
+    ctrl.train(config, on_metrics=seen.append)
+    [row] = seen
+    assert row["winrate/bon"] is None and row["winrate/won"] is None
+    assert "set k to at least 8" in row["winrate/missing"]
+    assert math.isfinite(row["winrate/standard"])
+
+
+def test_the_optimal_phi_is_re_solved_once_beta_moves_past_the_tolerance():
+    config = CTRLConfig(transform="optimal", n=4)
+    tol = ctrl.PHI_BETA_TOLERANCE
+    assert ctrl.phi_beta(config, None, 0.1) == 0.1
+    assert ctrl.phi_beta(config, 0.1, 0.1 * (1 + 0.9 * tol)) == 0.1
+    assert ctrl.phi_beta(config, 0.1, 0.1 / (1 + 0.9 * tol)) == 0.1
+    assert ctrl.phi_beta(config, 0.1, 0.1 * (1 + 1.1 * tol)) == pytest.approx(0.1 * (1 + 1.1 * tol))
+    assert ctrl.phi_beta(config, 0.1, 0.1 / (1 + 1.1 * tol)) == pytest.approx(0.1 / (1 + 1.1 * tol))
+    assert ctrl.phi_beta(CTRLConfig(transform="exp"), 0.1, 0.5) is None  # Φ does not depend on β
+    phi = ctrl.make_phi(config, 0.1)
+    assert phi.beta == pytest.approx(0.1) and ctrl.make_phi(config, 0.1) is phi  # solved once, cached
+
+
+def optimal_config(policy, prompts, cache_dir, **overrides) -> CTRLConfig:
+    """An optimal-Φ run whose adaptive β moves by up to 20 % a step (horizon = one batch)."""
+    base = dict(transform="optimal", t=None, kl_target=0.05, kl_horizon=16, beta=0.2, learning_rate=3e-3)
+    return small_config(policy, prompts, cache_dir, **{**base, **overrides})
+
+
+@pytest.mark.slow
+def test_a_resumed_optimal_run_reproduces_the_uninterrupted_one_and_phi_follows_beta(run_world, tmp_path):
+    policy, prompts = run_world
+    config = optimal_config(policy, prompts, tmp_path / "cache", steps=4, checkpoint_every=10)
+    ctrl.train(config, tmp_path / "whole")
+    whole = ctrl.read_metrics(tmp_path / "whole")
+    ctrl.train(
+        config, tmp_path / "split", should_stop=lambda: len(ctrl.read_metrics(tmp_path / "split")) >= 2
+    )
+    ctrl.train(config, tmp_path / "split", resume=True)
+    split = ctrl.read_metrics(tmp_path / "split")
+
+    def strip(rows):
+        return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]
+
+    assert [r["step"] for r in split] == [1, 2, 3, 4]
+    assert strip(split) == strip(whole)  # same seed, same metrics, Φ included
+    betas = [r["kl/beta"] for r in whole]
+    assert len(set(betas)) == 4  # the controller moved β every step...
+    for row in whole:  # ...and Φ stayed optimal within the tolerance of the β the step used
+        assert abs(math.log(row["phi/beta"] / row["kl/beta"])) <= math.log1p(ctrl.PHI_BETA_TOLERANCE) + 1e-12
+    assert len({r["phi/beta"] for r in whole}) > 1
+    checkpoint = ctrl.checkpoint_path(tmp_path / "whole")
+    assert ctrl.trained_phi_beta(checkpoint) == whole[-1]["phi/beta"]
+
+
 def test_a_stop_request_ends_the_run_early_with_a_checkpoint(run_world, tmp_path):
     policy, prompts = run_world
     config = small_config(policy, prompts, tmp_path / "cache", steps=50)
@@ -231,3 +299,48 @@ def test_saturation_warning_names_when_samples_outscore_the_whole_bank():
     message = ctrl.saturation_warning(rows)
     assert message is not None and "step 21" in message and "80%" in message
     assert ctrl.saturation_warning(rows[:5]) is None  # too few steps to say
+
+
+# --- training for an inference procedure ----------------------------------------------------------
+
+
+def test_a_procedure_spec_is_checked_and_only_shapes_exp_and_optimal():
+    with pytest.raises(InfAlignError, match="unknown procedure"):
+        CTRLConfig(transform="optimal", procedure="beam:4").validate()
+    with pytest.raises(InfAlignError, match="shapes only the exp"):
+        CTRLConfig(transform="identity", procedure="poisson:3").validate()
+    CTRLConfig(transform="optimal", procedure="poisson:3").validate()
+
+
+def test_optimal_phi_for_a_procedure_is_that_procedures_optimum_at_beta_and_cached():
+    from infalign_core import procedures
+
+    config = CTRLConfig(transform="optimal", procedure="mix:0.5:4")
+    phi = ctrl.make_phi(config, 0.2)
+    assert phi.beta == pytest.approx(0.2) and ctrl.make_phi(config, 0.2) is phi
+    direct = procedures.optimal_for_procedure(procedures.parse_procedure("mix:0.5:4"), beta=0.2)
+    u = np.linspace(0, 1, 101)
+    assert np.allclose(phi(u), direct(u), atol=1e-12)
+    # bon:N as a procedure is the same Φ as transform=optimal with n=N.
+    bon = ctrl.make_phi(CTRLConfig(transform="optimal", procedure="bon:4"), 0.2)
+    assert np.allclose(bon(u), ctrl.make_phi(CTRLConfig(transform="optimal", n=4), 0.2)(u), atol=1e-12)
+
+
+def test_exp_t_defaults_to_the_procedures_best_t():
+    from infalign_core import procedures
+
+    resolved = CTRLConfig(transform="exp", procedure="poisson:3", t=None, kl_target=0.5).resolved()
+    best = procedures.best_exponential_t(procedures.parse_procedure("poisson:3"), 0.5)
+    assert resolved.t == pytest.approx(best.t, rel=1e-3) and resolved.mode == best.mode
+
+
+@pytest.mark.slow
+def test_a_run_trains_for_a_procedures_optimal_phi(run_world, tmp_path):
+    policy, prompts = run_world
+    config = small_config(
+        policy, prompts, tmp_path / "cache", steps=2, transform="optimal", t=None, procedure="poisson:2"
+    )
+    seen = []
+    ctrl.train(config, tmp_path / "run", on_metrics=seen.append)
+    assert len(seen) == 2 and all(math.isfinite(r["reward/transformed"]) for r in seen)
+    assert seen[0]["phi/beta"] == pytest.approx(config.beta)  # the procedure's Φ, optimal at this β

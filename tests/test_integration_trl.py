@@ -358,3 +358,29 @@ def test_raw_reward_needs_no_bank_and_chat_prompts_are_refused(tmp_path):
     assert out == [2.0, 3.0] and logged["reward/calibrated"] == pytest.approx((2.5 + 3.5) / 2 / 8)
     with pytest.raises(InfAlignError, match="not plain text"):
         reward(prompts=[[{"role": "user", "content": "a"}]], completions=["b"])
+
+
+def test_logged_win_rates_rank_each_prompts_completions_against_its_bank_or_are_left_out(tmp_path):
+    """Four completions per prompt against the bank [0..7] (length reward): the all-subsets estimate, per prompt."""
+    from infalign_core import winrate
+
+    reward_fn = toy_reward()
+    reward = ctrl_trl.CTRLReward(small_config(tmp_path), reward_fn=reward_fn)
+    prompts = ["a"] * 4 + ["b"] * 4
+    completions = ["x" * n for n in (8, 9, 10, 11, 0, 1, 2, 3)]
+    logged = {}
+    reward(
+        prompts=prompts, completions=completions, log_metric=logged.__setitem__, **toy_bank_rows(reward_fn, 8)
+    )
+    bank = np.arange(8.0)[None, :]
+    for key, mode in (("winrate/bon", "best"), ("winrate/won", "worst")):
+        expected = np.mean([1.0, winrate.win_rate(np.arange(4.0)[None, :], bank, 4, mode)])
+        assert logged[key] == pytest.approx(expected)
+    logged.clear()  # two completions per prompt cannot form a best-of-4: no number, not a biased one
+    reward(
+        prompts=prompts[2:6],
+        completions=completions[2:6],
+        log_metric=logged.__setitem__,
+        **toy_bank_rows(reward_fn, 4),
+    )
+    assert "winrate/bon" not in logged and "reward/calibrated" in logged

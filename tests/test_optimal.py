@@ -94,3 +94,62 @@ def test_bad_arguments_are_rejected():
         optimal.optimal_transform(4, 1.0, "median")
     with pytest.raises(InfAlignError, match="KL budget"):
         optimal.optimal_transform_for_kl(4, -1.0)
+
+
+def test_theory_modules_import_without_a_circle():
+    """theory, transforms and checks load without optimal: the solver sits above the engine that checks it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, infalign_core.theory, infalign_core.transforms;"
+        "assert 'infalign_core.optimal' not in sys.modules, 'theory pulled in optimal'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@given(
+    n=st.sampled_from([1, 2, 4, 16, 64, 256, 1024]),
+    kl=st.floats(1e-3, 60.0),
+    mode=st.sampled_from(["best", "worst"]),
+)
+@settings(max_examples=12, deadline=None)
+def test_kl_budget_is_hit_as_the_engine_measures_it_or_refused_naming_the_range(n, kl, mode):
+    # The returned Φ is evaluated independently (quadrature engine, not the ODE's own KL).
+    try:
+        solved = optimal.optimal_transform_for_kl(n, kl, mode)
+    except InfAlignError as err:
+        kl_max, _ = optimal.reachable(n, mode)
+        assert f"{kl_max:.4g}" in str(err) and "reaches KL in" in str(err)
+        assert kl > 0.99 * kl_max  # only budgets near or past the verified edge are refused
+        return
+    engine_kl = theory.evaluate(solved, solved.beta, n).kl
+    assert engine_kl == pytest.approx(kl, rel=optimal.KL_TOLERANCE, abs=1e-12)
+
+
+@given(
+    n=st.sampled_from([2, 16, 64, 256, 1024]),
+    beta=st.floats(1e-3, 1e3),
+    mode=st.sampled_from(["best", "worst"]),
+)
+@settings(max_examples=8, deadline=None)
+def test_beta_is_hit_with_an_engine_checked_kl_or_refused(n, beta, mode):
+    try:
+        solved = optimal.optimal_transform(n, beta, mode)
+    except InfAlignError as err:
+        assert "reaches KL in" in str(err)
+        assert beta < 1.01 * optimal.reachable(n, mode)[1]
+        return
+    assert solved.beta == pytest.approx(beta, rel=optimal.KL_TOLERANCE)
+    assert theory.evaluate(solved, solved.beta, n).kl == pytest.approx(
+        solved.kl, rel=optimal.KL_TOLERANCE, abs=1e-12
+    )
+
+
+@pytest.mark.parametrize(
+    ("n", "kl", "mode"),
+    [(4, 50.0, "best"), (64, 1.5, "worst")],  # the audit's cases: KL 20.7 and a Φ whose real KL was 0.58
+)
+def test_the_audited_unreachable_budgets_are_refused(n, kl, mode):
+    with pytest.raises(InfAlignError, match=r"reaches KL in \(0, "):
+        optimal.optimal_transform_for_kl(n, kl, mode)

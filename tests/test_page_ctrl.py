@@ -62,3 +62,22 @@ def test_page_starts_and_stops_a_run(isolated, tmp_path):
     at.button(key="stop").click().run()
     assert runs.wait_for(info.run_id, runs.FINAL, timeout=120)["state"] == "stopped"
     assert runs.has_checkpoint(info.path)
+
+
+def test_a_run_without_a_best_of_n_estimate_says_why_and_which_setting_gives_one(isolated):
+    import json
+
+    config = ctrl.CTRLConfig(k=2, n=4, steps=2)
+    run_dir = runs.create_run(config, name="short-k")
+    reason = ctrl.bank_win_rate_gap(config.k, config.m, config.n)
+    rows = [
+        {"step": s, "reward/calibrated": 0.5, "kl/k1": 0.0, "reward/raw": 0.1, "time/step": 1.0}
+        | {"winrate/bon": None, "winrate/won": None, "winrate/missing": reason}
+        for s in (1, 2)
+    ]
+    (run_dir / ctrl.METRICS_FILE).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    runs.write_status(run_dir, state="finished", step=2)
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    assert not at.exception
+    assert any("set k to at least 4" in info.value for info in at.info)
+    assert any("optimistic for a trained policy" in caption.value for caption in at.caption)

@@ -246,13 +246,30 @@ def test_a_non_gpt2_model_takes_the_generic_path_and_matches_generate(tiny_world
     assert torch.isfinite(logp).all() and (logp <= 0).all()
 
 
-def test_running_out_of_memory_while_sampling_says_to_lower_the_batch(tiny_policy, monkeypatch):
+def test_running_out_of_memory_at_every_batch_size_says_to_lower_the_batch(tiny_policy, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
     monkeypatch.setattr(sampling, "_sample_batch_fast", boom)
-    with pytest.raises(InfAlignError, match="Not enough memory for sampling with batch_size=256"):
+    with pytest.raises(InfAlignError, match="Not enough memory for sampling with batch_size=1 "):
         sample(tiny_policy, PROMPTS, 2)
+
+
+def test_out_of_memory_halves_the_batch_says_so_once_and_keeps_every_sample(tiny_policy, monkeypatch):
+    real = sampling._sample_batch_fast
+    sizes = []
+
+    def tight(model, prompt_rows, row_owner, *args):
+        sizes.append(len(row_owner))
+        if len(row_owner) > 3:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(model, prompt_rows, row_owner, *args)
+
+    monkeypatch.setattr(sampling, "_sample_batch_fast", tight)
+    out = sample(tiny_policy, PROMPTS, 4, batch_size=16)
+    assert len(out) == 4 * len(PROMPTS) and sorted(out.prompt_index) == list(out.prompt_index)
+    assert sizes[:3] == [16, 8, 4] and max(sizes[3:]) <= 3  # halved, then never tried larger again
+    assert len(out.notes) == 1 and "halved to 2 rows" in out.notes[0]
 
 
 def test_sampling_a_model_in_training_mode_uses_eval_mode_and_restores_it(tiny_policy):

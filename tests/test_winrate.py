@@ -1,9 +1,8 @@
-"""Win-rate estimators, KL estimates, challenger loading and the arena loop."""
+"""Win-rate and KL estimators."""
 
 from __future__ import annotations
 
 import itertools
-import json
 
 import numpy as np
 import pytest
@@ -11,7 +10,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from infalign_core import winrate
-from infalign_core.cli import main as cli_main
 from infalign_core.errors import InfAlignError
 
 
@@ -157,155 +155,3 @@ def test_kl_estimates_are_zero_for_identical_log_probs_and_k1_is_the_mean_log_ra
     assert shifted.k3 == pytest.approx(np.expm1(-0.3) + 0.3)
     with pytest.raises(InfAlignError, match="non-finite"):
         winrate.kl_from_logprobs([0.0, -np.inf], [0.0, 0.0])
-
-
-# --- models, runs and the arena -----------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def reward_fn():
-    from conftest import tiny_sentiment
-
-    from infalign_core.rewards import callable_reward
-
-    return callable_reward(lambda prompt, response: tiny_sentiment(prompt + response), "tiny sentiment")
-
-
-PROMPTS = ["the movie", "this film", "the plot", "the acting", "the ending", "the music"]
-
-
-def test_reference_against_itself_in_the_arena_is_one_half_with_zero_kl(tiny_policy, reward_fn):
-    states = list(
-        winrate.run_arena(
-            tiny_policy, tiny_policy, reward_fn, PROMPTS, n=2, k=6, max_new_tokens=8, prompts_per_batch=4
-        )
-    )
-    assert [s.done for s in states] == [4, 6]
-    final = states[-1]
-    assert final.challenger_rewards.shape == final.reference_rewards.shape == (6, 6)
-    for name in winrate.METRICS:
-        assert getattr(final.estimate, f"{name}_ci_low") <= 0.5 <= getattr(final.estimate, f"{name}_ci_high")
-    assert final.kl.k1 == pytest.approx(0.0, abs=1e-6) and final.kl.k3 == pytest.approx(0.0, abs=1e-6)
-    [pick] = winrate.example_picks(final, 1)
-    assert pick.winner in ("challenger", "reference", "tie") and pick.prompt == PROMPTS[0]
-
-
-def test_arena_refuses_n_above_k(tiny_policy, reward_fn):
-    with pytest.raises(InfAlignError, match="K ≥ N"):
-        next(winrate.run_arena(tiny_policy, tiny_policy, reward_fn, PROMPTS, n=5, k=4))
-
-
-def test_a_folder_that_is_not_a_causal_lm_is_refused_clearly(tiny_world):
-    with pytest.raises(InfAlignError, match="not a causal language model"):
-        winrate.load_challenger(str(tiny_world.reward), device="cpu")
-    with pytest.raises(InfAlignError, match=r"config\.json"):
-        winrate.load_challenger(str(tiny_world.empty), device="cpu")
-
-
-def _fake_run(root, tiny_world, *, checkpoint: bool, transform: str = "exp"):
-    import shutil
-
-    run = root / f"run-{transform}"
-    run.mkdir(parents=True)
-    (run / "config.json").write_text(json.dumps({"transform": transform, "t": 10.0, "mode": "best", "n": 4}))
-    if checkpoint:
-        shutil.copytree(tiny_world.policy, run / "checkpoint")
-        (run / "checkpoint" / "trainer_state.pt").write_bytes(b"")
-    return run
-
-
-def test_a_run_folder_or_id_resolves_to_its_checkpoint(tmp_path, tiny_world):
-    run = _fake_run(tmp_path, tiny_world, checkpoint=True)
-    for source in (str(run), run.name, str(run / "checkpoint")):
-        resolved = winrate.resolve_challenger(source, runs_root=tmp_path)
-        assert resolved.model.endswith("checkpoint") and resolved.run_dir == run
-        assert resolved.run_config["transform"] == "exp"
-    assert winrate.resolve_challenger("reference").model == "default"
-
-
-def test_a_run_without_checkpoint_says_to_wait(tmp_path, tiny_world):
-    run = _fake_run(tmp_path, tiny_world, checkpoint=False)
-    with pytest.raises(InfAlignError, match="no checkpoint yet"):
-        winrate.resolve_challenger(str(run))
-
-
-def test_theory_curve_and_point_for_a_run_and_none_for_raw():
-    config = {"transform": "exp", "t": 12.0, "mode": "best", "n": 4}
-    curve = winrate.theory_curve(config, 4)
-    assert curve["kl"].size > 10 and np.all(np.diff(curve["bon_win_rate"]) * np.diff(curve["kl"]) >= -1e-9)
-    point = winrate.theory_at_kl(config, 4, 0.5)
-    assert point["kl"] == pytest.approx(0.5) and point["bon_win_rate"] == pytest.approx(0.8726, abs=1e-3)
-    assert winrate.theory_curve({"transform": "raw"}, 4) is None
-    assert winrate.theory_at_kl({"transform": "raw"}, 4, 0.5) is None
-
-
-def test_arena_results_survive_as_json_and_replace_same_settings(tmp_path):
-    first = {"settings": {"n": 4, "k": 8}, "win_rates": {"bon_win_rate": 0.6}}
-    other = {"settings": {"n": 2, "k": 8}, "win_rates": {"bon_win_rate": 0.7}}
-    winrate.save_arena_result(tmp_path, first)
-    winrate.save_arena_result(tmp_path, other)
-    winrate.save_arena_result(tmp_path, {**first, "win_rates": {"bon_win_rate": 0.65}})
-    saved = winrate.load_arena_results(tmp_path)
-    assert len(saved) == 2
-    assert winrate.find_arena_result(tmp_path, {"n": 4, "k": 8})["win_rates"]["bon_win_rate"] == 0.65
-    assert winrate.load_arena_results(tmp_path / "missing") == []
-
-
-# --- command line -----------------------------------------------------------------------------
-
-
-def test_cli_rejects_n_above_k(capsys):
-    assert cli_main(["winrate", "--policy", "reference", "--n", "8", "--k", "4"]) == 2
-    assert "raise --k" in capsys.readouterr().err
-
-
-@pytest.mark.slow
-def test_cli_prints_win_rates_with_intervals_and_kl(tmp_path, tiny_world, capsys):
-    prompts = tmp_path / "prompts.jsonl"
-    prompts.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in PROMPTS))
-    code = cli_main(
-        [
-            "winrate",
-            "--policy",
-            str(tiny_world.policy),
-            "--reference",
-            str(tiny_world.policy),
-            "--reward",
-            "oracle",
-            "--prompts",
-            str(prompts),
-            "--n",
-            "2",
-            "--k",
-            "4",
-            "--num-prompts",
-            "6",
-            "--max-new-tokens",
-            "8",
-            "--device",
-            "cpu",
-            "--json",
-        ]
-    )
-    assert code == 0
-    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    for name in winrate.METRICS:
-        assert out[f"{name}_ci_low"] <= out[name] <= out[f"{name}_ci_high"]
-    assert out["kl"] == pytest.approx(0.0, abs=1e-6) and out["num_prompts"] == 6
-
-
-def test_cli_on_a_run_folder_uses_its_checkpoint_reference_and_reward_and_saves(tmp_path, tiny_world, capsys):
-    run = _fake_run(tmp_path, tiny_world, checkpoint=True)
-    config = json.loads((run / "config.json").read_text())
-    config.update(policy=str(tiny_world.policy), reward="oracle", max_new_tokens=8)
-    (run / "config.json").write_text(json.dumps(config))
-    prompts = tmp_path / "prompts.jsonl"
-    prompts.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in PROMPTS))
-    args = ["winrate", "--policy", str(run), "--prompts", str(prompts), "--n", "2", "--k", "4"]
-    assert cli_main([*args, "--num-prompts", "4", "--device", "cpu", "--save", "--json"]) == 0
-    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert out["policy"] == f"run {run.name}" and out["reward"] == "oracle"
-    assert out["kl"] == pytest.approx(0.0, abs=1e-6)  # the checkpoint is the reference's weights
-    assert out["theory_bon_win_rate"] == 0.5
-    [saved] = winrate.load_arena_results(run)
-    assert saved["win_rates"]["bon_win_rate"] == pytest.approx(out["bon_win_rate"])

@@ -8,7 +8,7 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
-from infalign_core import winrate
+from infalign_core import arena, winrate
 
 LABELS = {"standard_win_rate": "standard", "bon_win_rate": "best-of-N", "won_win_rate": "worst-of-N"}
 
@@ -51,20 +51,35 @@ def convergence_figure(history: Sequence[tuple[int, winrate.WinRateEstimate]]) -
     return fig
 
 
-def _theory_curve(transform: str, t: float | None, mode: str, n: int) -> dict | None:
-    """The theory's curve for a run's transform and N (uncached default for :func:`frontier_figure`)."""
-    return winrate.theory_curve({"transform": transform, "t": t, "mode": mode, "n": n}, n)
+def pick_caption(who: str, winner: str, reward: float) -> str:
+    """One side's caption under a best-of-N / worst-of-N pick: who, whether it won, its reward."""
+    mark = " · :material/emoji_events: **wins**" if winner == who else (" · tie" if winner == "tie" else "")
+    return f"{who}{mark} · reward {reward:+.3f}"
+
+
+def default_theory_curve(
+    transform: str,
+    t: float | None,
+    mode: str,
+    n: int,
+    phi_beta: float | None = None,
+    run_n: int | None = None,
+) -> dict | None:
+    """The theory's curve at N for a run's transform, at the β its optimal Φ was trained for if recorded."""
+    return arena.theory_curve(
+        {"transform": transform, "t": t, "mode": mode, "n": run_n or n, "phi_beta": phi_beta}, n
+    )
 
 
 def frontier_figure(
     records: Mapping[str, dict],
     name: str,
     label: str,
-    theory_curve: Callable[[str, float | None, str, int], dict | None] = _theory_curve,
+    theory_curve: Callable[..., dict | None] = default_theory_curve,
 ) -> tuple[go.Figure, list[str]]:
     """Theory curves (one per transform and N) with every evaluation's point and error bars.
 
-    ``theory_curve(transform, t, mode, n)`` gives a run's curve; pages pass a cached one.
+    ``theory_curve(transform, t, mode, n, phi_beta, run_n)`` gives a run's curve; pages pass a cached one.
     """
     fig, notes, colors = go.Figure(), [], {}
     palette = px.colors.qualitative.Plotly
@@ -76,7 +91,14 @@ def frontier_figure(
             record["kl"],
             record["settings"]["n"],
         )
-        curve_key = (run.get("transform"), run.get("t"), run.get("mode") or "best", n_eval)
+        curve_key = (
+            run.get("transform"),
+            run.get("t"),
+            run.get("mode") or "best",
+            n_eval,
+            run.get("phi_beta"),
+            run.get("n"),
+        )
         if curve_key not in colors:
             colors[curve_key] = palette[len(colors) % len(palette)]
             curve = theory_curve(*curve_key) if run.get("transform") else None
@@ -94,6 +116,9 @@ def frontier_figure(
                 notes.append(
                     "Raw-reward runs: the raw reward is a prompt-dependent transform, so the theory has no curve for them."
                 )
+        if kl.get("k1") is None:  # measured at top-p < 1: no KL to place it at
+            notes.append(f"{key}: {record.get('kl_note') or 'no KL measured'}")
+            continue
         max_kl = max(max_kl, kl.get("k1") or 0.0)
         fig.add_trace(
             go.Scatter(

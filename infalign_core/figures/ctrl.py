@@ -13,7 +13,7 @@ from infalign_core import ctrl, runs
 CURVES = [
     ("reward/calibrated", "calibrated reward (= standard win rate)"),
     ("kl/k1", "KL(π‖π_ref) per sequence, nats"),
-    ("winrate/bon", "best-of-N win rate (estimate)"),
+    ("winrate/bon", "best-of-N win rate against the training bank"),
     ("reward/raw", "raw reward"),
 ]
 

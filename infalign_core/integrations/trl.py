@@ -85,6 +85,7 @@ class RewardBreakdown:
     raw: np.ndarray
     calibrated: np.ndarray | None
     transformed: np.ndarray
+    banks: np.ndarray | None = None  # [rows, m] sorted bank of each row (None without banks)
 
 
 class CTRLReward:
@@ -149,10 +150,11 @@ class CTRLReward:
         if log_metric is not None:
             log_metric("reward/raw", float(parts.raw.mean()))
             if parts.calibrated is not None:
-                bon, won = ctrl.empirical_win_rates(parts.calibrated, self.config.n)
                 log_metric("reward/calibrated", float(parts.calibrated.mean()))
-                log_metric("winrate/bon", bon)
-                log_metric("winrate/won", won)
+                rates = grouped_bank_win_rates(prompts, parts.raw, parts.banks, self.config.n)
+                if rates is not None:  # no biased stand-in when no prompt has N completions
+                    log_metric("winrate/bon", rates[0])
+                    log_metric("winrate/won", rates[1])
         return parts.transformed.tolist()
 
     def score(
@@ -174,7 +176,7 @@ class CTRLReward:
         if banks is not None:
             calibrated = calibration.calibrated_reward(banks, np.arange(len(raw)), raw)
         transformed = raw if self.phi is None else np.asarray(self.phi(calibrated), dtype=np.float64)
-        return RewardBreakdown(raw, calibrated, transformed)
+        return RewardBreakdown(raw, calibrated, transformed, banks)
 
     def check_dataset(self, dataset) -> None:
         """Fail before training if ``dataset`` lacks the bank columns or holds banks this reward cannot use."""
@@ -244,6 +246,26 @@ class CTRLReward:
                 f"m = {self.config.m}; every row needs a bank of m sorted reference rewards."
             )
         return np.sort(np.asarray(reference_rewards, dtype=np.float64), axis=1)
+
+
+def grouped_bank_win_rates(prompts, raw, banks, n: int) -> tuple[float, float] | None:
+    """Best-of-N / worst-of-N of each prompt's completions against its bank, averaged over prompts.
+
+    TRL repeats a prompt once per completion; rows of the same prompt form its group of k. Groups
+    with k < N (or banks with m < N) are left out; None when none is left.
+    """
+    groups: dict[str, list[int]] = {}
+    for row, prompt in enumerate(prompts):
+        groups.setdefault(str(prompt), []).append(row)
+    rates = []
+    for rows in groups.values():
+        got = ctrl.bank_win_rates(raw[rows][None, :], banks[rows[0]][None, :], n)
+        if got is not None:
+            rates.append(got)
+    if not rates:
+        return None
+    bon, won = np.mean(rates, axis=0)
+    return float(bon), float(won)
 
 
 def _texts(values, what: str) -> list[str]:
@@ -681,5 +703,8 @@ Policy: `{policy_path}` here (also the frozen KL reference). Reward: `{config.re
 Set explicitly because TRL's defaults differ: `bf16`, `gradient_checkpointing=False`, `learning_rate`,
 `beta`, `disable_dropout=True`, `remove_unused_columns=False` (the reward needs the bank columns).
 The reward function also logs `reward/raw`, `reward/calibrated`, `winrate/bon` and `winrate/won` per step;
-TRL's own `reward` is the transformed reward Φ(C) before the KL penalty.
+TRL's own `reward` is the transformed reward Φ(C) before the KL penalty. The win rates rank each prompt's
+completions against its own bank (all N-subsets, ties ½), so they need `num_generations` ≥ N and m ≥ N and
+are left out otherwise; they score the policy against the bank it trains on, so they are optimistic for a
+trained policy. The arena (`python -m infalign_core winrate`) is the real measurement.
 {temperature_note}"""
