@@ -27,7 +27,7 @@ class Param:
 
     name: str
     key: str
-    kind: str  # "int", "float", "choice", "choices" (comma-separated), "bool", "text"
+    kind: str  # "int", "float", "choice", "choices" or "list" (comma-separated), "bool", "text"
     default: object
     low: float | None = None
     high: float | None = None
@@ -58,6 +58,8 @@ class Param:
             return self._one(text)
         if self.kind == "choices":
             return [self._one(item) for item in text.split(",") if item.strip()]
+        if self.kind == "list":  # free names (run ids): the page checks they exist
+            return [item.strip() for item in text.split(",") if item.strip()]
         if self.check is not None:
             self.check(text)
         return text
@@ -72,7 +74,7 @@ class Param:
 
     def format(self, value: object) -> str:
         """This widget value as URL text."""
-        if self.kind == "choices":
+        if self.kind in ("choices", "list"):
             return ",".join(str(v) for v in value)
         if self.kind == "bool":
             return "true" if value else "false"
@@ -159,3 +161,15 @@ def read_transforms(params: Mapping[str, str | list[str]]) -> tuple[dict[str, ob
         elif "kl" in values:
             values["hold"] = "KL budget"
     return values, errors
+
+
+CTRL = (Param("runs", "overlay", "list", []),)
+"""The CTRL runs page's link: the runs shown (overlaid), the first one in focus."""
+
+ARENA = (
+    Param("run", "challenger_id", "text", ""),
+    Param("n", "n", "int", 4, low=1, high=64),
+    Param("k", "k", "int", 16, low=1, high=512),
+    Param("prompts", "num_prompts", "int", 32, low=2, high=480),
+)
+"""The arena's link: the challenger (a run id, gallery ids included), N, K and the prompt count."""

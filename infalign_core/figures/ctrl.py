@@ -34,7 +34,9 @@ def runs_table(infos: Sequence[runs.RunInfo]) -> pd.DataFrame:
                 "calibrated": last.get("reward/calibrated"),
                 "KL": last.get("kl/k1"),
                 "BoN": last.get("winrate/bon"),
-                "error": info.status.get("error") or "",
+                # The full error is shown under the live view; a cell would cut it off.
+                "error": "yes, see below" if info.status.get("error") else "",
+                "gallery": "gallery" if info.gallery else "",
             }
         )
     return pd.DataFrame(rows)
