@@ -694,6 +694,26 @@ def _run_build_gallery(args) -> int:
     return 0
 
 
+def _add_report(sub) -> None:
+    p = sub.add_parser(
+        "report",
+        help="write a self-contained HTML report of CTRL runs (setup, theory, win rates, picks)",
+        description="One HTML file that opens offline (plotly's JavaScript inlined): each run's setup, the "
+        "theory's prediction at its measured KL, the measured win rates with intervals and the KL, sample "
+        "picks, and charts of the frontier with the runs on it and of the win rates with their intervals.",
+    )
+    p.add_argument("--run", action="append", required=True, metavar="ID", help="a run id (repeat for more)")
+    p.add_argument("--out", required=True, help="the HTML file to write")
+    p.set_defaults(func=_run_report)
+
+
+def _run_report(args) -> int:
+    from infalign_core import report
+
+    print(f"wrote {report.write_report(args.run, args.out)}")
+    return 0
+
+
 # --- registration -----------------------------------------------------------
 # Commands added by other modules register here, one line each.
 _COMMANDS = [
@@ -706,6 +726,7 @@ _COMMANDS = [
     _add_winrate,
     _add_runs,
     _add_build_gallery,
+    _add_report,
 ]
 
 

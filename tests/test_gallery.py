@@ -120,3 +120,84 @@ def test_winrate_save_to_a_gallery_run_is_refused(tiny_gallery):
         [sys.executable, "-m", "infalign_core", *cmd], cwd=ROOT, env=env, capture_output=True, text=True
     )
     assert out.returncode == 2 and "read-only" in out.stderr
+
+
+def test_report_holds_setup_theory_win_rates_charts_and_picks(tiny_gallery, tmp_path):
+    from infalign_core import report
+
+    path = report.write_report(["gallery-ctrl-bo4-exp"], tmp_path / "r.html")
+    text = path.read_text()
+    for needle in (
+        "Setup",
+        "transform Φ",
+        "theory at the measured KL",
+        "best-of-4 picks",
+        "worst-of-4 picks",
+        "KL(π‖π_ref) =",
+    ):
+        assert needle in text, needle
+    assert text.count('class="plotly-graph-div"') >= 3  # two frontiers and the win rates
+    # Self-contained: no script or stylesheet comes from elsewhere (the browser test checks fetches).
+    assert "<script src=" not in text and "<link " not in text
+
+
+def test_report_cli_refuses_an_unknown_run_and_a_non_html_name(tiny_gallery, tmp_path):
+    env = {
+        **os.environ,
+        "INFALIGN_GALLERY_DIR": str(tiny_gallery[0]),
+        runs.RUNS_ENV_VAR: str(tiny_gallery[1]),
+    }
+    base = [sys.executable, "-m", "infalign_core", "report"]
+    bad = subprocess.run(
+        [*base, "--run", "nope", "--out", str(tmp_path / "r.html")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 2 and "no run 'nope'" in bad.stderr
+    txt = subprocess.run(
+        [*base, "--run", "gallery-ctrl-bo4-exp", "--out", str(tmp_path / "r.txt")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert txt.returncode == 2 and "ending in .html" in txt.stderr
+    ok = subprocess.run(
+        [*base, "--run", "gallery-ctrl-bo4-exp", "--out", str(tmp_path / "r.html")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert ok.returncode == 0 and (tmp_path / "r.html").stat().st_size > 1_000_000
+
+
+@pytest.mark.browser
+def test_report_opens_offline_in_chromium_and_draws_its_charts(tiny_gallery, tmp_path):
+    if not Path("/usr/bin/chromium").exists():
+        pytest.skip("Debian's chromium is missing")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from infalign_core import report
+
+    path = report.write_report(["gallery-ctrl-bo4-exp"], tmp_path / "r.html")
+    fetched = []
+    args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"]  # fmt: skip
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=args)
+        try:
+            context = browser.new_context(offline=True, viewport={"width": 1200, "height": 2400})
+            page = context.new_page()
+            page.on("request", lambda request: fetched.append(request.url))
+            page.goto(path.as_uri())
+            page.wait_for_function(
+                "() => window.Plotly && document.querySelectorAll('.js-plotly-plot .main-svg').length >= 3",
+                timeout=60_000,
+            )
+            page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+        finally:
+            browser.close()
+    assert [url for url in fetched if not url.startswith("file:")] == []
+    assert (tmp_path / "report.png").stat().st_size > 20_000
