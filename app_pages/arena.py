@@ -6,6 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from app_pages import arena_views
 from infalign_core import arena, data, runs
 from infalign_core.errors import InfAlignError
 from infalign_core.figures import arena as arena_figures
@@ -40,9 +41,9 @@ def load_reward_fn(source: str, label: str | None):
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def theory_curve(transform, t, mode, n, phi_beta=None, run_n=None) -> dict | None:
+def theory_curve(transform, t, mode, n, phi_beta=None, run_n=None, procedure=None) -> dict | None:
     """The theory's curve at N for a run's transform (the optimal Φ it trained on, if recorded; cached)."""
-    return arena_figures.default_theory_curve(transform, t, mode, n, phi_beta, run_n)
+    return arena_figures.default_theory_curve(transform, t, mode, n, phi_beta, run_n, procedure)
 
 
 def weights_version(source: str) -> float:
@@ -87,22 +88,6 @@ with right.popover("Sampling"):
     )  # fmt: skip
     seed = st.number_input("Seed", 0, 2**31 - 1, 0, key="seed")
     batch = st.number_input("Prompts per batch", 1, 64, 8, key="batch")
-
-
-def show_picks(state: arena.ArenaState) -> None:
-    """Best-of-N and worst-of-N picks of the first prompts, challenger beside reference."""
-    for tab, mode in zip(
-        st.tabs([f"best-of-{state.n} picks", f"worst-of-{state.n} picks"]), ("best", "worst")
-    ):
-        for pick in arena.example_picks(state, 3, mode):
-            tab.markdown(f"**{pick.prompt}**")
-            ours, theirs = tab.columns(2)
-            for col, who, text, reward in (
-                (ours, "challenger", pick.challenger_response, pick.challenger_reward),
-                (theirs, "reference", pick.reference_response, pick.reference_reward),
-            ):
-                col.caption(arena_figures.pick_caption(who, pick.winner, reward))
-                col.write(pick.prompt + text)
 
 
 # --- the live evaluation ------------------------------------------------------------------------
@@ -167,12 +152,13 @@ if st.button("Evaluate", type="primary", key="evaluate"):
         if source.run_dir is not None:
             arena.save_arena_result(source.run_dir, record)
         st.session_state.setdefault("arena_results", {})[f"{source.label} · N={n} · K={k}"] = record
-        st.session_state["arena_last"] = state
+        st.session_state["arena_last"], st.session_state["arena_last_config"] = state, source.run_config
     except InfAlignError as err:
         st.error(str(err))
 
 if "arena_last" in st.session_state:
-    show_picks(st.session_state["arena_last"])
+    arena_views.show_picks(st.session_state["arena_last"])
+    arena_views.show_procedure(st.session_state["arena_last"], st.session_state.get("arena_last_config"))
 
 # --- every evaluation so far: on the theory's chart and in a table ----------------------------------
 records = dict(st.session_state.get("arena_results", {}))

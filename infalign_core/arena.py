@@ -117,11 +117,14 @@ def resolve_challenger(source: str, runs_root: str | Path | None = None) -> Chal
         return ChallengerSource("default", "reference (bundled default policy)")
     path = Path(os.path.expanduser(text))
     if not path.exists() and "/" not in text:
+        from infalign_core.gallery import gallery_root
         from infalign_core.runs import default_runs_root
 
-        candidate = Path(runs_root) if runs_root is not None else default_runs_root()
-        if (candidate / text / RUN_CONFIG_FILE).is_file():
-            path = candidate / text
+        # A run id: the user's runs first, then the gallery's.
+        for candidate in (Path(runs_root) if runs_root is not None else default_runs_root(), gallery_root()):
+            if (candidate / text / RUN_CONFIG_FILE).is_file():
+                path = candidate / text
+                break
     if path.is_dir():
         run_dir = path if _run_config(path) is not None else None
         if run_dir is None and _run_config(path.parent) is not None:
@@ -311,6 +314,19 @@ def _by_prompt(responses: Sequence[str], k: int) -> list[list[str]]:
     return [list(responses[i : i + k]) for i in range(0, len(responses), k)]
 
 
+def rendering_settings(reference, prompt_subset: str | None = None) -> dict:
+    """What an arena record adds about prompt rendering and subsets; empty for the template-less default."""
+    from infalign_core.chat import rendering_key
+
+    extra = {}
+    rendering = rendering_key(reference.tokenizer, getattr(reference, "chat", None))
+    if rendering["template"] is not None or rendering["completion"]:
+        extra["rendering"] = rendering
+    if prompt_subset:
+        extra["prompt_subset"] = prompt_subset
+    return extra
+
+
 def evaluate(challenger, reference, reward_fn, prompts: Sequence[str], **kwargs) -> ArenaState:
     """Run the arena to the end and return its final state (``run_arena``'s arguments)."""
     states = run_arena(challenger, reference, reward_fn, prompts, **kwargs)
@@ -375,7 +391,10 @@ def run_transform(config: dict | None):
         from infalign_core.ctrl import CTRLConfig, make_phi
 
         trained = CTRLConfig(
-            transform="optimal", n=int(config.get("n") or 4), mode=config.get("mode", "best")
+            transform="optimal",
+            n=int(config.get("n") or 4),
+            mode=config.get("mode", "best"),
+            procedure=config.get("procedure"),
         )
         return make_phi(trained, float(config["phi_beta"]))
     return None
@@ -443,6 +462,99 @@ def theory_at_kl(config: dict | None, n: int, kl: float) -> dict | None:
         return None
 
 
+# --- any inference procedure: the arena's estimate and the theory's curve ----------------------
+
+
+def arena_calibrated_rewards(state: ArenaState) -> tuple[np.ndarray, np.ndarray]:
+    """Calibrated rewards of both sides' samples against K − 1 of the reference side's rewards of the same prompt.
+
+    Mid-rank CDF, ties ½. Sample i of either side is ranked among the reference's samples
+    other than the i-th: a reference sample is never compared with itself, and both sides'
+    calibrated rewards come from equally large banks, so the reference against itself is
+    exactly symmetric. Soft best-of-N and rejection choose by these.
+    """
+    ours, theirs = state.challenger_rewards, state.reference_rewards
+    k = theirs.shape[1]
+    if k < 2:
+        raise InfAlignError("calibrating the arena's samples needs K ≥ 2 reference samples per prompt")
+
+    def rank(values: np.ndarray) -> np.ndarray:
+        others = np.arange(k)[None, :] != (np.arange(values.shape[1]) % k)[:, None]  # [K_side, K]
+        below = ((theirs[:, None, :] < values[:, :, None]) & others).sum(axis=2)
+        equal = ((theirs[:, None, :] == values[:, :, None]) & others).sum(axis=2)
+        return (below + 0.5 * equal) / (k - 1)
+
+    return rank(ours), rank(theirs)
+
+
+def procedure_estimate(
+    state: ArenaState,
+    spec: str,
+    *,
+    draws: int = 2000,
+    resamples: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+):
+    """The arena's win rate for an inference procedure (winrate.estimate_procedure_win_rate on its samples)."""
+    from infalign_core.procedures import parse_procedure
+    from infalign_core.winrate import estimate_procedure_win_rate
+
+    proc = parse_procedure(spec)
+    calibrated = arena_calibrated_rewards(state) if proc.kind in ("soft", "reject") else (None, None)
+    return estimate_procedure_win_rate(
+        state.challenger_rewards,
+        state.reference_rewards,
+        proc,
+        challenger_calibrated=calibrated[0],
+        reference_calibrated=calibrated[1],
+        draws=draws,
+        resamples=resamples,
+        level=level,
+        seed=seed,
+    )
+
+
+def procedure_theory_curve(
+    config: dict | None, spec: str, kl_max: float = 2.0, count: int = 60
+) -> dict | None:
+    """The theory's win rate under a procedure along β for a run's Φ (None without a theory curve).
+
+    An optimal run with no recorded β gets the procedure's optimal envelope instead.
+    """
+    from infalign_core import procedures, theory
+
+    proc = procedures.parse_procedure(spec)
+    name = (config or {}).get("transform")
+    if name == "optimal" and config.get("phi_beta") is None:
+        kl, rate = procedures.optimal_frontier(proc, np.linspace(kl_max / 8, kl_max, 8))
+        return {"label": f"optimal for {proc.label}", "kl": kl, "win_rate": rate}
+    phi = run_transform(config)
+    if phi is None:
+        return None
+    front = procedures.procedure_frontier(phi, theory.default_betas(count), proc)
+    keep = front.kl <= kl_max
+    return {"label": f"{phi.label}, {proc.label}", "kl": front.kl[keep], "win_rate": front.win_rate[keep]}
+
+
+def procedure_theory_at_kl(config: dict | None, spec: str, kl: float) -> float | None:
+    """The theory's win rate under a procedure for a run's Φ at the KL it measured (None without one)."""
+    from infalign_core import procedures, theory
+
+    if not np.isfinite(kl) or (config or {}).get("transform") not in ("identity", "log", "exp", "optimal"):
+        return None
+    if kl <= 0:
+        return 0.5
+    proc = procedures.parse_procedure(spec)
+    try:
+        if config.get("transform") == "optimal" and config.get("phi_beta") is None:
+            return procedures.optimal_for_procedure(proc, kl=kl).win_rate
+        phi = run_transform(config)
+        return None if phi is None else procedures.procedure_win_rate(phi, theory.beta_for_kl(phi, kl), proc)
+    except InfAlignError:
+        return None
+
+
 def arena_record(state: ArenaState, settings: dict, run_config: dict | None = None) -> dict:
     """One evaluation as JSON-ready data: settings, estimates, KL, the theory at that KL and the gaps."""
     estimate = state.estimate.as_dict() if state.estimate else {}
@@ -473,7 +585,7 @@ def arena_record(state: ArenaState, settings: dict, run_config: dict | None = No
     if run_config is not None:
         record["run"] = {
             key: run_config.get(key)
-            for key in ("transform", "t", "mode", "n", "beta", "kl_target", "seed", "phi_beta")
+            for key in ("transform", "t", "mode", "n", "procedure", "beta", "kl_target", "seed", "phi_beta")
         }
         theory_point = theory_at_kl(run_config, state.n, kl.get("k1", float("nan")))
         if theory_point is not None:

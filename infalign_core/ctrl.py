@@ -136,7 +136,7 @@ class CTRLConfig:
     cache_dir: str | None = field(default=None, metadata={"help": "bank cache folder (default: cache/banks)"})
     gradient_checkpointing: bool = field(
         default=False,
-        metadata={"help": "recompute activations in the backward pass: less memory, ~30% slower"},
+        metadata={"help": "recompute activations in the backward pass: less memory, a slower step"},
     )
     lora_rank: int | None = field(
         default=None,
@@ -296,6 +296,10 @@ class CTRLConfig:
             text = path.read_text(encoding="utf-8")
         except OSError as err:
             raise InfAlignError(f"cannot read the config file {path}: {err.strerror or err}") from None
+        except UnicodeDecodeError:
+            raise InfAlignError(
+                f"the config file {path} is not UTF-8 text: give a .json or .yaml file"
+            ) from None
         try:
             if path.suffix.lower() in (".yaml", ".yml"):
                 import yaml
@@ -354,6 +358,26 @@ PRESETS: dict[str, dict] = {
     "CTRL for worst-of-4": {"transform": "exp", "mode": "worst", "n": 4, "t": None, "beta": 0.1},
 }
 """Named starting points for the page: fields that differ from the defaults."""
+
+
+def preset_config(name: str, **overrides) -> CTRLConfig:
+    """A run for a model preset (models.PRESETS): its policy, reward, prompt set and procedure."""
+    from infalign_core.models import PRESETS as MODEL_PRESETS
+
+    if name not in MODEL_PRESETS:
+        raise InfAlignError(f"unknown model preset {name!r}; choose one of {', '.join(MODEL_PRESETS)}")
+    preset = MODEL_PRESETS[name]
+    fields = {
+        "policy": preset.policy,
+        "reward": preset.reward,
+        "reward_label": preset.reward_label,
+        "prompts": preset.prompts,
+        "mode": preset.mode,
+        "n": preset.n,
+        "lora_rank": preset.lora_rank,
+        "gradient_checkpointing": preset.lora_rank is not None,
+    }
+    return CTRLConfig(**{**fields, **overrides})
 
 
 # --- pieces of the loop ----------------------------------------------------------------------
@@ -769,10 +793,17 @@ def trained_phi_beta(checkpoint: Path) -> float | None:
 
 
 def checkpoint_path(run_dir: Path) -> Path | None:
-    """The newest complete checkpoint folder of a run, or None."""
+    """The newest complete checkpoint folder of a run, or None.
+
+    Complete means it has the trainer state, or (a weights-only checkpoint, as the gallery
+    ships) its transform.json and weights: either is written last, inside the temporary
+    folder that is renamed into place.
+    """
     for name in (CHECKPOINT_DIR, CHECKPOINT_DIR + ".old"):  # .old survives a crash between two renames
         path = Path(run_dir) / name
         if (path / TRAINER_STATE).is_file():
+            return path
+        if (path / TRANSFORM_FILE).is_file() and any(path.glob("*.safetensors")):
             return path
     return None
 

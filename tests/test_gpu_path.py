@@ -212,3 +212,10 @@ def test_micro_batched_step_with_the_kl_in_the_loss_takes_the_same_step_as_the_f
     assert full.loss == pytest.approx(micro.loss, abs=1e-5) and full.loss != pytest.approx(plain.loss)
     for a, b in zip(full_model.parameters(), micro_model.parameters()):
         assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_adapters_without_safetensors_are_refused(tmp_path):
+    (tmp_path / "adapter_config.json").write_text('{"base_model_name_or_path": "x"}')
+    (tmp_path / "adapter_model.bin").write_bytes(b"pickle")
+    with pytest.raises(InfAlignError, match=r"without adapter_model\.safetensors"):
+        load_policy(str(tmp_path), device="cpu")

@@ -71,11 +71,11 @@ def default_theory_curve(
     n: int,
     phi_beta: float | None = None,
     run_n: int | None = None,
+    procedure: str | None = None,
 ) -> dict | None:
     """The theory's curve at N for a run's transform, at the β its optimal Φ was trained for if recorded."""
-    return arena.theory_curve(
-        {"transform": transform, "t": t, "mode": mode, "n": run_n or n, "phi_beta": phi_beta}, n
-    )
+    config = {"transform": transform, "t": t, "mode": mode, "n": run_n or n, "phi_beta": phi_beta}
+    return arena.theory_curve({**config, "procedure": procedure}, n)
 
 
 def frontier_figure(
@@ -87,8 +87,8 @@ def frontier_figure(
 ) -> tuple[go.Figure, list[str]]:
     """Theory curves (one per transform and N) with every evaluation's point and error bars.
 
-    ``theory_curve(transform, t, mode, n, phi_beta, run_n)`` gives a run's curve; pages pass a cached one.
-    ``at`` places each run at its sequence KL ("k1") or at the KL the reward sees ("calibrated").
+    ``theory_curve(transform, t, mode, n, phi_beta, run_n, procedure)`` gives a run's curve; pages pass a
+    cached one. ``at`` places each run at its sequence KL ("k1") or at the KL the reward sees ("calibrated").
     """
     fig, notes, colors = go.Figure(), [], {}
     palette = px.colors.qualitative.Plotly
@@ -107,6 +107,7 @@ def frontier_figure(
             n_eval,
             run.get("phi_beta"),
             run.get("n"),
+            run.get("procedure"),
         )
         if curve_key not in colors:
             colors[curve_key] = palette[len(colors) % len(palette)]
@@ -180,3 +181,36 @@ def comparison_table(records: Mapping[str, dict]) -> pd.DataFrame:
         row["gap to theory (BoN)"] = (record.get("gap_to_theory") or {}).get("bon_win_rate")
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def procedure_figure(
+    curve: dict | None, estimate: winrate.ProcedureEstimate, kl: float | None, kl_stderr: float
+) -> go.Figure:
+    """The procedure's theory curve for the run's Φ with the arena's estimate and its interval on it."""
+    fig = go.Figure()
+    if curve is not None:
+        fig.add_trace(
+            go.Scatter(x=curve["kl"], y=curve["win_rate"], mode="lines", name=f"theory · {curve['label']}")
+        )
+    if kl is not None:
+        fig.add_trace(
+            go.Scatter(
+                x=[kl],
+                y=[estimate.win_rate],
+                mode="markers",
+                name=f"arena · {estimate.spec} ({estimate.method})",
+                marker={"size": 11, "line": {"width": 1, "color": "#222"}},
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": [estimate.ci_high - estimate.win_rate],
+                    "arrayminus": [estimate.win_rate - estimate.ci_low],
+                },
+                error_x={"type": "data", "array": [1.96 * kl_stderr]},
+            )
+        )
+    fig.update_layout(
+        height=400, xaxis_title="KL(π‖π_ref), nats", yaxis_title=f"{estimate.spec} win rate", margin={"t": 20}
+    )
+    fig.update_xaxes(range=[0.0, max(1.0, 1.6 * (kl or 0.0))])
+    return fig
