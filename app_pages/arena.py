@@ -131,11 +131,9 @@ if st.button("Evaluate", type="primary", key="evaluate"):
                     e = state.estimate
                     col.metric(f"{label} win rate", f"{getattr(e, name):.3f}", help=f"{e.level:.0%} interval")
                     col.caption(f"[{getattr(e, f'{name}_ci_low'):.3f}, {getattr(e, f'{name}_ci_high'):.3f}]")
-                if state.kl is not None:
-                    cols[3].metric("KL(π‖π_ref), nats", f"{state.kl.k1:.3f}")
-                    cols[3].caption(f"± {state.kl.k1_stderr:.3f} (k3 {state.kl.k3:.3f})")
-                else:
-                    cols[3].metric("KL(π‖π_ref), nats", "—", help=state.kl_note)
+                kl = state.kl  # None at top-p < 1 (kl_note says why)
+                cols[3].metric("KL(π‖π_ref), nats", f"{kl.k1:.3f}" if kl else "—", help=state.kl_note or None)
+                cols[3].caption(f"± {kl.k1_stderr:.3f} (k3 {kl.k3:.3f})" if kl else state.kl_note)
             chart.plotly_chart(arena_figures.convergence_figure(history), key=f"convergence-{state.done}")
         settings = {
             "n": int(n),
@@ -155,8 +153,6 @@ if st.button("Evaluate", type="primary", key="evaluate"):
             arena.save_arena_result(source.run_dir, record)
         st.session_state.setdefault("arena_results", {})[f"{source.label} · N={n} · K={k}"] = record
         st.session_state["arena_last"], st.session_state["arena_last_config"] = state, source.run_config
-        if state.kl_note:
-            st.info(state.kl_note)
     except InfAlignError as err:
         st.error(str(err))
 
@@ -177,8 +173,11 @@ if records:
         "errors of its KL (horizontal), beside the theory's curve for its transform and N: the exact "
         "win rate of the KL-regularised optimum as β sweeps."
     )
+    place = st.radio("Place each run at", list(arena_figures.KL_PLACES), horizontal=True, key="kl_place", help=arena_figures.KL_PLACE_HELP)  # fmt: skip
     for tab, (name, label) in zip(st.tabs(["best-of-N", "worst-of-N"]), list(LABELS.items())[1:]):
-        fig, notes = arena_figures.frontier_figure(records, name, label, theory_curve)
+        fig, notes = arena_figures.frontier_figure(
+            records, name, label, theory_curve, at=arena_figures.KL_PLACES[place]
+        )
         tab.plotly_chart(fig, key=f"frontier-{name}")
         for note in notes:
             tab.info(note)

@@ -28,22 +28,41 @@ def reward_model(source: str, device: str = "auto", trust_remote_code: bool = Fa
 
 
 @st.cache_resource(show_spinner="Loading the reward…", max_entries=4)
-def reward(source: str, label: str = "", device: str = "auto", trust_remote_code: bool = False):
+def reward(
+    source: str,
+    label: str = "",
+    device: str = "auto",
+    trust_remote_code: bool = False,
+    completion: bool = False,
+    system_prompt: str = "",
+):
     """A reward function (model, lexicon or callable) behind the one scoring interface."""
+    from infalign_core.chat import ChatFormat
     from infalign_core.rewards import load_reward
 
     return load_reward(
-        source, label=label or None, device=_device(device), trust_remote_code=trust_remote_code
+        source,
+        label=label or None,
+        device=_device(device),
+        trust_remote_code=trust_remote_code,
+        chat=ChatFormat(completion=completion, system_prompt=system_prompt or None),
     )
 
 
+def with_chat(policy, chat):
+    """The cached policy seen through another prompt rendering (the weights are shared, not copied)."""
+    import dataclasses
+
+    return dataclasses.replace(policy, chat=chat)
+
+
 @st.cache_data(show_spinner="Reading prompts…", max_entries=8)
-def prompts(source, column, split, filename):
+def prompts(source, column, split, filename, subset=None):
     """PromptSet for a source (bytes for uploads), or the error message (so a bad file is cached too)."""
     from infalign_core import data
     from infalign_core.errors import InfAlignError
 
     try:
-        return data.load_prompts(source, column=column, split=split, filename=filename)
+        return data.load_prompts(source, column=column, split=split, filename=filename, subset=subset)
     except InfAlignError as err:
         return str(err)

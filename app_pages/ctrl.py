@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from app_pages import widgets
 from infalign_core import ctrl, runs
 from infalign_core.errors import InfAlignError
 from infalign_core.figures import ctrl as ctrl_figures
@@ -70,6 +71,7 @@ with st.expander("New run", expanded=True):
         max_new_tokens = st.number_input("Max new tokens", 1, 512, 24, key="max_new_tokens")
         device = st.selectbox("Device", ctrl.DEVICES, key="device")
         seed = st.number_input("Seed", 0, 2**31 - 1, 0, key="seed")
+        options = widgets.run_options(help_texts)
     if st.button("Start", type="primary", key="start"):
         config = ctrl.CTRLConfig(
             policy=policy,
@@ -90,6 +92,7 @@ with st.expander("New run", expanded=True):
             max_new_tokens=int(max_new_tokens),
             device=device,
             seed=int(seed),
+            **options,
         )
         try:
             run_id = runs.launch_run(config)
@@ -146,7 +149,10 @@ def live_view() -> None:
         "The best-of-N curve ranks each step's k samples per prompt against that prompt's m bank "
         "rewards (all N-subsets, ties ½): unbiased for the reference, but it scores the policy against "
         "the same bank it trains on, so it is optimistic for a trained policy. The arena's fresh "
-        "samples are the real measurement."
+        "samples are the real measurement. The dotted KL is the KL of the step's pooled calibrated "
+        "rewards against the bank's uniform law (10 bins, Miller–Madow corrected): the part of the "
+        "sequence KL the reward can see. By data processing it is at most the sequence KL; the rest "
+        "changes the text without changing its rank."
     )
     missing = next((r["winrate/missing"] for r in reversed(metrics) if r.get("winrate/missing")), None)
     if missing:

@@ -179,6 +179,7 @@ class ArenaState:
     kl: KLEstimate | None = None
     seconds: float = 0.0
     kl_note: str = ""  # why ``kl`` is None when the KL was asked for (top-p < 1)
+    calibrated_kl: float | None = None  # the KL the reward sees (see ``reward_visible_kl``)
 
     @property
     def done(self) -> int:
@@ -272,11 +273,27 @@ def run_arena(
         state.estimate = estimate_win_rates(
             state.challenger_rewards, state.reference_rewards, n, resamples=resamples, level=level, seed=seed
         )
+        state.calibrated_kl = reward_visible_kl(state.challenger_rewards, state.reference_rewards)
         if with_kl:
             rows = np.repeat(np.arange(state.done), int(k))
             state.kl = kl_from_logprobs(state.policy_logprobs, state.reference_logprobs, rows)
         state.seconds = time.perf_counter() - started
         yield state
+
+
+def reward_visible_kl(challenger_rewards, reference_rewards) -> float:
+    """The KL the reward sees: each challenger sample's mid-rank among its prompt's K reference samples, pooled.
+
+    The binned, Miller–Madow corrected KL of those ranks against the reference's own law
+    (``calibration.calibrated_kl``); by data processing at most the sequence KL, so their ratio
+    is the share of the KL that moves the reward.
+    """
+    from infalign_core.calibration import calibrated_kl, calibrated_reward
+
+    ours = np.asarray(challenger_rewards, dtype=np.float64)
+    bank = np.sort(np.asarray(reference_rewards, dtype=np.float64), axis=1)
+    rows = np.repeat(np.arange(ours.shape[0]), ours.shape[1])
+    return calibrated_kl(calibrated_reward(bank, rows, ours.ravel()), m=bank.shape[1])
 
 
 def top_p_kl_note(top_p: float) -> str:
@@ -292,6 +309,19 @@ def top_p_kl_note(top_p: float) -> str:
 
 def _by_prompt(responses: Sequence[str], k: int) -> list[list[str]]:
     return [list(responses[i : i + k]) for i in range(0, len(responses), k)]
+
+
+def rendering_settings(reference, prompt_subset: str | None = None) -> dict:
+    """What an arena record adds about prompt rendering and subsets; empty for the template-less default."""
+    from infalign_core.chat import rendering_key
+
+    extra = {}
+    rendering = rendering_key(reference.tokenizer, getattr(reference, "chat", None))
+    if rendering["template"] is not None or rendering["completion"]:
+        extra["rendering"] = rendering
+    if prompt_subset:
+        extra["prompt_subset"] = prompt_subset
+    return extra
 
 
 def evaluate(challenger, reference, reward_fn, prompts: Sequence[str], **kwargs) -> ArenaState:
@@ -526,6 +556,10 @@ def arena_record(state: ArenaState, settings: dict, run_config: dict | None = No
     """One evaluation as JSON-ready data: settings, estimates, KL, the theory at that KL and the gaps."""
     estimate = state.estimate.as_dict() if state.estimate else {}
     kl = state.kl.as_dict() if state.kl else {}
+    if state.calibrated_kl is not None:
+        kl["calibrated"] = state.calibrated_kl
+        if kl.get("k1", 0.0) > 0:
+            kl["share_seen"] = state.calibrated_kl / kl["k1"]
     per_prompt = {
         name: np.round(v, 8).tolist()
         for name, v in (state.estimate.per_prompt if state.estimate else {}).items()
@@ -556,6 +590,10 @@ def arena_record(state: ArenaState, settings: dict, run_config: dict | None = No
             record["gap_to_theory"] = {
                 name: estimate[name] - theory_point[name] for name in METRICS if name in estimate
             }
+        # The same theory at the KL the reward sees: where the run sits if no KL were wasted.
+        seen_point = theory_at_kl(run_config, state.n, kl.get("calibrated", float("nan")))
+        if seen_point is not None:
+            record["theory_at_calibrated_kl"] = seen_point
     return record
 
 

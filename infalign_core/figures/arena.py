@@ -11,6 +11,13 @@ import plotly.graph_objects as go
 from infalign_core import arena, winrate
 
 LABELS = {"standard_win_rate": "standard", "bon_win_rate": "best-of-N", "won_win_rate": "worst-of-N"}
+KL_PLACES = {"sequence KL": "k1", "KL the reward sees": "calibrated"}  # where a run sits on the chart
+KL_PLACE_HELP = (
+    "The theory's curves live in calibrated space. A run's sequence KL also counts changes the reward "
+    "cannot see, so there it sits right of its curve; at the KL its calibrated rewards carry (pooled "
+    "over prompts, against the reference's samples) it shows what the transform achieves for the KL "
+    "the reward does see. The table gives the share of the sequence KL the reward sees."
+)
 
 
 def convergence_figure(history: Sequence[tuple[int, winrate.WinRateEstimate]]) -> go.Figure:
@@ -76,10 +83,12 @@ def frontier_figure(
     name: str,
     label: str,
     theory_curve: Callable[..., dict | None] = default_theory_curve,
+    at: str = "k1",
 ) -> tuple[go.Figure, list[str]]:
     """Theory curves (one per transform and N) with every evaluation's point and error bars.
 
-    ``theory_curve(transform, t, mode, n, phi_beta, run_n, procedure)`` gives a run's curve; pages pass a cached one.
+    ``theory_curve(transform, t, mode, n, phi_beta, run_n, procedure)`` gives a run's curve; pages pass a
+    cached one. ``at`` places each run at its sequence KL ("k1") or at the KL the reward sees ("calibrated").
     """
     fig, notes, colors = go.Figure(), [], {}
     palette = px.colors.qualitative.Plotly
@@ -117,13 +126,13 @@ def frontier_figure(
                 notes.append(
                     "Raw-reward runs: the raw reward is a prompt-dependent transform, so the theory has no curve for them."
                 )
-        if kl.get("k1") is None:  # measured at top-p < 1: no KL to place it at
-            notes.append(f"{key}: {record.get('kl_note') or 'no KL measured'}")
+        if kl.get(at) is None:  # top-p < 1 (no sequence KL) or a record from before kl/calibrated
+            notes.append(f"{key}: {record.get('kl_note') or 'no such KL recorded; evaluate it again'}")
             continue
-        max_kl = max(max_kl, kl.get("k1") or 0.0)
+        max_kl = max(max_kl, kl[at])
         fig.add_trace(
             go.Scatter(
-                x=[kl.get("k1", 0.0)],
+                x=[kl[at]],
                 y=[w[name]],
                 mode="markers",
                 name=key,
@@ -134,11 +143,17 @@ def frontier_figure(
                     "array": [w[f"{name}_ci_high"] - w[name]],
                     "arrayminus": [w[name] - w[f"{name}_ci_low"]],
                 },
-                error_x={"type": "data", "array": [1.96 * (kl.get("k1_stderr") or 0.0)]},
+                error_x={
+                    "type": "data",
+                    "array": [1.96 * (kl.get("k1_stderr") or 0.0) if at == "k1" else 0.0],
+                },
             )
         )
     fig.update_layout(
-        height=440, xaxis_title="KL(π‖π_ref), nats", yaxis_title=f"{label} win rate", margin={"t": 20}
+        height=440,
+        xaxis_title="KL(π‖π_ref), nats" if at == "k1" else "KL the reward sees (calibrated rewards), nats",
+        yaxis_title=f"{label} win rate",
+        margin={"t": 20},
     )
     fig.update_xaxes(range=[0.0, max(1.0, 1.6 * max_kl)])
     return fig, notes
@@ -156,6 +171,8 @@ def comparison_table(records: Mapping[str, dict]) -> pd.DataFrame:
             "β": run.get("beta"),
             "KL": kl.get("k1"),
             "KL se": kl.get("k1_stderr"),
+            "KL the reward sees": kl.get("calibrated"),
+            "share seen": f"{kl['share_seen']:.0%}" if kl.get("share_seen") is not None else None,
             "K": record["settings"]["k"],
             "prompts": record["num_prompts_done"],
         }

@@ -12,7 +12,7 @@ from infalign_core import ctrl, runs
 
 CURVES = [
     ("reward/calibrated", "calibrated reward (= standard win rate)"),
-    ("kl/k1", "KL(π‖π_ref) per sequence, nats"),
+    ("kl/k1", "KL per sequence (solid) and the KL the reward sees (dotted), nats"),
     ("winrate/bon", "best-of-N win rate against the training bank"),
     ("reward/raw", "raw reward"),
 ]
@@ -33,6 +33,7 @@ def runs_table(infos: Sequence[runs.RunInfo]) -> pd.DataFrame:
                 "step": f"{last.get('step', 0)}/{info.config.get('steps')}",
                 "calibrated": last.get("reward/calibrated"),
                 "KL": last.get("kl/k1"),
+                "KL the reward sees": last.get("kl/calibrated"),
                 "BoN": last.get("winrate/bon"),
                 "error": info.status.get("error") or "",
             }
@@ -59,6 +60,19 @@ def curves_figure(selected: Sequence[str]) -> go.Figure:
                 row=panel // 2 + 1,
                 col=panel % 2 + 1,
             )
+            if key == "kl/k1":  # beside it, the part of the KL that moves the calibrated reward
+                fig.add_trace(
+                    go.Scatter(
+                        x=steps,
+                        y=[r.get("kl/calibrated") for r in metrics],
+                        name=f"{run_id} (reward sees)",
+                        legendgroup=run_id,
+                        showlegend=False,
+                        line={"color": f"hsl({index * 97 % 360},70%,45%)", "dash": "dot"},
+                    ),
+                    row=panel // 2 + 1,
+                    col=panel % 2 + 1,
+                )
     fig.update_layout(height=560, margin={"t": 40, "b": 20}, legend={"orientation": "h"})
     fig.update_xaxes(title_text="step")
     return fig
