@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 
 import torch
 
-from infalign_core.chat import ChatFormat
+from infalign_core.chat import ChatFormat, saved_chat_format
 from infalign_core.errors import InfAlignError
 
 ASSETS_WORLD_DIR = Path(__file__).resolve().parent.parent / "assets" / "world"
@@ -504,6 +504,8 @@ def load_policy(
 
     start = time.perf_counter()
     loc = locate(source, "policy")
+    if chat is None and loc.is_local:
+        chat = saved_chat_format(loc.path)  # a CTRL checkpoint renders as its run did
     if loc.is_local and (Path(loc.path) / ADAPTER_CONFIG).is_file():
         return _load_adapter_policy(
             loc, device=device, dtype=dtype, trust_remote_code=trust_remote_code, chat=chat
