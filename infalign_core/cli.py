@@ -243,7 +243,7 @@ def _run_calibrate(args) -> int:
             bar.close()
     for notice in result.bank.notices:
         print(f"note: {notice}", file=sys.stderr)
-    _print_notes(reward_fn)
+    _print_notes(policy, reward_fn)
     out = {
         "ks_statistic": result.uniformity.ks_statistic,
         "ks_pvalue": result.uniformity.ks_pvalue,

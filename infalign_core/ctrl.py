@@ -929,6 +929,8 @@ def train(
                     temperature=config.temperature,
                     seed=seed,
                 )
+            for note in samples.notes:  # e.g. a batch halved after running out of memory
+                log(note)
             row_prompts = [batch_prompts[i] for i in samples.prompt_index]
             bank_rows = chosen[samples.prompt_index]
 
