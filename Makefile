@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8501
 
-.PHONY: app dev test lint format bench world chromium clean-venv
+.PHONY: app dev gallery test lint format bench world chromium clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ format: $(VENV)/.dev-installed
 ## bench: run every benchmark (prints ratios, asserts nothing)
 bench: $(VENV)/.dev-installed
 	for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+## gallery: retrain and re-evaluate the gallery's five runs in assets/gallery (fixed seeds; ~30 min on 2 busy cores)
+GALLERY_STEPS ?= 120
+gallery: $(VENV)/.app-installed
+	OMP_NUM_THREADS=2 $(BIN)/python -m infalign_core build-gallery --out assets/gallery --steps $(GALLERY_STEPS)
 
 ## world: rebuild the bundled default world in assets/world (a few minutes on 2 cores)
 world: $(VENV)/.app-installed

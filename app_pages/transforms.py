@@ -4,15 +4,13 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app_pages import procedure_panel
-from infalign_core import explorer, figures, theory
-from infalign_core.errors import InfAlignError
+from app_pages import linked, procedure_panel
+from app_pages import theory_cache as tc
+from infalign_core import explorer, figures, links, theory
 from infalign_core.transforms import TRANSFORM_NAMES
 
-T_CHOICES = (0, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 50, 75, 100, 150, 200, 300, 500)
+T_CHOICES = links.T_CHOICES
 N_CHOICES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
-POLICY_NS = (2, 4, 8, 16, 32, 64, 128, 256)
-FRONTIER_BETAS = tuple(np.geomspace(1e-3, 1e3, 160))
 TABLE_FORMAT = {
     "best t": st.column_config.NumberColumn(format="%.3g"),
     "β": st.column_config.NumberColumn(format="%.4g"),
@@ -20,42 +18,6 @@ TABLE_FORMAT = {
     "identity win rate": st.column_config.NumberColumn(format="%.4f"),
     "gain (points)": st.column_config.NumberColumn(format="%+.2f"),
 }
-
-
-@st.cache_resource(show_spinner=False)
-def _resolve(name, n, mode, t, beta, kl):
-    """A Resolved transform, or the error message (cached too, so a bad input stays cheap)."""
-    try:
-        return explorer.resolve_transform(name, n=n, mode=mode, t=t, beta=beta, kl=kl)
-    except InfAlignError as err:
-        return f"{name}: {err}"
-
-
-@st.cache_data(show_spinner=False)
-def _frontier_lines(name, label, t, mode, ns):
-    """One frontier line per N for a closed-form transform (cached per transform and N set)."""
-    return figures.closed_form_frontier_lines(name, label, t, mode, ns, FRONTIER_BETAS)
-
-
-@st.cache_data(show_spinner="Tracing the optimal transform's frontier (a few seconds per new N)…")
-def _gap(n, mode):
-    """The optimal frontier for N beside the best exponential's, or the error message."""
-    try:
-        return explorer.optimal_gap(n, mode, kl_max=3.0, count=8)
-    except InfAlignError as err:
-        return str(err)
-
-
-@st.cache_data(show_spinner="Finding the best t for each N…")
-def _best_t_rows(ns, kl, mode):
-    """The best-t table rows."""
-    return explorer.best_t_table(ns, kl, mode)
-
-
-@st.cache_data(show_spinner=False)
-def _policy_series(ns, mode):
-    """The best-of-n policies' points for the frontier chart."""
-    return figures.bon_policy_series(POLICY_NS, ns, mode)
 
 
 def _section(fig, alt: str, text: str, metric: tuple[str, str] | None = None) -> None:
@@ -67,26 +29,26 @@ def _section(fig, alt: str, text: str, metric: tuple[str, str] | None = None) ->
     side.markdown(text)
 
 
+st.title("Transforms & frontiers")
+linked.restore(links.TRANSFORMS, "transforms", links.read_transforms)
 with st.sidebar:
     st.header("Controls")
-    names = st.multiselect("Transforms", TRANSFORM_NAMES, default=["identity", "exp", "optimal"], key="names")
+    names = st.multiselect("Transforms", TRANSFORM_NAMES, key="names")
     kind, mode, n, spec = procedure_panel.sidebar(theory.MAX_N)
-    ns = st.multiselect("N on the frontier chart", N_CHOICES, default=[1, 4, 16, 64], key="ns")
+    ns = st.multiselect("N on the frontier chart", N_CHOICES, key="ns")
     hold = st.radio("Hold fixed", ("KL budget", "β"), horizontal=True, key="hold")
     if hold == "KL budget":
-        kl, beta = st.slider("KL budget, nats", 0.05, 8.0, 0.5, 0.05, key="kl"), None
+        kl, beta = st.slider("KL budget, nats", 0.05, 8.0, step=0.05, key="kl"), None
     else:
-        kl, beta = None, st.number_input("β, KL coefficient", 1e-3, 1e3, 0.25, format="%.4f", key="beta")
+        kl, beta = None, st.number_input("β, KL coefficient", 1e-3, 1e3, format="%.4f", key="beta")
     best_t = st.toggle("use the best t for this N and KL", key="best_t", disabled=kl is None)
-    t = st.select_slider(
-        "t, exponential steepness", T_CHOICES, 10, key="t", disabled=best_t and kl is not None
-    )
+    t = st.select_slider("t, exponential steepness", T_CHOICES, key="t", disabled=best_t and kl is not None)
     if kl is None:
         st.caption("The best t is defined at equal KL: hold a KL budget to use it.")
     log_y = st.toggle("log scale for the densities", key="density_log")
+    linked.publish(links.TRANSFORMS, "transforms")
 
 word, best = f"{mode}-of-{n}", mode == "best"
-st.title("Transforms & frontiers")
 if kind not in ("bon", "won"):  # beyond best-of-N: its own view, all numbers from explorer/procedures
     procedure_panel.show(spec, kl, beta)
     st.stop()
@@ -96,25 +58,27 @@ if not names:
 if not ns:
     st.warning(f"No N picked for the frontier chart; showing N = {n}.")
 ns = tuple(sorted(set(ns or [n])))
+family_ns = tuple(sorted({*ns, n}))  # one exponential sweep serves the table and the best t for N
 
 exp_t = None if best_t and kl is not None else float(t)
 resolved, shown = {}, set()
+keys = {name: (name, n, mode, exp_t if name == "exp" else None, beta, kl, family_ns) for name in names}
 for name in names:
-    result = _resolve(name, n, mode, exp_t if name == "exp" else None, beta, kl)
+    result = tc.resolve(*keys[name])
     if isinstance(result, str):
         st.error(result)
         shown.add(result)
     else:
         resolved[name] = result
 # Comparisons at equal KL use the budget, or what calibrated RLHF (identity) spends at this β.
-identity = _resolve("identity", n, mode, None, beta, kl)
+identity = tc.resolve("identity", n, mode, None, beta, kl, family_ns)
 kl_ref = float(kl if kl is not None else (identity.point.kl if not isinstance(identity, str) else 0.5))
 held = f"KL budget **{kl:g} nats**" if kl is not None else f"β = **{beta:g}** (RLHF spends {kl_ref:.3f} nats)"
 st.caption(f"Inference procedure **{word}**; {held}.")
 if resolved:
     st.dataframe(pd.DataFrame(explorer.tradeoff(list(resolved.values()))), hide_index=True)
 
-curves = [{"name": k, "label": r.label, **explorer.transform_curve(r.phi)} for k, r in resolved.items()]
+curves = [{"name": k, "label": r.label, **tc.curves(*keys[k])["phi"]} for k, r in resolved.items()]
 _section(
     figures.transform_curves_figure(curves),
     "transform curves",
@@ -128,10 +92,7 @@ _section(
         "the optimal Φ solves $\\Phi'(u) = N^2 (1-u)^{N-1} (1-G(u))^{N-1}$."
     ),
 )
-densities = [
-    {"name": k, "label": r.label, **theory.aligned_policy(r.phi, r.beta).curves(0)}
-    for k, r in resolved.items()
-]
+densities = [{"name": k, "label": r.label, **tc.curves(*keys[k])["density"]} for k, r in resolved.items()]
 _section(
     figures.density_figure(densities, log_y=log_y),
     "aligned densities",
@@ -140,16 +101,16 @@ _section(
     "Then $\\mathrm{KL} = \\int g \\log g$ and the standard win rate is $\\int u\\, g(u)\\, du$.",
 )
 
-gap = _gap(n, mode)
+gap = tc.gap(n, mode)
 lines = []
 for name, r in resolved.items():
     if name != "optimal":
-        lines += _frontier_lines(
+        lines += tc.frontier_lines(
             name, r.label, getattr(r.phi, "t", None) if name == "exp" else None, mode, ns
         )
 if "optimal" in resolved and not isinstance(gap, str):
     lines.append(figures.optimal_frontier_line(gap.frontier, n, ns))
-policy = _policy_series(ns, mode)
+policy = tc.policy_series(ns, mode)
 _section(
     figures.frontier_figure(lines, policy, kl_ref, max(3.0, 1.25 * kl_ref), f"{mode}-of-N win rate"),
     "frontiers",
@@ -164,7 +125,7 @@ _section(
 )
 
 st.subheader(f"Best t for each N at {kl_ref:.3g} nats")
-rows = _best_t_rows(ns, kl_ref, mode)
+rows = tc.best_t_rows(ns, kl_ref, mode, family_ns)
 table, chart, side = st.columns([6, 3, 2])
 table.dataframe(pd.DataFrame(rows), hide_index=True, column_config=TABLE_FORMAT)
 chart.plotly_chart(figures.best_t_figure(rows), alt="best t")
@@ -174,14 +135,14 @@ side.markdown(
 )
 
 st.subheader("Optimal transform vs the best exponential")
-best_exp = _resolve("exp", n, mode, None, None, kl_ref)
-opt = _resolve("optimal", n, mode, None, None, kl_ref)
+pair_keys = [(name, n, mode, None, None, kl_ref, family_ns) for name in ("optimal", "exp")]
+opt, best_exp = (tc.resolve(*key) for key in pair_keys)
 problems = [item for item in (best_exp, opt, gap) if isinstance(item, str)]
 for problem in set(problems) - shown:
     st.error(problem)
 if not problems:
     ok = np.isfinite(gap.gap)
-    pair = [{"label": r.label, **explorer.transform_curve(r.phi)} for r in (opt, best_exp)]
+    pair = [{"label": r.label, **tc.curves(*key)["phi"]} for r, key in zip((opt, best_exp), pair_keys)]
     _section(
         figures.optimal_vs_exponential_figure(*pair, gap.frontier.kl[ok], 100 * gap.gap[ok], kl_ref),
         "optimal vs exponential",

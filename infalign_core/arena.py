@@ -117,11 +117,14 @@ def resolve_challenger(source: str, runs_root: str | Path | None = None) -> Chal
         return ChallengerSource("default", "reference (bundled default policy)")
     path = Path(os.path.expanduser(text))
     if not path.exists() and "/" not in text:
+        from infalign_core.gallery import gallery_root
         from infalign_core.runs import default_runs_root
 
-        candidate = Path(runs_root) if runs_root is not None else default_runs_root()
-        if (candidate / text / RUN_CONFIG_FILE).is_file():
-            path = candidate / text
+        # A run id: the user's runs first, then the gallery's.
+        for candidate in (Path(runs_root) if runs_root is not None else default_runs_root(), gallery_root()):
+            if (candidate / text / RUN_CONFIG_FILE).is_file():
+                path = candidate / text
+                break
     if path.is_dir():
         run_dir = path if _run_config(path) is not None else None
         if run_dir is None and _run_config(path.parent) is not None:

@@ -13,6 +13,7 @@ import json
 import math
 import sys
 import time
+from pathlib import Path
 
 from infalign_core.errors import InfAlignError, one_line, user_error
 
@@ -619,6 +620,13 @@ def _run_winrate(args) -> int:
             f"N = {args.n} needs K ≥ N samples per prompt; raise K to at least {args.n} or lower N"
         )
     challenger, source = arena.load_challenger(args.policy, device=args.device)
+    if args.save and source.run_dir is not None:
+        from infalign_core.gallery import is_gallery
+
+        if is_gallery(source.run_dir):
+            raise InfAlignError(
+                f"{source.run_dir.name} is a gallery run and read-only: drop --save, or copy it to your runs first"
+            )
     run = source.run_config or {}
     reference_source = args.reference or run.get("reference") or run.get("policy") or "default"
     reference = (
@@ -719,6 +727,93 @@ def _run_winrate(args) -> int:
     return 0
 
 
+# --- runs, gallery ----------------------------------------------------------
+
+
+def _add_runs(sub) -> None:
+    p = sub.add_parser(
+        "runs",
+        help="list every CTRL run, the gallery's included",
+        description="One line per run (yours, newest first, then the gallery's read-only runs). With --json "
+        "the last stdout line is one JSON list of {id, state, transform, mode, n, kl, gallery}.",
+    )
+    p.add_argument("--copy", metavar="GALLERY_ID", default=None, help="copy a gallery run into your runs")
+    p.add_argument("--json", action="store_true", help="print one JSON list")
+    p.set_defaults(func=_run_runs)
+
+
+def _run_runs(args) -> int:
+    from infalign_core import gallery, runs
+
+    if args.copy:
+        print(
+            f"copied {args.copy} to {gallery.copy_to_runs(args.copy)}",
+            file=sys.stderr if args.json else sys.stdout,
+        )
+    rows = [runs.summary(info) for info in runs.list_all_runs()]
+    if args.json:
+        _print_json(rows)
+        return 0
+    for row in rows:
+        kl = f"{row['kl']:.3f}" if row["kl"] is not None else "–"
+        mark = "  (gallery)" if row["gallery"] else ""
+        print(
+            f"{row['id']:<44} {row['state']:<11} {row['transform'] or '–':<9} {row['mode'] or '–':<6} "
+            f"N={row['n']} KL={kl}{mark}"
+        )
+    if not rows:
+        print("no runs yet: start one on the CTRL runs page or with `python -m infalign_core train`")
+    return 0
+
+
+def _add_build_gallery(sub) -> None:
+    p = sub.add_parser(
+        "build-gallery",
+        help="train and evaluate the gallery's five runs (make gallery)",
+        description="Train the five gallery runs at KL target 0.5 on CPU with fixed seeds, keep weights-only "
+        "checkpoints, evaluate each in the arena (K = 64) and write them to assets/gallery.",
+    )
+    p.add_argument("--out", default=None, help="gallery folder (default assets/gallery)")
+    p.add_argument(
+        "--steps", type=_positive_int, default=150, help="policy-gradient steps per run (default 150)"
+    )
+    p.add_argument("--arena-prompts", type=_positive_int, default=32, help="eval prompts in the arena")
+    p.add_argument("--only", nargs="*", default=None, help="build only these gallery ids")
+    p.set_defaults(func=_run_build_gallery)
+
+
+def _run_build_gallery(args) -> int:
+    from infalign_core import gallery
+
+    gallery.build_gallery(
+        Path(args.out) if args.out else None,
+        steps=args.steps,
+        only=args.only,
+        arena_prompts=args.arena_prompts,
+    )
+    return 0
+
+
+def _add_report(sub) -> None:
+    p = sub.add_parser(
+        "report",
+        help="write a self-contained HTML report of CTRL runs (setup, theory, win rates, picks)",
+        description="One HTML file that opens offline (plotly's JavaScript inlined): each run's setup, the "
+        "theory's prediction at its measured KL, the measured win rates with intervals and the KL, sample "
+        "picks, and charts of the frontier with the runs on it and of the win rates with their intervals.",
+    )
+    p.add_argument("--run", action="append", required=True, metavar="ID", help="a run id (repeat for more)")
+    p.add_argument("--out", required=True, help="the HTML file to write")
+    p.set_defaults(func=_run_report)
+
+
+def _run_report(args) -> int:
+    from infalign_core import report
+
+    print(f"wrote {report.write_report(args.run, args.out)}")
+    return 0
+
+
 # --- registration -----------------------------------------------------------
 # Commands added by other modules register here, one line each.
 _COMMANDS = [
@@ -729,6 +824,9 @@ _COMMANDS = [
     _add_build_world,
     _add_export_trl,
     _add_winrate,
+    _add_runs,
+    _add_build_gallery,
+    _add_report,
 ]
 
 

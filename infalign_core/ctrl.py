@@ -795,10 +795,17 @@ def trained_phi_beta(checkpoint: Path) -> float | None:
 
 
 def checkpoint_path(run_dir: Path) -> Path | None:
-    """The newest complete checkpoint folder of a run, or None."""
+    """The newest complete checkpoint folder of a run, or None.
+
+    Complete means it has the trainer state, or (a weights-only checkpoint, as the gallery
+    ships) its transform.json and weights: either is written last, inside the temporary
+    folder that is renamed into place.
+    """
     for name in (CHECKPOINT_DIR, CHECKPOINT_DIR + ".old"):  # .old survives a crash between two renames
         path = Path(run_dir) / name
         if (path / TRAINER_STATE).is_file():
+            return path
+        if (path / TRANSFORM_FILE).is_file() and any(path.glob("*.safetensors")):
             return path
     return None
 

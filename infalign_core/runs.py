@@ -243,17 +243,72 @@ class RunInfo:
         """queued, running, stopping, stopped, finished, failed or interrupted."""
         return self.status.get("state", "unknown")
 
+    @property
+    def gallery(self) -> bool:
+        """Whether this is a read-only gallery run."""
+        return bool(self.status.get("gallery"))
+
 
 def run_dir_of(run_id: str, runs_root: Path | None = None) -> Path:
-    """The folder of a run id (which must exist)."""
+    """The folder of a run id (which must exist): a run in the runs root, else a gallery run."""
+    from infalign_core.gallery import gallery_root
+
     root = Path(runs_root) if runs_root is not None else default_runs_root()
     # An id is a name inside the runs root, never a path: '../x', '/etc', 'a/b' or a symlink
     # leading out of the root are refused (an explicit folder path is a different argument).
     bad = not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id)
-    path = root / run_id if not bad else root
-    if bad or not path.resolve().is_relative_to(root.resolve()) or not (path / CONFIG_FILE).is_file():
-        raise InfAlignError(f"no run {run_id!r} in {root}")
-    return path
+    for folder in (root, gallery_root()):
+        path = folder / run_id if not bad else folder
+        if not bad and path.resolve().is_relative_to(folder.resolve()) and (path / CONFIG_FILE).is_file():
+            return path
+    raise InfAlignError(f"no run {run_id!r} in {root} or the gallery")
+
+
+def _refuse_gallery(path: Path, action: str) -> None:
+    """Gallery runs are read-only: say how to get an editable copy."""
+    from infalign_core.gallery import is_gallery
+
+    if is_gallery(path):
+        raise InfAlignError(
+            f"{path.name} is a gallery run and read-only: it cannot be {action}. "
+            "Copy it to your runs first (CTRL runs page: Copy to my runs)."
+        )
+
+
+def list_gallery() -> list[RunInfo]:
+    """The gallery's finished runs (read only: nothing is refreshed or written)."""
+    from infalign_core.gallery import gallery_root
+
+    root = gallery_root()
+    infos = []
+    for path in sorted(root.iterdir()) if root.is_dir() else []:
+        if (path / CONFIG_FILE).is_file():
+            try:
+                config = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError):
+                continue
+            infos.append(RunInfo(path.name, path, {**read_status(path), "gallery": True}, config))
+    return infos
+
+
+def list_all_runs(runs_root: Path | None = None) -> list[RunInfo]:
+    """The user's runs (newest first), then the gallery's."""
+    return [*list_runs(runs_root), *list_gallery()]
+
+
+def summary(info: RunInfo) -> dict:
+    """One run as the ``runs --json`` row: id, state, transform, mode, n, kl (last measured) and gallery."""
+    last = (read_metrics(info.path) or [{}])[-1]
+    kl = last.get("kl/k1")
+    return {
+        "id": info.run_id,
+        "state": info.state,
+        "transform": info.config.get("transform"),
+        "mode": info.config.get("mode"),
+        "n": info.config.get("n"),
+        "kl": float(kl) if isinstance(kl, int | float) else None,
+        "gallery": info.gallery,
+    }
 
 
 def _is_run_in(root: Path, path: Path) -> bool:
@@ -396,6 +451,7 @@ def _spawn(run_dir: Path, *, resume: bool) -> None:
 def stop_run(run_id: str, runs_root: Path | None = None) -> dict:
     """Ask a run to stop: SIGTERM to a running trainer (it checkpoints, then marks itself stopped)."""
     path = run_dir_of(run_id, runs_root)
+    _refuse_gallery(path, "stopped")
     status = refresh_status(path)
     state = status.get("state")
     if state == "queued":
@@ -410,7 +466,16 @@ def stop_run(run_id: str, runs_root: Path | None = None) -> dict:
 
 def resume_run(run_id: str, runs_root: Path | None = None) -> dict:
     """Queue a stopped, interrupted or failed run to continue from its last checkpoint."""
+    from infalign_core.ctrl import TRAINER_STATE
+
     path = run_dir_of(run_id, runs_root)
+    _refuse_gallery(path, "resumed")
+    checkpoint = checkpoint_path(path)
+    if checkpoint is not None and not (checkpoint / TRAINER_STATE).is_file():
+        raise InfAlignError(
+            f"run {run_id}'s checkpoint holds weights only (no optimizer state), so it cannot resume; "
+            "start a new run with its checkpoint folder as the policy instead"
+        )
     status = refresh_status(path)
     if status.get("state") in ACTIVE:
         raise InfAlignError(
@@ -426,8 +491,9 @@ def resume_run(run_id: str, runs_root: Path | None = None) -> dict:
 
 
 def delete_run(run_id: str, runs_root: Path | None = None) -> None:
-    """Delete a run's folder; refused while it is queued, running or stopping."""
+    """Delete a run's folder; refused while it is queued, running or stopping, and for gallery runs."""
     path = run_dir_of(run_id, runs_root)
+    _refuse_gallery(path, "deleted")
     state = refresh_status(path).get("state")
     if state in ("running", "stopping"):
         raise InfAlignError(f"run {run_id} is {state}: stop it before deleting it")

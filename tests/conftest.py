@@ -203,3 +203,10 @@ def arch_zoo(request, tmp_path_factory) -> dict[str, Path]:
         shutil.copytree(staging, cached)
         (cached / "complete").write_text("ok")
     return {p.name: p for p in cached.iterdir() if p.is_dir()}
+
+
+@pytest.fixture(autouse=True)
+def _empty_gallery_unless_asked(request, tmp_path_factory, monkeypatch):
+    """Tests see an empty gallery unless marked ``gallery``: the shipped runs would fill every runs list."""
+    if request.node.get_closest_marker("gallery") is None and "INFALIGN_GALLERY_DIR" not in os.environ:
+        monkeypatch.setenv("INFALIGN_GALLERY_DIR", str(tmp_path_factory.mktemp("no-gallery")))

@@ -21,17 +21,26 @@ COLORS = {
 DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
 
 
-def _layout(fig: go.Figure, *, x: str, y: str, height: int = 360) -> go.Figure:
+def _layout(*, x: str, y: str, height: int = 360, **extra) -> dict:
     """Common axes titles, margins and a legend that does not cover the data."""
-    fig.update_layout(
-        height=height,
-        margin={"l": 10, "r": 10, "t": 30, "b": 10},
-        xaxis_title=x,
-        yaxis_title=y,
-        hovermode="closest",
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "left", "x": 0},
-    )
-    return fig
+    return {
+        "height": height,
+        "margin": {"l": 10, "r": 10, "t": 30, "b": 10},
+        "xaxis": {"title": {"text": x}},
+        "yaxis": {"title": {"text": y}},
+        "hovermode": "closest",
+        "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "left", "x": 0},
+        **extra,
+    }
+
+
+def _figure(traces: list[dict], layout: dict) -> go.Figure:
+    """One figure from plain trace and layout dicts, without plotly's per-property validation.
+
+    Validation costs several times the data on a live page's rerun; the dicts here are
+    fixed by this module, and a test rebuilds every figure with validation on.
+    """
+    return go.Figure({"data": traces, "layout": layout}, _validate=False)
 
 
 def transform_curves_figure(curves: Sequence[Mapping]) -> go.Figure:
@@ -39,50 +48,65 @@ def transform_curves_figure(curves: Sequence[Mapping]) -> go.Figure:
 
     Each curve is a mapping with ``name``, ``label``, ``u``, ``phi`` and ``normalised``.
     """
-    fig = go.Figure()
-    for curve in curves:
-        fig.add_trace(
-            go.Scatter(
-                x=curve["u"],
-                y=curve["normalised"],
-                customdata=curve["phi"],
-                name=curve["label"],
-                mode="lines",
-                line={"color": COLORS.get(curve["name"]), "width": 2.5},
-                hovertemplate="u=%{x:.4f}<br>rescaled Φ=%{y:.5f}<br>Φ(u)=%{customdata:.6g}<extra>%{fullData.name}</extra>",
-            )
-        )
-    return _layout(fig, x="calibrated reward u", y="Φ(u), rescaled to [0, 1]")
+    traces = [
+        {
+            "type": "scatter",
+            "x": curve["u"],
+            "y": curve["normalised"],
+            "customdata": curve["phi"],
+            "name": curve["label"],
+            "mode": "lines",
+            "line": {"color": COLORS.get(curve["name"]), "width": 2.5},
+            "hovertemplate": "u=%{x:.4f}<br>rescaled Φ=%{y:.5f}<br>Φ(u)=%{customdata:.6g}<extra>%{fullData.name}</extra>",
+        }
+        for curve in curves
+    ]
+    return _figure(traces, _layout(x="calibrated reward u", y="Φ(u), rescaled to [0, 1]"))
 
 
 def density_figure(curves: Sequence[Mapping], log_y: bool = False) -> go.Figure:
     """The aligned policy's calibrated-reward density g(u) per transform, against the reference's g = 1."""
-    fig = go.Figure()
-    fig.add_trace(
-        go.Scatter(
-            x=[0.0, 1.0],
-            y=[1.0, 1.0],
-            name="reference (uniform)",
-            mode="lines",
-            line={"color": "#999999", "dash": "dot"},
-            hovertemplate="reference: g(u) = 1<extra></extra>",
-        )
-    )
-    for curve in curves:
-        fig.add_trace(
-            go.Scatter(
-                x=curve["u"],
-                y=curve["density"],
-                name=curve["label"],
-                mode="lines",
-                line={"color": COLORS.get(curve["name"]), "width": 2.5},
-                hovertemplate="u=%{x:.4f}<br>g(u)=%{y:.5g}<extra>%{fullData.name}</extra>",
-            )
-        )
-    fig = _layout(fig, x="calibrated reward u", y="density g(u)")
+    traces = [
+        {
+            "type": "scatter",
+            "x": [0.0, 1.0],
+            "y": [1.0, 1.0],
+            "name": "reference (uniform)",
+            "mode": "lines",
+            "line": {"color": "#999999", "dash": "dot"},
+            "hovertemplate": "reference: g(u) = 1<extra></extra>",
+        }
+    ]
+    traces += [
+        {
+            "type": "scatter",
+            "x": curve["u"],
+            "y": curve["density"],
+            "name": curve["label"],
+            "mode": "lines",
+            "line": {"color": COLORS.get(curve["name"]), "width": 2.5},
+            "hovertemplate": "u=%{x:.4f}<br>g(u)=%{y:.5g}<extra>%{fullData.name}</extra>",
+        }
+        for curve in curves
+    ]
+    layout = _layout(x="calibrated reward u", y="density g(u)")
     if log_y:
-        fig.update_yaxes(type="log")
-    return fig
+        layout["yaxis"]["type"] = "log"
+    return _figure(traces, layout)
+
+
+def _vline(x: float, xref: str = "x", yref: str = "y domain") -> dict:
+    """A dotted vertical marker line (what add_vline draws), as a layout shape."""
+    return {
+        "type": "line",
+        "x0": x,
+        "x1": x,
+        "y0": 0,
+        "y1": 1,
+        "xref": xref,
+        "yref": yref,
+        "line": {"color": "#888888", "dash": "dot"},
+    }
 
 
 def frontier_figure(
@@ -98,68 +122,69 @@ def frontier_figure(
     ``kl``, ``win_rate`` and optionally ``beta``, ``markers`` (draw points, not just a line) and
     ``legend`` (the legend entry, instead of label · N).
     """
-    fig = go.Figure()
+    traces = []
     for frontier in frontiers:
         keep = np.asarray(frontier["kl"]) <= 1.05 * kl_axis
         beta = np.asarray(frontier.get("beta", np.full(len(keep), np.nan)))[keep]
-        fig.add_trace(
-            go.Scatter(
-                x=np.asarray(frontier["kl"])[keep],
-                y=np.asarray(frontier["win_rate"])[keep],
-                customdata=beta,
-                name=frontier.get("legend", f"{frontier['label']} · N={frontier['n']}"),
-                legendgroup=frontier["name"],
-                mode="lines+markers" if frontier.get("markers") else "lines",
-                line={
+        traces.append(
+            {
+                "type": "scatter",
+                "x": np.asarray(frontier["kl"])[keep],
+                "y": np.asarray(frontier["win_rate"])[keep],
+                "customdata": beta,
+                "name": frontier.get("legend", f"{frontier['label']} · N={frontier['n']}"),
+                "legendgroup": frontier["name"],
+                "mode": "lines+markers" if frontier.get("markers") else "lines",
+                "line": {
                     "color": COLORS.get(frontier["name"]),
                     "dash": DASHES[frontier["n_index"] % len(DASHES)],
                     "width": 2.5,
                 },
-                hovertemplate=(
+                "hovertemplate": (
                     f"N={frontier['n']}<br>"
                     "KL=%{x:.4f} nats<br>win rate=%{y:.5f}<br>β=%{customdata:.4g}<extra>%{fullData.name}</extra>"
                 ),
-            )
+            }
         )
     for points in policy_points:
         keep = np.asarray(points["kl"]) <= 1.05 * kl_axis
-        fig.add_trace(
-            go.Scatter(
-                x=np.asarray(points["kl"])[keep],
-                y=np.asarray(points["win_rate"])[keep],
-                customdata=np.asarray(points["n"])[keep],
-                name=points.get("label", f"best-of-n policy · N={points['n_eval']}"),
-                legendgroup="best-of-n policy",
-                mode="markers",
-                marker={"symbol": "diamond", "size": 9, "color": COLORS["best-of-n policy"]},
-                hovertemplate="best-of-%{customdata} policy<br>KL=%{x:.4f} nats<br>win rate=%{y:.5f}<extra>%{fullData.name}</extra>",
-            )
+        traces.append(
+            {
+                "type": "scatter",
+                "x": np.asarray(points["kl"])[keep],
+                "y": np.asarray(points["win_rate"])[keep],
+                "customdata": np.asarray(points["n"])[keep],
+                "name": points.get("label", f"best-of-n policy · N={points['n_eval']}"),
+                "legendgroup": "best-of-n policy",
+                "mode": "markers",
+                "marker": {"symbol": "diamond", "size": 9, "color": COLORS["best-of-n policy"]},
+                "hovertemplate": "best-of-%{customdata} policy<br>KL=%{x:.4f} nats<br>win rate=%{y:.5f}<extra>%{fullData.name}</extra>",
+            }
         )
+    layout = _layout(x="KL(π‖π_ref), nats", y=win_rate_label, height=440)
+    layout["xaxis"]["range"] = [0.0, kl_axis]
     if kl_marker is not None:
-        fig.add_vline(x=kl_marker, line={"color": "#888888", "dash": "dot"})
-    fig = _layout(fig, x="KL(π‖π_ref), nats", y=win_rate_label, height=440)
-    fig.update_xaxes(range=[0.0, kl_axis])
-    return fig
+        layout["shapes"] = [_vline(kl_marker)]
+    return _figure(traces, layout)
 
 
 def best_t_figure(rows: Sequence[Mapping]) -> go.Figure:
     """The best exponential t against N (log-log), from :func:`infalign_core.explorer.best_t_table` rows."""
     ns = [row["N"] for row in rows if np.isfinite(row["best t"])]
     ts = [row["best t"] for row in rows if np.isfinite(row["best t"])]
-    fig = go.Figure(
-        go.Scatter(
-            x=ns,
-            y=ts,
-            mode="lines+markers",
-            line={"color": COLORS["exp"]},
-            hovertemplate="N=%{x}<br>best t=%{y:.4g}<extra></extra>",
-            name="best t",
-        )
-    )
-    fig = _layout(fig, x="N", y="best t", height=300)
-    fig.update_xaxes(type="log", dtick=np.log10(2))
-    fig.update_yaxes(type="log", dtick=1)
-    return fig
+    trace = {
+        "type": "scatter",
+        "x": ns,
+        "y": ts,
+        "mode": "lines+markers",
+        "line": {"color": COLORS["exp"]},
+        "hovertemplate": "N=%{x}<br>best t=%{y:.4g}<extra></extra>",
+        "name": "best t",
+    }
+    layout = _layout(x="N", y="best t", height=300)
+    layout["xaxis"].update(type="log", dtick=np.log10(2))
+    layout["yaxis"].update(type="log", dtick=1)
+    return _figure([trace], layout)
 
 
 def optimal_vs_exponential_figure(
@@ -170,75 +195,78 @@ def optimal_vs_exponential_figure(
     kl_marker: float | None = None,
 ) -> go.Figure:
     """Left: the optimal Φ and the best exponential Φ (rescaled); right: the win-rate gap across KL."""
-    from plotly.subplots import make_subplots
-
-    fig = make_subplots(
-        rows=1,
-        cols=2,
-        subplot_titles=("Φ rescaled to [0, 1]", "optimal − best exponential, at equal KL"),
-        horizontal_spacing=0.12,
+    traces = [
+        {
+            "type": "scatter",
+            "x": curve["u"],
+            "y": curve["normalised"],
+            "customdata": curve["phi"],
+            "name": curve["label"],
+            "mode": "lines",
+            "line": {"color": COLORS[name], "width": 2.5, "dash": "solid" if name == "optimal" else "dash"},
+            "hovertemplate": "u=%{x:.4f}<br>rescaled Φ=%{y:.5f}<br>Φ(u)=%{customdata:.6g}<extra>%{fullData.name}</extra>",
+            "xaxis": "x",
+            "yaxis": "y",
+        }
+        for curve, name in ((optimal_curve, "optimal"), (exponential_curve, "exp"))
+    ]
+    traces.append(
+        {
+            "type": "scatter",
+            "x": gap_kl,
+            "y": gap_points,
+            "name": "win-rate gap",
+            "mode": "lines+markers",
+            "line": {"color": COLORS["optimal"]},
+            "hovertemplate": "KL=%{x:.4f} nats<br>gap=%{y:.4f} points<extra></extra>",
+            "xaxis": "x2",
+            "yaxis": "y2",
+        }
     )
-    for curve, name in ((optimal_curve, "optimal"), (exponential_curve, "exp")):
-        fig.add_trace(
-            go.Scatter(
-                x=curve["u"],
-                y=curve["normalised"],
-                customdata=curve["phi"],
-                name=curve["label"],
-                mode="lines",
-                line={"color": COLORS[name], "width": 2.5, "dash": "solid" if name == "optimal" else "dash"},
-                hovertemplate="u=%{x:.4f}<br>rescaled Φ=%{y:.5f}<br>Φ(u)=%{customdata:.6g}<extra>%{fullData.name}</extra>",
-            ),
-            row=1,
-            col=1,
-        )
-    fig.add_trace(
-        go.Scatter(
-            x=gap_kl,
-            y=gap_points,
-            name="win-rate gap",
-            mode="lines+markers",
-            line={"color": COLORS["optimal"]},
-            hovertemplate="KL=%{x:.4f} nats<br>gap=%{y:.4f} points<extra></extra>",
-        ),
-        row=1,
-        col=2,
-    )
+    # Two panels side by side, laid out by hand (make_subplots costs more than the data).
+    left, right = [0.0, 0.44], [0.56, 1.0]
+    titles = [
+        {"text": text, "x": sum(dom) / 2, "y": 1.0, "xref": "paper", "yref": "paper", "showarrow": False}
+        | {"xanchor": "center", "yanchor": "bottom", "font": {"size": 16}}
+        for text, dom in (("Φ rescaled to [0, 1]", left), ("optimal − best exponential, at equal KL", right))
+    ]
+    layout = {
+        "height": 380,
+        "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
+        "legend": {"orientation": "h", "yanchor": "top", "y": -0.2, "xanchor": "left", "x": 0},
+        "xaxis": {"domain": left, "anchor": "y", "title": {"text": "calibrated reward u"}},
+        "yaxis": {"domain": [0.0, 1.0], "anchor": "x"},
+        "xaxis2": {"domain": right, "anchor": "y2", "title": {"text": "KL(π‖π_ref), nats"}},
+        "yaxis2": {"domain": [0.0, 1.0], "anchor": "x2", "title": {"text": "win-rate points"}},
+        "annotations": titles,
+    }
     if kl_marker is not None:
-        fig.add_vline(x=kl_marker, line={"color": "#888888", "dash": "dot"}, row=1, col=2)
-    fig.update_xaxes(title_text="calibrated reward u", row=1, col=1)
-    fig.update_xaxes(title_text="KL(π‖π_ref), nats", row=1, col=2)
-    fig.update_yaxes(title_text="win-rate points", row=1, col=2)
-    fig.update_layout(
-        height=380,
-        margin={"l": 10, "r": 10, "t": 40, "b": 10},
-        legend={"orientation": "h", "yanchor": "top", "y": -0.2, "xanchor": "left", "x": 0},
-    )
-    return fig
+        layout["shapes"] = [_vline(kl_marker, "x2", "y2 domain")]
+    return _figure(traces, layout)
 
 
 def tradeoff_figure(rows: Sequence[Mapping], inference_key: str) -> go.Figure:
     """Grouped bars: standard win rate and best/worst-of-N win rate for each transform at equal KL."""
     labels = [row["transform"] for row in rows]
-    fig = go.Figure()
+    traces = []
     for key, color in (("standard win rate", "#9ECAE9"), (inference_key, "#F58518")):
         values = [row[key] for row in rows]
-        fig.add_trace(
-            go.Bar(
-                x=labels,
-                y=values,
-                name=key,
-                marker_color=color,
-                text=[f"{v:.3f}" for v in values],
-                textposition="outside",
-                hovertemplate="%{x}<br>" + key + "=%{y:.5f}<extra></extra>",
-            )
+        traces.append(
+            {
+                "type": "bar",
+                "x": labels,
+                "y": values,
+                "name": key,
+                "marker": {"color": color},
+                "text": [f"{v:.3f}" for v in values],
+                "textposition": "outside",
+                "hovertemplate": "%{x}<br>" + key + "=%{y:.5f}<extra></extra>",
+            }
         )
-    fig = _layout(fig, x="", y="win rate against the reference", height=360)
+    layout = _layout(x="", y="win rate against the reference", height=360, barmode="group")
     low = min(min(row["standard win rate"], row[inference_key]) for row in rows) if rows else 0.5
-    fig.update_yaxes(range=[max(0.0, low - 0.08), 1.04])
-    fig.update_layout(barmode="group")
-    return fig
+    layout["yaxis"]["range"] = [max(0.0, low - 0.08), 1.04]
+    return _figure(traces, layout)
 
 
 def closed_form_frontier_lines(

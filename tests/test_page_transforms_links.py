@@ -1,0 +1,47 @@
+"""What-if links on the Transforms page: a link restores its state, a move updates the link."""
+
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+TIMEOUT = 180
+
+
+def _open(**params) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params.update(params)
+    at.run()
+    at.switch_page("app_pages/transforms.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _tables(at: AppTest) -> list:
+    return [frame.value for frame in at.dataframe]
+
+
+def test_a_link_with_n_8_and_1_nat_opens_best_of_8_at_one_nat():
+    at = _open(n="8", kl="1.0", transforms="identity,exp", mode="best")
+    assert at.number_input(key="n").value == 8
+    assert at.slider(key="kl").value == 1.0
+    assert at.multiselect(key="names").value == ["identity", "exp"]
+    trade = _tables(at)[0]
+    assert "best-of-8 win rate" in trade.columns
+    assert trade["KL"].round(4).tolist() == [1.0, 1.0]
+
+
+def test_moving_the_kl_slider_writes_the_link():
+    at = _open()
+    assert "kl" not in at.query_params  # defaults make a short link
+    at.slider(key="kl").set_value(1.25).run()
+    assert at.query_params["kl"] in ("1.25", ["1.25"])
+    assert not at.exception
+
+
+def test_a_bad_link_value_is_refused_with_a_warning_and_the_default_kept():
+    at = _open(n="0", kl="99")
+    warnings = " ".join(w.value for w in at.warning)
+    assert "n=0 is outside" in warnings and "kl=99 is outside" in warnings
+    assert at.number_input(key="n").value == 4
+    assert at.slider(key="kl").value == 0.5
