@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from app_pages import cached, linked
+from app_pages import arena_views, cached, linked
 from infalign_core import arena, data, gallery, links, report, runs
 from infalign_core.errors import InfAlignError
 from infalign_core.figures import arena as arena_figures
@@ -76,22 +76,6 @@ st.session_state["challenger_id"] = run_of[choice].run_id if choice in run_of el
 linked.publish(links.ARENA, "arena", right)
 
 
-def show_picks(state: arena.ArenaState) -> None:
-    """Best-of-N and worst-of-N picks of the first prompts, challenger beside reference."""
-    for tab, mode in zip(
-        st.tabs([f"best-of-{state.n} picks", f"worst-of-{state.n} picks"]), ("best", "worst")
-    ):
-        for pick in arena.example_picks(state, 3, mode):
-            tab.markdown(f"**{pick.prompt}**")
-            ours, theirs = tab.columns(2)
-            for col, who, text, reward in (
-                (ours, "challenger", pick.challenger_response, pick.challenger_reward),
-                (theirs, "reference", pick.reference_response, pick.reference_reward),
-            ):
-                col.caption(arena_figures.pick_caption(who, pick.winner, reward))
-                col.write(pick.prompt + text)
-
-
 # --- the live evaluation ------------------------------------------------------------------------
 if st.button("Evaluate", type="primary", key="evaluate"):
     try:
@@ -126,11 +110,9 @@ if st.button("Evaluate", type="primary", key="evaluate"):
                     e = state.estimate
                     col.metric(f"{label} win rate", f"{getattr(e, name):.3f}", help=f"{e.level:.0%} interval")
                     col.caption(f"[{getattr(e, f'{name}_ci_low'):.3f}, {getattr(e, f'{name}_ci_high'):.3f}]")
-                if state.kl is not None:
-                    cols[3].metric("KL(π‖π_ref), nats", f"{state.kl.k1:.3f}")
-                    cols[3].caption(f"± {state.kl.k1_stderr:.3f} (k3 {state.kl.k3:.3f})")
-                else:
-                    cols[3].metric("KL(π‖π_ref), nats", "—", help=state.kl_note)
+                kl = state.kl  # None at top-p < 1 (kl_note says why)
+                cols[3].metric("KL(π‖π_ref), nats", f"{kl.k1:.3f}" if kl else "—", help=state.kl_note or None)
+                cols[3].caption(f"± {kl.k1_stderr:.3f} (k3 {kl.k3:.3f})" if kl else state.kl_note)
             chart.plotly_chart(
                 arena_figures.convergence_figure(state.estimate), key=f"convergence-{state.done}"
             )
@@ -146,14 +128,13 @@ if st.button("Evaluate", type="primary", key="evaluate"):
         elif source.run_dir is not None:
             arena.save_arena_result(source.run_dir, record)
         st.session_state.setdefault("arena_results", {})[f"{source.label} · N={n} · K={k}"] = record
-        st.session_state["arena_last"] = state
-        if state.kl_note:
-            st.info(state.kl_note)
+        st.session_state["arena_last"], st.session_state["arena_last_config"] = state, source.run_config
     except InfAlignError as err:
         st.error(str(err))
 
 if "arena_last" in st.session_state:
-    show_picks(st.session_state["arena_last"])
+    arena_views.show_picks(st.session_state["arena_last"])
+    arena_views.show_procedure(st.session_state["arena_last"], st.session_state.get("arena_last_config"))
 
 # --- every evaluation so far: on the theory's chart and in a table ----------------------------------
 records, evaluated = dict(st.session_state.get("arena_results", {})), []
@@ -171,8 +152,10 @@ if records:
         "errors of its KL (horizontal), beside the theory's curve for its transform and N: the exact "
         "win rate of the KL-regularised optimum as β sweeps."
     )
+    place = st.radio("Place each run at", list(arena_figures.KL_PLACES), horizontal=True, key="kl_place", help=arena_figures.KL_PLACE_HELP)  # fmt: skip
     for tab, (name, label) in zip(st.tabs(["best-of-N", "worst-of-N"]), list(LABELS.items())[1:]):
-        fig, notes = arena_figures.frontier_figure(records, name, label, cached.theory_curve)
+        at = arena_figures.KL_PLACES[place]
+        fig, notes = arena_figures.frontier_figure(records, name, label, cached.theory_curve, at=at)
         tab.plotly_chart(fig, key=f"frontier-{name}")
         for note in notes:
             tab.info(note)

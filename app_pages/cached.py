@@ -28,23 +28,42 @@ def reward_model(source: str, device: str = "auto", trust_remote_code: bool = Fa
 
 
 @st.cache_resource(show_spinner="Loading the reward…", max_entries=4)
-def reward(source: str, label: str = "", device: str = "auto", trust_remote_code: bool = False):
+def reward(
+    source: str,
+    label: str = "",
+    device: str = "auto",
+    trust_remote_code: bool = False,
+    completion: bool = False,
+    system_prompt: str = "",
+):
     """A reward function (model, lexicon or callable) behind the one scoring interface."""
+    from infalign_core.chat import ChatFormat
     from infalign_core.rewards import load_reward
 
     return load_reward(
-        source, label=label or None, device=_device(device), trust_remote_code=trust_remote_code
+        source,
+        label=label or None,
+        device=_device(device),
+        trust_remote_code=trust_remote_code,
+        chat=ChatFormat(completion=completion, system_prompt=system_prompt or None),
     )
 
 
+def with_chat(policy, chat):
+    """The cached policy seen through another prompt rendering (the weights are shared, not copied)."""
+    import dataclasses
+
+    return dataclasses.replace(policy, chat=chat)
+
+
 @st.cache_data(show_spinner="Reading prompts…", max_entries=8)
-def prompts(source, column, split, filename):
+def prompts(source, column, split, filename, subset=None):
     """PromptSet for a source (bytes for uploads), or the error message (so a bad file is cached too)."""
     from infalign_core import data
     from infalign_core.errors import InfAlignError
 
     try:
-        return data.load_prompts(source, column=column, split=split, filename=filename)
+        return data.load_prompts(source, column=column, split=split, filename=filename, subset=subset)
     except InfAlignError as err:
         return str(err)
 
@@ -72,8 +91,8 @@ def arena_model(source: str, version: float):
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def theory_curve(transform, t, mode, n, phi_beta=None, run_n=None) -> dict | None:
+def theory_curve(transform, t, mode, n, phi_beta=None, run_n=None, procedure=None) -> dict | None:
     """The theory's curve at N for a run's transform (the optimal Φ it trained on, if recorded; cached)."""
     from infalign_core.figures import arena as arena_figures
 
-    return arena_figures.default_theory_curve(transform, t, mode, n, phi_beta, run_n)
+    return arena_figures.default_theory_curve(transform, t, mode, n, phi_beta, run_n, procedure)

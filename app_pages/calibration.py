@@ -2,15 +2,13 @@
 
 import streamlit as st
 
-from app_pages import cached
-from infalign_core import calibration, data
+from app_pages import cached, widgets
+from infalign_core import calibration
 from infalign_core.errors import InfAlignError
 from infalign_core.figures import calibration as calibration_figures
 
 M_CHOICES = (4, 8, 16, 32, 64, 128, 256)
-UPLOAD_TYPES = ["jsonl", "ndjson", "json", "csv", "tsv", "txt"]
 # This page's model widgets, each with (the Models page's session key, fallback).
-SOURCES = ["Bundled", "Upload a file", "Hugging Face dataset"]
 MODEL_KEYS = {
     "calibration_policy": ("policy_source", "default"),
     "calibration_reward": ("reward_source", "default"),
@@ -21,40 +19,6 @@ MODEL_KEYS = {
 def _set_cancelled(value: bool) -> None:
     """Button callback: the flag the running build's should_stop polls."""
     st.session_state["calibration_cancelled"] = value
-
-
-def _choose_prompts():
-    """Prompt-source widgets; returns a PromptSet or None (errors are shown)."""
-    kind = st.radio("Prompts", SOURCES, horizontal=True, key="calibration_source")
-    if kind == "Bundled":
-        split = st.selectbox("Split", ["all", "train", "eval"], index=1)
-        result = cached.prompts("bundled", None, None if split == "all" else split, None)
-    elif kind == "Upload a file":
-        upload = st.file_uploader("JSONL, JSON, CSV, TSV or TXT, up to 20 MB", type=UPLOAD_TYPES)
-        if upload is None:
-            return None
-        payload = upload.getvalue()
-        try:
-            columns = data.list_columns(payload, filename=upload.name)
-        except InfAlignError as err:
-            st.error(str(err))
-            return None
-        guess = data.guess_prompt_column(columns)
-        column = st.selectbox("Column with the prompts", columns, index=columns.index(guess) if guess else 0)
-        result = cached.prompts(payload, column, None, upload.name)
-    else:
-        name = st.text_input("Dataset id, or a folder saved with Dataset.save_to_disk", "")
-        split = st.text_input("Split", "train")
-        column = st.text_input("Column (empty: guess)", "")
-        if not name.strip():
-            return None
-        result = cached.prompts(name.strip(), column.strip() or None, split.strip() or None, None)
-    if isinstance(result, str):
-        st.error(result)
-        return None
-    for notice in result.notices:
-        st.info(notice)
-    return result
 
 
 st.title("Reward calibration")
@@ -68,7 +32,7 @@ st.markdown(
 
 left, right = st.columns(2)
 with left:
-    prompt_set = _choose_prompts()
+    prompt_set = widgets.choose_prompts("calibration")
 with right:
     count = len(prompt_set) if prompt_set else 1
     num_prompts = st.number_input("Number of prompts", 1, max(1, count), min(16, count))
@@ -88,6 +52,7 @@ with right:
         st.text_input("Reference policy (default, a preset, a folder or a hub id)", key="calibration_policy")
         st.text_input("Reward (default, vader, oracle, a folder or a hub id)", key="calibration_reward")
         st.text_input("Reward label (for multi-label reward models)", key="calibration_label")
+        chat = widgets.chat_controls("calibration")
 
 
 # A Cancel click ends the running script at its next progress update (Streamlit reruns on any
@@ -109,11 +74,15 @@ if st.button(
             st.session_state.get("model_device", "auto"),
             st.session_state.get("trust_remote_code", False),
         )
-        policy = cached.policy(st.session_state["calibration_policy"].strip(), *active)
+        policy = cached.with_chat(
+            cached.policy(st.session_state["calibration_policy"].strip(), *active), chat
+        )
         reward_fn = cached.reward(
             st.session_state["calibration_reward"].strip(),
             st.session_state["calibration_label"].strip(),
             *active,
+            chat.completion,
+            chat.system_prompt or "",
         )
         st.session_state["calibration"] = calibration.calibrate(
             policy,

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from app_pages import linked
+from app_pages import linked, widgets
 from infalign_core import ctrl, gallery, links, runs
 from infalign_core.errors import InfAlignError
 from infalign_core.figures import ctrl as ctrl_figures
@@ -80,6 +80,7 @@ with st.expander("New run", expanded=True):
         max_new_tokens = st.number_input("Max new tokens", value=24, step=1, key="max_new_tokens")
         device = st.selectbox("Device", ctrl.DEVICES, key="device")
         seed = st.number_input("Seed", value=0, step=1, key="seed")
+        options = widgets.run_options(help_texts)
     if st.button("Start", type="primary", key="start"):
         try:
             config = ctrl.CTRLConfig(
@@ -101,6 +102,7 @@ with st.expander("New run", expanded=True):
                 max_new_tokens=int(max_new_tokens),
                 device=device,
                 seed=int(seed),
+                **options,
             ).resolved()
             run_id = runs.launch_run(config)
             _notify(
@@ -169,11 +171,7 @@ def _live_body() -> None:
     if focus.status.get("error"):
         st.error(f"{focus.run_id} failed: {focus.status['error']}")
     st.plotly_chart(ctrl_figures.curves_figure(selected))
-    st.caption(
-        "The best-of-N curve ranks each step's k samples per prompt against that prompt's m bank rewards "
-        "(all N-subsets, ties ½): unbiased for the reference, but optimistic for a trained policy, which "
-        "is scored against the bank it trains on. The arena's fresh samples are the real measurement."
-    )
+    st.caption(ctrl_figures.CURVES_NOTE)
     missing = next((r["winrate/missing"] for r in reversed(metrics) if r.get("winrate/missing")), None)
     if missing:
         st.info(f"{focus.run_id}: {missing}.")

@@ -24,6 +24,8 @@ def restore(spec: Sequence[links.Param], page: str, reader: Callable | None = No
         values, errors = (reader or (lambda p: links.read(p, spec)))(st.query_params.to_dict())
         for param in spec:
             st.session_state[param.key] = values.get(param.key, param.default)
+        for key in set(values) - {param.key for param in spec}:  # a reader's aliases (e.g. mode=)
+            st.session_state[key] = values[key]
         st.session_state[flag] = True
         st.session_state[f"_link_errors_{page}"] = errors
     for param in spec:  # widgets not drawn on the last run lose their state: give the default back
@@ -35,8 +37,13 @@ def restore(spec: Sequence[links.Param], page: str, reader: Callable | None = No
 
 def publish(spec: Sequence[links.Param], page: str, container=None) -> str:
     """Write the current state into the URL and show a "Copy link" control; returns the link."""
-    params = links.write(st.session_state, spec)
+    ours = {param.name for param in spec}
     current = st.query_params.to_dict()
+    # Parameters this spec does not own (procedure=, written by its panel) stay in the link.
+    params = {
+        **{k: v for k, v in current.items() if k not in ours and k != "mode"},
+        **links.write(st.session_state, spec),
+    }
     if current != params:
         st.query_params.from_dict(params)
     link = links.url(_base_url(), page, params)

@@ -2,10 +2,10 @@
 
 import streamlit as st
 
-from app_pages import cached
+from app_pages import cached, widgets
 from infalign_core.errors import InfAlignError
 from infalign_core.figures import models as models_figures
-from infalign_core.models import PRESETS, describe_size
+from infalign_core.models import PRESETS
 from infalign_core.rewards import SequenceClassifierReward
 
 LEXICONS = {
@@ -33,19 +33,6 @@ def _source_picker(label: str, options: list[str], names: dict[str, str], key: s
         key=f"{key}_text",
     )
     return typed.strip() or choice
-
-
-def _show_model(title: str, loaded) -> None:
-    """Parameter count, size, device and load time of a loaded model, plus its notes."""
-    st.markdown(f"**{title}** · `{loaded.source}`")
-    cols = st.columns(5)
-    cols[0].metric("Parameters", f"{loaded.num_parameters / 1e6:.2f} M")
-    cols[1].metric("Size", describe_size(loaded.size_bytes))
-    cols[2].metric("Device", str(loaded.device))
-    cols[3].metric("Dtype", str(loaded.dtype).removeprefix("torch."))
-    cols[4].metric("Load time", f"{loaded.load_seconds:.2f} s")
-    for note in loaded.notes:
-        st.info(note)
 
 
 st.title("Models")
@@ -139,9 +126,9 @@ st.session_state.loaded_models = {
     "policy": models_figures.model_summary(policy),
     "reward": models_figures.model_summary(rm) if rm is not None else LEXICONS[reward_source],
 }
-_show_model("Reference policy", policy)
+widgets.show_model("Reference policy", policy)
 if rm is not None:
-    _show_model("Reward model", rm)
+    widgets.show_model("Reward model", rm)
 else:
     st.markdown(f"**Reward** · {LEXICONS[reward_source]} (no model to load)")
 
@@ -150,7 +137,8 @@ limit = getattr(policy.model.config, "n_positions", None) or getattr(
     policy.model.config, "max_position_embeddings", 256
 )
 with st.form("sampling"):
-    prompt = st.text_input("Prompt", "The acting was", key="models_prompt")
+    prompt = st.text_input("Prompt (text, or an HH dialogue)", "The acting was", key="models_prompt")
+    chat = widgets.chat_controls("models")
     cols = st.columns(4)
     n = cols[0].slider("N responses", 1, 64, 16, key="models_n")
     temperature = cols[1].slider("Temperature", 0.0, 2.0, 1.0, 0.05, key="models_temperature")
@@ -164,20 +152,26 @@ if go_sample and reward_fn is not None:
     try:
         with st.spinner("Sampling…"):
             samples = sample(
-                policy,
+                cached.with_chat(policy, chat),
                 [prompt],
                 int(n),
                 max_new_tokens=int(max_new_tokens),
                 temperature=temperature,
                 seed=int(seed),
             )
+            if isinstance(reward_fn, SequenceClassifierReward):  # scored through the same rendering
+                reward_fn = reward_fn.with_chat(chat)
             rewards = reward_fn.score(samples.row_prompts(), samples.responses)
     except InfAlignError as err:
         st.error(str(err))
     else:
         st.session_state.models_samples = models_figures.ranked_samples(prompt, samples, rewards)
+        st.session_state.models_rendered = (prompt, samples.rendered_prompts[0])
+        for note in [*samples.notes, *reward_fn.notes]:
+            st.info(note)
 
 table = st.session_state.get("models_samples")
+widgets.show_rendered(*st.session_state.get("models_rendered", ("", None)))
 if table is not None and len(table):
     best, worst = table.iloc[0], table.iloc[-1]
     cols = st.columns(3)

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app_pages import linked
+from app_pages import linked, procedure_panel
 from app_pages import theory_cache as tc
 from infalign_core import explorer, figures, links, theory
 from infalign_core.transforms import TRANSFORM_NAMES
@@ -34,8 +34,7 @@ linked.restore(links.TRANSFORMS, "transforms", links.read_transforms)
 with st.sidebar:
     st.header("Controls")
     names = st.multiselect("Transforms", TRANSFORM_NAMES, key="names")
-    mode = st.radio("Inference procedure", ("best", "worst"), format_func=lambda m: f"{m}-of-N", key="mode")
-    n = int(st.number_input("N, samples at inference", 1, theory.MAX_N, step=1, key="n"))
+    kind, mode, n, spec = procedure_panel.sidebar(theory.MAX_N)  # procedure=SPEC in the link is its own
     ns = st.multiselect("N on the frontier chart", N_CHOICES, key="ns")
     hold = st.radio("Hold fixed", ("KL budget", "β"), horizontal=True, key="hold")
     if hold == "KL budget":
@@ -50,6 +49,9 @@ with st.sidebar:
     linked.publish(links.TRANSFORMS, "transforms")
 
 word, best = f"{mode}-of-{n}", mode == "best"
+if kind not in ("bon", "won"):  # beyond best-of-N: its own view, all numbers from explorer/procedures
+    procedure_panel.show(spec, kl, beta)
+    st.stop()
 if not names:
     st.warning("Pick at least one transform in the sidebar.")
     st.stop()

@@ -182,6 +182,7 @@ class ArenaState:
     kl: KLEstimate | None = None
     seconds: float = 0.0
     kl_note: str = ""  # why ``kl`` is None when the KL was asked for (top-p < 1)
+    calibrated_kl: float | None = None  # the KL the reward sees (see ``reward_visible_kl``)
 
     @property
     def done(self) -> int:
@@ -275,11 +276,27 @@ def run_arena(
         state.estimate = estimate_win_rates(
             state.challenger_rewards, state.reference_rewards, n, resamples=resamples, level=level, seed=seed
         )
+        state.calibrated_kl = reward_visible_kl(state.challenger_rewards, state.reference_rewards)
         if with_kl:
             rows = np.repeat(np.arange(state.done), int(k))
             state.kl = kl_from_logprobs(state.policy_logprobs, state.reference_logprobs, rows)
         state.seconds = time.perf_counter() - started
         yield state
+
+
+def reward_visible_kl(challenger_rewards, reference_rewards) -> float:
+    """The KL the reward sees: each challenger sample's mid-rank among its prompt's K reference samples, pooled.
+
+    The binned, Miller–Madow corrected KL of those ranks against the reference's own law
+    (``calibration.calibrated_kl``); by data processing at most the sequence KL, so their ratio
+    is the share of the KL that moves the reward.
+    """
+    from infalign_core.calibration import calibrated_kl, calibrated_reward
+
+    ours = np.asarray(challenger_rewards, dtype=np.float64)
+    bank = np.sort(np.asarray(reference_rewards, dtype=np.float64), axis=1)
+    rows = np.repeat(np.arange(ours.shape[0]), ours.shape[1])
+    return calibrated_kl(calibrated_reward(bank, rows, ours.ravel()), m=bank.shape[1])
 
 
 def top_p_kl_note(top_p: float) -> str:
@@ -295,6 +312,19 @@ def top_p_kl_note(top_p: float) -> str:
 
 def _by_prompt(responses: Sequence[str], k: int) -> list[list[str]]:
     return [list(responses[i : i + k]) for i in range(0, len(responses), k)]
+
+
+def rendering_settings(reference, prompt_subset: str | None = None) -> dict:
+    """What an arena record adds about prompt rendering and subsets; empty for the template-less default."""
+    from infalign_core.chat import rendering_key
+
+    extra = {}
+    rendering = rendering_key(reference.tokenizer, getattr(reference, "chat", None))
+    if rendering["template"] is not None or rendering["completion"]:
+        extra["rendering"] = rendering
+    if prompt_subset:
+        extra["prompt_subset"] = prompt_subset
+    return extra
 
 
 def evaluate(challenger, reference, reward_fn, prompts: Sequence[str], **kwargs) -> ArenaState:
@@ -361,7 +391,10 @@ def run_transform(config: dict | None):
         from infalign_core.ctrl import CTRLConfig, make_phi
 
         trained = CTRLConfig(
-            transform="optimal", n=int(config.get("n") or 4), mode=config.get("mode", "best")
+            transform="optimal",
+            n=int(config.get("n") or 4),
+            mode=config.get("mode", "best"),
+            procedure=config.get("procedure"),
         )
         return make_phi(trained, float(config["phi_beta"]))
     return None
@@ -429,10 +462,107 @@ def theory_at_kl(config: dict | None, n: int, kl: float) -> dict | None:
         return None
 
 
+# --- any inference procedure: the arena's estimate and the theory's curve ----------------------
+
+
+def arena_calibrated_rewards(state: ArenaState) -> tuple[np.ndarray, np.ndarray]:
+    """Calibrated rewards of both sides' samples against K − 1 of the reference side's rewards of the same prompt.
+
+    Mid-rank CDF, ties ½. Sample i of either side is ranked among the reference's samples
+    other than the i-th: a reference sample is never compared with itself, and both sides'
+    calibrated rewards come from equally large banks, so the reference against itself is
+    exactly symmetric. Soft best-of-N and rejection choose by these.
+    """
+    ours, theirs = state.challenger_rewards, state.reference_rewards
+    k = theirs.shape[1]
+    if k < 2:
+        raise InfAlignError("calibrating the arena's samples needs K ≥ 2 reference samples per prompt")
+
+    def rank(values: np.ndarray) -> np.ndarray:
+        others = np.arange(k)[None, :] != (np.arange(values.shape[1]) % k)[:, None]  # [K_side, K]
+        below = ((theirs[:, None, :] < values[:, :, None]) & others).sum(axis=2)
+        equal = ((theirs[:, None, :] == values[:, :, None]) & others).sum(axis=2)
+        return (below + 0.5 * equal) / (k - 1)
+
+    return rank(ours), rank(theirs)
+
+
+def procedure_estimate(
+    state: ArenaState,
+    spec: str,
+    *,
+    draws: int = 2000,
+    resamples: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+):
+    """The arena's win rate for an inference procedure (winrate.estimate_procedure_win_rate on its samples)."""
+    from infalign_core.procedures import parse_procedure
+    from infalign_core.winrate import estimate_procedure_win_rate
+
+    proc = parse_procedure(spec)
+    calibrated = arena_calibrated_rewards(state) if proc.kind in ("soft", "reject") else (None, None)
+    return estimate_procedure_win_rate(
+        state.challenger_rewards,
+        state.reference_rewards,
+        proc,
+        challenger_calibrated=calibrated[0],
+        reference_calibrated=calibrated[1],
+        draws=draws,
+        resamples=resamples,
+        level=level,
+        seed=seed,
+    )
+
+
+def procedure_theory_curve(
+    config: dict | None, spec: str, kl_max: float = 2.0, count: int = 60
+) -> dict | None:
+    """The theory's win rate under a procedure along β for a run's Φ (None without a theory curve).
+
+    An optimal run with no recorded β gets the procedure's optimal envelope instead.
+    """
+    from infalign_core import procedures, theory
+
+    proc = procedures.parse_procedure(spec)
+    name = (config or {}).get("transform")
+    if name == "optimal" and config.get("phi_beta") is None:
+        kl, rate = procedures.optimal_frontier(proc, np.linspace(kl_max / 8, kl_max, 8))
+        return {"label": f"optimal for {proc.label}", "kl": kl, "win_rate": rate}
+    phi = run_transform(config)
+    if phi is None:
+        return None
+    front = procedures.procedure_frontier(phi, theory.default_betas(count), proc)
+    keep = front.kl <= kl_max
+    return {"label": f"{phi.label}, {proc.label}", "kl": front.kl[keep], "win_rate": front.win_rate[keep]}
+
+
+def procedure_theory_at_kl(config: dict | None, spec: str, kl: float) -> float | None:
+    """The theory's win rate under a procedure for a run's Φ at the KL it measured (None without one)."""
+    from infalign_core import procedures, theory
+
+    if not np.isfinite(kl) or (config or {}).get("transform") not in ("identity", "log", "exp", "optimal"):
+        return None
+    if kl <= 0:
+        return 0.5
+    proc = procedures.parse_procedure(spec)
+    try:
+        if config.get("transform") == "optimal" and config.get("phi_beta") is None:
+            return procedures.optimal_for_procedure(proc, kl=kl).win_rate
+        phi = run_transform(config)
+        return None if phi is None else procedures.procedure_win_rate(phi, theory.beta_for_kl(phi, kl), proc)
+    except InfAlignError:
+        return None
+
+
 def arena_record(state: ArenaState, settings: dict, run_config: dict | None = None) -> dict:
     """One evaluation as JSON-ready data: settings, estimates, KL, the theory at that KL and the gaps."""
     estimate = state.estimate.as_dict() if state.estimate else {}
     kl = state.kl.as_dict() if state.kl else {}
+    if state.calibrated_kl is not None:
+        kl["calibrated"] = state.calibrated_kl
+        if kl.get("k1", 0.0) > 0:
+            kl["share_seen"] = state.calibrated_kl / kl["k1"]
     per_prompt = {
         name: np.round(v, 8).tolist()
         for name, v in (state.estimate.per_prompt if state.estimate else {}).items()
@@ -455,7 +585,7 @@ def arena_record(state: ArenaState, settings: dict, run_config: dict | None = No
     if run_config is not None:
         record["run"] = {
             key: run_config.get(key)
-            for key in ("transform", "t", "mode", "n", "beta", "kl_target", "seed", "phi_beta")
+            for key in ("transform", "t", "mode", "n", "procedure", "beta", "kl_target", "seed", "phi_beta")
         }
         theory_point = theory_at_kl(run_config, state.n, kl.get("k1", float("nan")))
         if theory_point is not None:
@@ -463,6 +593,10 @@ def arena_record(state: ArenaState, settings: dict, run_config: dict | None = No
             record["gap_to_theory"] = {
                 name: estimate[name] - theory_point[name] for name in METRICS if name in estimate
             }
+        # The same theory at the KL the reward sees: where the run sits if no KL were wasted.
+        seen_point = theory_at_kl(run_config, state.n, kl.get("calibrated", float("nan")))
+        if seen_point is not None:
+            record["theory_at_calibrated_kl"] = seen_point
     return record
 
 

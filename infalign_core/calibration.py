@@ -136,6 +136,46 @@ def calibrated_reward(bank: ReferenceBank | np.ndarray, prompt_index, rewards) -
     return ((less + 0.5 * (less_or_equal - less)) / rows.shape[1]).reshape(rewards.shape)
 
 
+CALIBRATED_KL_BINS = 10
+
+
+def calibrated_kl(calibrated, *, m: int | None = None, bins: int = CALIBRATED_KL_BINS) -> float:
+    """The KL the reward sees: binned plug-in KL of pooled calibrated rewards against the reference's law.
+
+    Under the reference, C is Uniform[0, 1] (``m`` None: continuous u, equal-width bins) or, ranked
+    against a bank of m, uniform on the m + 1 levels j/m (bins then group whole levels, each bin's
+    reference mass its share of levels). By data processing this is at most the sequence KL. The
+    plug-in overestimates by about (occupied bins − 1)/(2·samples); the Miller–Madow correction
+    subtracts that, so the estimate can dip below 0 by noise near the reference (left as is).
+    """
+    values = np.asarray(calibrated, dtype=np.float64).ravel()
+    if values.size == 0:
+        raise InfAlignError("the calibrated KL needs at least one calibrated reward")
+    _reject_nan(values, "calibrated rewards")
+    if values.min() < 0.0 or values.max() > 1.0:
+        raise InfAlignError("calibrated rewards lie in [0, 1]; got values outside it")
+    if isinstance(bins, bool) or not isinstance(bins, int | np.integer) or bins < 2:
+        raise InfAlignError(f"the calibrated KL needs an integer number of bins ≥ 2, got {bins!r}")
+    if m is None:
+        index = np.minimum((values * bins).astype(np.int64), bins - 1)  # u = 1 in the top bin
+        reference = np.full(bins, 1.0 / bins)
+    else:
+        if isinstance(m, bool) or not isinstance(m, int | np.integer) or m < 1:
+            raise InfAlignError(f"the bank size m must be an integer ≥ 1, got {m!r}")
+        levels = int(m) + 1
+        bins = min(int(bins), levels)
+        # Level j/m (a tie's mid-rank rounds up); bin b holds levels [⌊b·L/B⌋, ⌊(b+1)·L/B⌋).
+        level = np.minimum(np.floor(values * m + 0.5).astype(np.int64), levels - 1)
+        edges = (np.arange(bins + 1) * levels) // bins
+        index = np.searchsorted(edges, level, side="right") - 1
+        reference = np.diff(edges) / levels
+    counts = np.bincount(index, minlength=bins).astype(np.float64)
+    mass = counts / values.size
+    seen = counts > 0
+    plug_in = float(np.sum(mass[seen] * np.log(mass[seen] / reference[seen])))
+    return plug_in - (int(seen.sum()) - 1) / (2.0 * values.size)
+
+
 def _count_below(m: int, num_queries: int, below: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     """For each query, the length of the prefix of its (sorted) bank row that lies below it.
 
@@ -198,20 +238,15 @@ def bank_settings(
 ) -> dict:
     """Everything that determines a bank's contents; its sha256 (``settings_key``) is the cache key.
 
-    Models enter by fingerprint (weights and config; the reward's includes its label), not by
-    the name they were loaded under, so "default" and the same folder's path share banks; the
-    names are kept under "sources", which the key ignores. Sampling batch sizes are left out:
-    they change the random stream, not the distribution the bank estimates.
+    Models enter by what they compute (``policy_identity``, ``reward_identity``), not by the name
+    they were loaded under, so "default" and the same folder's path share banks; the names are
+    kept under "sources", which the key ignores. Sampling batch sizes are left out: they change
+    the random stream, not the distribution the bank estimates.
     """
     return {
         "code_version": CODE_VERSION,
-        "policy": {"fingerprint": str(policy.fingerprint), "dtype": str(getattr(policy, "dtype", ""))},
-        "reward": {
-            "fingerprint": str(reward_fn.fingerprint),
-            "rendering": getattr(reward_fn, "rendering", None),
-        },
-        # How the reference policy saw each prompt (chat template, system prompt, completion mode).
-        "rendering": _policy_rendering(policy),
+        "policy": policy_identity(policy),
+        "reward": reward_identity(reward_fn),
         "prompts_sha256": prompts_sha256(prompts),
         "num_prompts": len(prompts),
         "m": int(m),
@@ -226,6 +261,67 @@ def bank_settings(
             "reward": str(getattr(reward_fn, "name", "")),
         },
     }
+
+
+def policy_identity(policy) -> dict:
+    """What about the reference policy changes its samples; one entry per ingredient of the bank key.
+
+    Weights and config (the fingerprint), the dtype it runs in, its tokenizer (how prompts are
+    encoded and responses decoded), its generation config (the EOS ids where sampling stops) and
+    how it saw each prompt (chat template, system prompt, completion mode). A new ingredient is
+    one more entry here.
+    """
+    model = getattr(policy, "model", None)
+    return {
+        "fingerprint": str(policy.fingerprint),
+        "dtype": str(getattr(policy, "dtype", "")),
+        "tokenizer_sha256": tokenizer_sha256(getattr(policy, "tokenizer", None)),
+        "generation_config_sha256": generation_config_sha256(model),
+        "rendering": _policy_rendering(policy),
+    }
+
+
+def reward_identity(reward_fn) -> dict:
+    """What about the reward changes its scores: fingerprint (weights, config, label), dtype, tokenizer, rendering."""
+    loaded = getattr(reward_fn, "loaded", None)  # a reward model; VADER, the oracle and callables have none
+    return {
+        "fingerprint": str(reward_fn.fingerprint),
+        "dtype": str(getattr(loaded, "dtype", "")),
+        "tokenizer_sha256": tokenizer_sha256(getattr(loaded, "tokenizer", None)),
+        "rendering": getattr(reward_fn, "rendering", None),
+    }
+
+
+def tokenizer_sha256(tokenizer) -> str:
+    """sha256 of what a tokenizer does ('' for none): its full serialisation and special tokens.
+
+    A fast tokenizer's JSON holds the vocabulary, merges, normaliser and added tokens (the
+    content of tokenizer.json, vocab and merges files); the special tokens and padding side
+    come from tokenizer_config.json and special_tokens_map.json.
+    """
+    if tokenizer is None:
+        return ""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    body = backend.to_str() if backend is not None else json.dumps(tokenizer.get_vocab(), sort_keys=True)
+    extra = {
+        "special_tokens": getattr(tokenizer, "special_tokens_map", {}),
+        "padding_side": getattr(tokenizer, "padding_side", None),
+        "class": type(tokenizer).__name__,
+    }
+    material = body + json.dumps(extra, sort_keys=True, default=str)
+    return hashlib.sha256(material.encode("utf-8")).hexdigest()
+
+
+def generation_config_sha256(model) -> str:
+    """sha256 of a model's generation config as loaded from generation_config.json ('' for none).
+
+    The transformers version it was written with is left out: it changes nothing the sampler uses.
+    """
+    config = getattr(model, "generation_config", None)
+    if config is None:
+        return ""
+    fields = {k: v for k, v in config.to_diff_dict().items() if k != "transformers_version"}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode("utf-8")).hexdigest()
 
 
 def _policy_rendering(policy) -> dict | None:

@@ -90,12 +90,16 @@ def to_messages(prompt: str | Sequence[dict]) -> list[dict]:
     return messages
 
 
-def prompt_text(prompt: str | Sequence[dict]) -> str:
-    """The string form a prompt travels in: itself, or a list of messages as an HH transcript."""
+def prompt_text(prompt: str | Sequence[dict], *, transcript: bool = False) -> str:
+    """The string form a prompt travels in: itself, or a list of messages as an HH transcript.
+
+    A single user turn stays plain text unless ``transcript`` (HH prompts keep their form, which
+    is what a base model sees in completion mode).
+    """
     if isinstance(prompt, str):
         return prompt
     messages = to_messages(prompt)
-    if len(messages) == 1 and messages[0]["role"] == "user":
+    if len(messages) == 1 and messages[0]["role"] == "user" and not transcript:
         return messages[0]["content"]
     turns = "".join(f"\n\n{_HH_NAMES[m['role']]}: {m['content']}" for m in messages)
     return turns + ("\n\nAssistant:" if messages[-1]["role"] != "assistant" else "")

@@ -48,6 +48,43 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _bool(text: str) -> bool:
+    """Parse true/false (also yes/no, 1/0) for argparse."""
+    value = str(text).strip().lower()
+    if value in ("true", "yes", "1", "on"):
+        return True
+    if value in ("false", "no", "0", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _add_chat_flags(p) -> None:
+    """--completion-mode and --system-prompt: how prompts are rendered for the models."""
+    p.add_argument(
+        "--completion-mode",
+        action="store_true",
+        help="no chat templates: the policy continues the raw prompt text and the reward scores prompt + response",
+    )
+    p.add_argument("--system-prompt", default=None, help="system prompt the chat templates put first")
+
+
+def _chat_format(args):
+    """The chat.ChatFormat the flags ask for."""
+    from infalign_core.chat import ChatFormat
+
+    return ChatFormat(completion=bool(args.completion_mode), system_prompt=args.system_prompt or None)
+
+
+def _print_notes(*sources) -> None:
+    """Print every note of loaded models, rewards and samples to stderr, once each."""
+    seen = set()
+    for source in sources:
+        for note in getattr(source, "notes", ()) or ():
+            if note not in seen:
+                seen.add(note)
+                print(f"note: {note}", file=sys.stderr)
+
+
 class _Parser(argparse.ArgumentParser):
     """An argument parser whose usage errors are one line on stderr and exit status 2."""
 
@@ -136,6 +173,9 @@ def _add_calibrate(sub) -> None:
     )
     p.add_argument("--column", default=None, help="column holding the prompts (default: guessed)")
     p.add_argument("--split", default=None, help="split to use (bundled: train or eval; default all)")
+    p.add_argument(
+        "--prompt-subset", default=None, help="dataset config or data_dir (HH: helpful-base, harmless-base)"
+    )
     p.add_argument("--num-prompts", type=_positive_int, default=32, help="the first P prompts (default 32)")
     p.add_argument("--m", type=_positive_int, required=True, help="reference samples per prompt")
     p.add_argument("--heldout", type=_positive_int, default=None, help="held-out samples/prompt (default m)")
@@ -149,6 +189,7 @@ def _add_calibrate(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=_positive_int, default=256, help="sampling batch size (rows)")
     p.add_argument("--cache-dir", default=None, help="default: $INFALIGN_CACHE_DIR or cache/banks")
+    _add_chat_flags(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_run_calibrate)
 
@@ -160,11 +201,15 @@ def _run_calibrate(args) -> int:
 
     if args.top_p > 1:
         raise InfAlignError(f"--top-p must be in (0, 1], got {args.top_p}.")
-    prompt_set = data.load_prompts(args.prompts, column=args.column, split=args.split, limit=args.num_prompts)
+    prompt_set = data.load_prompts(
+        args.prompts, column=args.column, split=args.split, limit=args.num_prompts, subset=args.prompt_subset
+    )
     for notice in prompt_set.notices:
         print(f"note: {notice}", file=sys.stderr)
-    policy = load_policy(args.policy, device=args.device)
-    reward_fn = load_reward(args.reward, label=args.label, device=args.device)
+    chat = _chat_format(args)
+    policy = load_policy(args.policy, device=args.device, chat=chat)
+    reward_fn = load_reward(args.reward, label=args.label, device=args.device, chat=chat)
+    _print_notes(policy)
     bars: dict = {}
 
     def progress(done: int, total: int, stage: str) -> None:
@@ -199,6 +244,7 @@ def _run_calibrate(args) -> int:
             bar.close()
     for notice in result.bank.notices:
         print(f"note: {notice}", file=sys.stderr)
+    _print_notes(reward_fn)
     out = {
         "ks_statistic": result.uniformity.ks_statistic,
         "ks_pvalue": result.uniformity.ks_pvalue,
@@ -228,7 +274,11 @@ def _add_sample(sub) -> None:
         description="Sample N responses from the policy, score prompt + response with the reward, "
         "and print them sorted by reward (the first taste of best-of-N / worst-of-N).",
     )
-    p.add_argument("--prompt", required=True, help="the prompt text the policy continues")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--prompt", help="the prompt: one user turn, or an HH dialogue ('\\n\\nHuman: …')")
+    what.add_argument(
+        "--messages", help='the prompt as a JSON list of messages, e.g. [{"role": "user", "content": "hi"}]'
+    )
     p.add_argument("--n", type=_positive_int, required=True, help="how many responses")
     p.add_argument("--policy", default="default", help="policy: default, a preset, a folder or a hub id")
     p.add_argument("--reward", default="default", help="reward: default, vader, oracle, a folder or a hub id")
@@ -239,7 +289,10 @@ def _add_sample(sub) -> None:
     p.add_argument("--top-p", type=_positive_float, default=1.0)
     p.add_argument("--device", default=None, help="cpu, cuda or mps (default: best available)")
     p.add_argument("--trust-remote-code", action="store_true", help="run code shipped with a hub model")
-    p.add_argument("--json", action="store_true", help="print one JSON list of {text, reward, finished}")
+    _add_chat_flags(p)
+    p.add_argument(
+        "--json", action="store_true", help="print one JSON list of {text, reward, finished, rendered_prompt}"
+    )
     p.set_defaults(func=_run_sample)
 
 
@@ -248,15 +301,16 @@ def _run_sample(args) -> int:
     from infalign_core.rewards import load_reward
     from infalign_core.sampling import sample
 
-    policy = load_policy(args.policy, device=args.device, trust_remote_code=args.trust_remote_code)
+    prompt = args.prompt if args.messages is None else _messages_prompt(args.messages)
+    chat = _chat_format(args)
+    policy = load_policy(args.policy, device=args.device, trust_remote_code=args.trust_remote_code, chat=chat)
     reward_fn = load_reward(
-        args.reward, label=args.label, device=args.device, trust_remote_code=args.trust_remote_code
+        args.reward, label=args.label, device=args.device, trust_remote_code=args.trust_remote_code, chat=chat
     )
-    for note in policy.notes:
-        print(f"note: {note}", file=sys.stderr)
+    _print_notes(policy)
     samples = sample(
         policy,
-        [args.prompt],
+        [prompt],
         args.n,
         max_new_tokens=args.max_new_tokens,
         temperature=args.temperature,
@@ -264,19 +318,42 @@ def _run_sample(args) -> int:
         seed=args.seed,
     )
     rewards = reward_fn.score(samples.row_prompts(), samples.responses)
+    _print_notes(samples, reward_fn)
     order = sorted(range(len(rewards)), key=lambda i: -rewards[i])
+    rendered = samples.rendered_prompts[0]
     rows = [
-        {"text": samples.responses[i], "reward": float(rewards[i]), "finished": bool(samples.finished[i])}
+        {
+            "text": samples.responses[i],
+            "reward": float(rewards[i]),
+            "finished": bool(samples.finished[i]),
+            "rendered_prompt": rendered,
+        }
         for i in order
     ]
     if args.json:
         _print_json(rows)
     else:
-        print(f"prompt: {args.prompt!r}   reward: {reward_fn.name}   policy: {args.policy}")
+        print(f"prompt: {prompt!r}   reward: {reward_fn.name}   policy: {args.policy}")
+        if rendered != prompt:
+            print(f"rendered prompt (what the policy saw): {rendered!r}")
+        shown = prompt if rendered == prompt else ""
         for rank, row in enumerate(rows, 1):
             tail = "" if row["finished"] else " …"
-            print(f"{rank:>3}  {row['reward']:+9.4f}  {args.prompt}{row['text']}{tail}")
+            print(f"{rank:>3}  {row['reward']:+9.4f}  {shown}{row['text']}{tail}")
     return 0
+
+
+def _messages_prompt(text: str) -> str:
+    """A --messages JSON list as the prompt string the library carries."""
+    from infalign_core.chat import prompt_text
+
+    try:
+        messages = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise InfAlignError(f"--messages is not valid JSON ({err.msg}, column {err.colno}).") from None
+    if not isinstance(messages, list):
+        raise InfAlignError('--messages must be a JSON list like [{"role": "user", "content": "hi"}].')
+    return prompt_text(messages)
 
 
 # --- train ------------------------------------------------------------------
@@ -301,14 +378,21 @@ def _add_train(sub) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its checkpoint")
     p.add_argument("--json", action="store_true", help="print the final metrics as one JSON object")
     hints = typing.get_type_hints(ctrl.CTRLConfig)
-    choices = {"transform": ctrl.TRANSFORMS, "mode": ctrl.MODES, "dtype": ctrl.DTYPES}
+    choices = {
+        "transform": ctrl.TRANSFORMS,
+        "mode": ctrl.MODES,
+        "dtype": ctrl.DTYPES,
+        "kl_penalty": ctrl.KL_PENALTIES,
+    }
     for f in dataclasses.fields(ctrl.CTRLConfig):
         hint = hints[f.name]
         base = next((t for t in typing.get_args(hint) if t is not type(None)), hint)
-        parse = {int: int, float: _finite_float}.get(base, str)
+        parse = {int: int, float: _finite_float, bool: _bool}.get(base, str)
         if f.default is None:  # optional fields take "none" to mean unset
             parse = _optional(parse)
         default_text = "none" if f.default is None else f.default
+        # A bare boolean flag (--completion-mode) means true; --completion-mode false also works.
+        flag = {"nargs": "?", "const": True} if base is bool else {}
         p.add_argument(
             f"--{f.name.replace('_', '-')}",
             dest=f"cfg_{f.name}",
@@ -316,6 +400,7 @@ def _add_train(sub) -> None:
             choices=choices.get(f.name),
             default=argparse.SUPPRESS,
             help=f"{f.metadata.get('help', '')} (default {default_text})",
+            **flag,
         )
     p.set_defaults(func=_run_train)
 
@@ -497,6 +582,10 @@ def _add_winrate(sub) -> None:
     p.add_argument("--num-prompts", type=_positive_int, default=32, help="the first P prompts (default 32)")
     p.add_argument("--prompts", default="bundled", help="'bundled', a prompt file or a hub dataset id")
     p.add_argument("--split", default=None, help="split of the prompt source (bundled: eval unless given)")
+    p.add_argument("--column", default=None, help="column holding the prompts (default: guessed)")
+    p.add_argument(
+        "--prompt-subset", default=None, help="dataset config or data_dir (HH: helpful-base, harmless-base)"
+    )
     p.add_argument("--max-new-tokens", type=_positive_int, default=None, help="default: the run's, else 24")
     p.add_argument(
         "--temperature",
@@ -515,6 +604,7 @@ def _add_winrate(sub) -> None:
     p.add_argument("--resamples", type=_positive_int, default=2000, help="bootstrap resamples (default 2000)")
     p.add_argument("--device", default=None, help="cpu, cuda or mps (default: best available)")
     p.add_argument("--save", action="store_true", help="also store the result in the run's arena.json")
+    _add_chat_flags(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_run_winrate)
 
@@ -544,13 +634,25 @@ def _run_winrate(args) -> int:
         if args.policy in ("reference", "default") and reference_source == "default"
         else load_policy(reference_source, device=args.device)
     )
+    # Both sides and the reward see prompts as the run was trained on them, unless the flags say otherwise.
+    if args.completion_mode or args.system_prompt:
+        chat = _chat_format(args)
+    else:
+        from infalign_core.chat import ChatFormat
+
+        chat = ChatFormat(bool(run.get("completion_mode")), run.get("system_prompt") or None)
+    challenger.chat = reference.chat = chat
     reward_fn = load_reward(
         args.reward or run.get("reward") or "default",
         label=args.label if args.label is not None else run.get("reward_label"),
         device=args.device,
+        chat=chat,
     )
+    _print_notes(challenger, reference)
     split = args.split or ("eval" if args.prompts == "bundled" else None)
-    prompt_set = data.load_prompts(args.prompts, split=split, limit=args.num_prompts)
+    prompt_set = data.load_prompts(
+        args.prompts, column=args.column, split=split, limit=args.num_prompts, subset=args.prompt_subset
+    )
     for notice in prompt_set.notices:
         print(f"note: {notice}", file=sys.stderr)
     max_new_tokens = args.max_new_tokens or int(run.get("max_new_tokens") or 24)
@@ -610,6 +712,7 @@ def _run_winrate(args) -> int:
             "reference": reference.fingerprint,
             "reward": reward_fn.fingerprint,
         }
+        settings.update(arena.rendering_settings(reference, args.prompt_subset))
         record = arena.arena_record(state, settings, source.run_config)
         theory_point = record.get("theory")
         if theory_point:

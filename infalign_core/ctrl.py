@@ -44,6 +44,7 @@ TRANSFORMS = ("raw", "identity", "log", "exp", "optimal")
 MODES = ("best", "worst")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "bfloat16")
+KL_PENALTIES = ("reward", "loss")
 METRICS_FILE = "metrics.jsonl"
 CHECKPOINT_DIR = "checkpoint"
 TRAINER_STATE = "trainer_state.pt"
@@ -112,6 +113,13 @@ class CTRLConfig:
     kl_horizon: int = field(
         default=1000, metadata={"help": "adaptive-β horizon in samples (smaller: faster)"}
     )
+    kl_penalty: str = field(
+        default="reward",
+        metadata={
+            "help": "where β·KL goes: reward (subtract the sequence KL from the reward, RLOO) or loss "
+            "(a per-token k3 term in the loss, as GRPO)"
+        },
+    )
     k: int = field(default=8, metadata={"help": "samples per prompt per step (leave-one-out needs ≥ 2)"})
     prompts_per_step: int = field(default=8, metadata={"help": "prompts per step"})
     learning_rate: float = field(default=2e-4, metadata={"help": "AdamW learning rate"})
@@ -128,7 +136,7 @@ class CTRLConfig:
     cache_dir: str | None = field(default=None, metadata={"help": "bank cache folder (default: cache/banks)"})
     gradient_checkpointing: bool = field(
         default=False,
-        metadata={"help": "recompute activations in the backward pass: less memory, ~30% slower"},
+        metadata={"help": "recompute activations in the backward pass: less memory, a slower step"},
     )
     lora_rank: int | None = field(
         default=None,
@@ -151,6 +159,10 @@ class CTRLConfig:
             f"unknown transform {self.transform!r}; choose one of {', '.join(TRANSFORMS)}",
         )
         _check(self.mode in MODES, f"mode must be 'best' or 'worst', got {self.mode!r}")
+        _check(
+            self.kl_penalty in KL_PENALTIES,
+            f"kl_penalty must be 'reward' or 'loss', got {self.kl_penalty!r}",
+        )
         _check(_finite(self.beta) and self.beta > 0, f"beta must be a number > 0, got {self.beta}")
         _check(
             _int(self.k) and self.k >= 2,
@@ -284,6 +296,10 @@ class CTRLConfig:
             text = path.read_text(encoding="utf-8")
         except OSError as err:
             raise InfAlignError(f"cannot read the config file {path}: {err.strerror or err}") from None
+        except UnicodeDecodeError:
+            raise InfAlignError(
+                f"the config file {path} is not UTF-8 text: give a .json or .yaml file"
+            ) from None
         try:
             if path.suffix.lower() in (".yaml", ".yml"):
                 import yaml
@@ -342,6 +358,26 @@ PRESETS: dict[str, dict] = {
     "CTRL for worst-of-4": {"transform": "exp", "mode": "worst", "n": 4, "t": None, "beta": 0.1},
 }
 """Named starting points for the page: fields that differ from the defaults."""
+
+
+def preset_config(name: str, **overrides) -> CTRLConfig:
+    """A run for a model preset (models.PRESETS): its policy, reward, prompt set and procedure."""
+    from infalign_core.models import PRESETS as MODEL_PRESETS
+
+    if name not in MODEL_PRESETS:
+        raise InfAlignError(f"unknown model preset {name!r}; choose one of {', '.join(MODEL_PRESETS)}")
+    preset = MODEL_PRESETS[name]
+    fields = {
+        "policy": preset.policy,
+        "reward": preset.reward,
+        "reward_label": preset.reward_label,
+        "prompts": preset.prompts,
+        "mode": preset.mode,
+        "n": preset.n,
+        "lora_rank": preset.lora_rank,
+        "gradient_checkpointing": preset.lora_rank is not None,
+    }
+    return CTRLConfig(**{**fields, **overrides})
 
 
 # --- pieces of the loop ----------------------------------------------------------------------
@@ -550,10 +586,13 @@ def policy_gradient_step(
     temperature: float = 1.0,
     micro: int | None = None,
     log: Callable[[str], None] | None = None,
+    kl_in_loss: bool = False,
 ) -> tuple[GradientStats, int | None]:
     """KL to the reference, RLOO advantages of rewards − β·KL, one clipped optimizer step on −mean A·log π.
 
     Both log-probs are taken at the sampling ``temperature``: the KL is KL(π_T‖π_ref,T), as TRL computes it.
+    With ``kl_in_loss`` the advantages are of the rewards alone and β·Σ_t k3_t (per sequence,
+    averaged) joins the loss instead, as GRPO does.
 
     Out of memory, the rows are split into micro-batches of half the size (then half again),
     the step is redone and the run goes on; the size is returned so later steps start there.
@@ -561,14 +600,17 @@ def policy_gradient_step(
     from infalign_core.models import _is_oom
 
     def advantages_of(kl_k1: np.ndarray) -> np.ndarray:
-        return rloo_advantages(np.asarray(rewards, dtype=np.float64) - beta * kl_k1, k)
+        penalty = 0.0 if kl_in_loss else beta * kl_k1
+        return rloo_advantages(np.asarray(rewards, dtype=np.float64) - penalty, k)
+
+    kl_weight = float(beta) if kl_in_loss else 0.0
 
     rows = len(targets)
     while True:
         try:
             return _gradient_pass(
                 model, reference_model, optimizer, prompt_ids, targets, pad_id, advantages_of, bf16,
-                max_grad_norm, temperature, micro,
+                max_grad_norm, temperature, micro, kl_weight,
             ), micro  # fmt: skip
         except (RuntimeError, MemoryError) as err:
             if not _is_oom(err) or (micro or rows) <= 1:
@@ -591,9 +633,12 @@ def _empty_device_cache() -> None:
 
 def _gradient_pass(
     model, reference_model, optimizer, prompt_ids, targets, pad_id, advantages_of, bf16, max_grad_norm,
-    temperature, micro,
+    temperature, micro, kl_weight=0.0,
 ) -> GradientStats:  # fmt: skip
-    """One step over all rows at once (``micro`` None) or in chunks of ``micro`` rows (two passes)."""
+    """One step over all rows at once (``micro`` None) or in chunks of ``micro`` rows (two passes).
+
+    ``kl_weight`` > 0 adds kl_weight · Σ_t k3_t per sequence (mean over sequences) to the loss.
+    """
     import torch
 
     from infalign_core.models import checkpointed_layers
@@ -603,6 +648,11 @@ def _gradient_pass(
     size = micro or rows
     chunks = [slice(i, min(i + size, rows)) for i in range(0, rows, size)]
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+
+    def k3_loss(logp, ref_logp, valid):
+        """Σ_t k3 per row with its gradient through log π; k3 = (r − 1) − log r, r = π_ref/π."""
+        log_r = (ref_logp.float() - logp).clamp(max=20.0)
+        return ((torch.expm1(log_r) - log_r) * valid).sum(-1)
 
     def stats(logp, ref_logp, valid):
         log_ratio = (logp.detach() - ref_logp).double()  # log π − log π_ref per token
@@ -618,10 +668,12 @@ def _gradient_pass(
         kl_k1, kl_k3, tokens = stats(logp, ref_logp, valid)
         advantages = torch.as_tensor(advantages_of(kl_k1), dtype=torch.float32, device=device)
         loss = -(advantages * logp.sum(-1)).mean()
+        if kl_weight:
+            loss = loss + kl_weight * k3_loss(logp, ref_logp, valid).mean()
         loss.backward()
         entropy_sum, loss_value = float(entropy.sum().item()), float(loss.item())
     else:
-        parts, entropy_sum = [], 0.0
+        parts, entropy_sum, references = [], 0.0, []
         with torch.no_grad(), autocast:  # pass 1: the KL of every row, so advantages are known
             for c in chunks:
                 logp, entropy, valid = token_logprobs(model, prompt_ids[c], targets[c], pad_id, temperature)
@@ -629,14 +681,17 @@ def _gradient_pass(
                     reference_model, prompt_ids[c], targets[c], pad_id, temperature
                 )
                 parts.append(stats(logp, ref_logp, valid))
+                references.append(ref_logp if kl_weight else None)
                 entropy_sum += float(entropy.sum().item())
         kl_k1, kl_k3, tokens = (np.concatenate(p) for p in zip(*parts))
         advantages = torch.as_tensor(advantages_of(kl_k1), dtype=torch.float32, device=device)
         loss_value = 0.0
-        for c in chunks:  # pass 2: gradients accumulated chunk by chunk
+        for c, ref_logp in zip(chunks, references):  # pass 2: gradients accumulated chunk by chunk
             with autocast, checkpointed_layers(model):
-                logp, _, _ = token_logprobs(model, prompt_ids[c], targets[c], pad_id, temperature)
+                logp, _, valid = token_logprobs(model, prompt_ids[c], targets[c], pad_id, temperature)
             loss = -(advantages[c] * logp.sum(-1)).sum() / rows
+            if kl_weight:
+                loss = loss + kl_weight * k3_loss(logp, ref_logp, valid).sum() / rows
             loss.backward()
             loss_value += float(loss.item())
     params = [p for p in model.parameters() if p.requires_grad]
@@ -900,8 +955,9 @@ def train(
             prompt_ids = sampling.encode_prompts(tokenizer, batch_prompts, policy.chat)
             row_prompt_ids = [prompt_ids[i] for i in samples.prompt_index]
 
-            # 5. Reward with the KL penalty inside, leave-one-out advantage, policy-gradient step
-            #    (in micro-batches of `micro` rows once the full batch has run out of memory).
+            # 5. Leave-one-out advantage, policy-gradient step (in micro-batches of `micro` rows once
+            #    the full batch has run out of memory); β·KL either inside the reward (sequence k1)
+            #    or, with kl_penalty=loss, as a per-token k3 loss term whose gradient flows through log π.
             grads, micro = policy_gradient_step(
                 policy.model,
                 reference.model,
@@ -917,9 +973,10 @@ def train(
                 temperature=config.temperature,
                 micro=micro,
                 log=log,
+                kl_in_loss=config.kl_penalty == "loss",
             )
             kl_k1, kl_k3, tokens = grads.kl_k1, grads.kl_k3, grads.tokens
-            total = transformed - beta * kl_k1
+            total = transformed - beta * kl_k1 if config.kl_penalty == "reward" else transformed
 
             # 6. Metrics; then adapt β toward the KL target if one is set.
             bank_rates = bank_win_rates(raw.reshape(-1, config.k), bank.rewards[chosen], config.n)
@@ -934,6 +991,8 @@ def train(
                 "reward/total": float(total.mean()),
                 "kl/k1": float(kl_k1.mean()),
                 "kl/k3": float(kl_k3.mean()),
+                # The KL the reward sees: pooled calibrated rewards against the bank's uniform law.
+                "kl/calibrated": calibration.calibrated_kl(calibrated, m=bank.m),
                 "kl/beta": beta,
                 "policy/entropy": grads.entropy_sum / max(1, int(tokens.sum())),
                 "policy/response_length": float(tokens.mean()),

@@ -45,7 +45,7 @@ class PromptPreset:
     name: str
     dataset: str
     subset: str | None
-    split: str
+    split: str  # for training; evaluate on the held-out split named in ``size``
     column: str | None
     mode: str  # "best" (best-of-N) or "worst" (worst-of-N)
     size: str
@@ -57,7 +57,7 @@ PROMPT_PRESETS: dict[str, PromptPreset] = {
         name="hh-helpful",
         dataset="Anthropic/hh-rlhf",
         subset="helpful-base",
-        split="test",
+        split="train",
         column=None,
         mode="best",
         size="2.4k test / 43.8k train dialogues, ~14 MB",
@@ -67,7 +67,7 @@ PROMPT_PRESETS: dict[str, PromptPreset] = {
         name="hh-harmless",
         dataset="Anthropic/hh-rlhf",
         subset="harmless-base",
-        split="test",
+        split="train",
         column=None,
         mode="worst",
         size="2.3k test / 42.5k train dialogues, ~12 MB",
@@ -77,7 +77,7 @@ PROMPT_PRESETS: dict[str, PromptPreset] = {
         name="tldr",
         dataset="trl-lib/tldr",
         subset=None,
-        split="validation",
+        split="train",
         column="prompt",
         mode="best",
         size="6.4k validation / 117k train posts, ~90 MB",
@@ -193,7 +193,7 @@ def hh_prompt(dialogue: str, where: str) -> str:
     head = messages[:last]
     if not head or head[-1]["role"] != "user":
         raise InfAlignError(f"{where} has no 'Human:' turn before its final 'Assistant:' reply.")
-    return prompt_text(head)
+    return prompt_text(head, transcript=True)
 
 
 def hh_prompts(values: Sequence, description: str, max_chars: int) -> tuple[list[str], list[str]]:

@@ -38,6 +38,8 @@ def user_error(err: BaseException) -> InfAlignError | None:
     if isinstance(err, OSError) and err.errno in _OS_HINTS:
         where = f" ({err.filename})" if err.filename else ""
         return InfAlignError(f"{_OS_HINTS[err.errno]}{where}.")
+    if isinstance(err, UnicodeDecodeError):
+        return InfAlignError(f"a file is not UTF-8 text ({one_line(str(err))[:120]}): save it as UTF-8.")
     if type(err).__name__ == "SafetensorError" or type(err).__module__.startswith("safetensors"):
         return InfAlignError(
             f"a .safetensors weights file is truncated or corrupt ({one_line(str(err))}): "

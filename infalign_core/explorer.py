@@ -33,6 +33,7 @@ from infalign_core.theory import (
     beta_for_kl,
     bon_policy_point,
     check_n,
+    default_betas,
     evaluate,
 )
 from infalign_core.transforms import MAX_T, Transform, check_mode, make_transform
@@ -144,7 +145,7 @@ def optimal_frontier(n: int, mode: str = "best", kl_max: float = 3.0, count: int
     if not np.isfinite(kl_max) or kl_max <= 0:
         raise InfAlignError(f"kl_max must be > 0 nats, got {kl_max}")
     points = []
-    for phi in optimal.optimal_family(n, mode, kl_max, count):
+    for phi in optimal.optimal_family(n, mode, kl_max, count, verify=False):  # checked just below
         point = evaluate(phi, phi.beta, n)
         # At extreme λ the ODE and the quadrature engine can part ways; show only points where
         # the two independent KL computations agree.
@@ -299,3 +300,154 @@ def evaluate_cli(
     if proc is not None:
         point["procedure_win_rate"] = procedures.procedure_win_rate(phi, beta, proc)
     return point
+
+
+# --- inference procedures beyond best-of-N (the page's "Beyond best-of-N" view) ---------------
+
+PROCEDURE_LABELS = {
+    "bon": "best-of-N",
+    "won": "worst-of-N",
+    "poisson": "best-of-(1 + Poisson(μ))",
+    "mix": "best-of-N on a share p",
+    "soft": "soft best-of-N",
+    "reject": "rejection sampling",
+    "expr": "your own T(x)",
+}
+PROCEDURE_DEFAULTS = {"n": 4, "mu": 3.0, "p": 0.5, "tau": 0.1, "q": 0.8, "expr": "x**3"}
+
+
+def procedure_spec(kind: str, *, n: int, mu: float, p: float, tau: float, q: float, expr: str) -> str:
+    """The spec string for a page choice (only the parameters the kind uses)."""
+    specs = {
+        "bon": f"bon:{int(n)}",
+        "won": f"won:{int(n)}",
+        "poisson": f"poisson:{mu:g}",
+        "mix": f"mix:{p:g}:{int(n)}",
+        "soft": f"soft:{int(n)}:{tau:g}",
+        "reject": f"reject:{q:g}:{int(n)}",
+        "expr": f"expr:{expr}",
+    }
+    if kind not in specs:
+        raise InfAlignError(f"unknown procedure {kind!r}; choose one of {', '.join(specs)}")
+    return specs[kind]
+
+
+def procedure_widgets(spec: str) -> dict:
+    """The page's widget values that reproduce a spec (kind plus its parameters over the defaults)."""
+    proc = procedures.parse_procedure(spec)
+    values = {"kind": proc.kind, **PROCEDURE_DEFAULTS}
+    if proc.kind in ("bon", "won", "mix", "soft", "reject"):
+        values["n"] = proc.n
+    values.update(
+        {
+            "poisson": {"mu": proc.mu},
+            "mix": {"p": proc.p},
+            "soft": {"tau": proc.tau},
+            "reject": {"q": proc.q},
+        }.get(proc.kind, {})
+    )
+    if proc.kind == "expr":
+        values["expr"] = proc.spec[len("expr:") :]
+    return values
+
+
+@dataclass(frozen=True)
+class ProcedureView:
+    """Everything the page shows for one procedure across KL: frontiers and the optimal-vs-exponential gap."""
+
+    procedure: procedures.Procedure
+    lines: list[dict]  # frontier_figure lines: identity and optimal
+    gap: procedures.ProcedureGap
+
+
+def procedure_view(spec: str, kl_max: float = 3.0, count: int = 8) -> ProcedureView:
+    """The procedure's win-rate frontiers (identity; optimal at ``count`` KLs) and the optimal's gap to the best exponential."""
+    proc = procedures.parse_procedure(spec)
+    kls = np.linspace(kl_max / count, kl_max, count)
+    gap = procedures.optimal_gap(proc, kls)
+    identity = procedures.procedure_frontier(Transform("identity"), default_betas(200), proc)
+    lines = [
+        {
+            "name": "identity",
+            "label": "identity",
+            "legend": "identity (calibrated RLHF)",
+            "n": proc.spec,
+            "n_index": 0,
+            "kl": identity.kl,
+            "beta": identity.beta,
+            "win_rate": identity.win_rate,
+        },
+        {
+            "name": "optimal",
+            "label": "optimal",
+            "legend": f"optimal for {proc.label}",
+            "n": proc.spec,
+            "n_index": 0,
+            "kl": gap.kl,
+            "win_rate": gap.optimal_win_rate,
+            "markers": True,
+        },
+    ]
+    return ProcedureView(proc, lines, gap)
+
+
+@dataclass(frozen=True)
+class ProcedureAtKL:
+    """One KL budget under a procedure: the best exponential t, the optimum and calibrated RLHF."""
+
+    procedure: procedures.Procedure
+    kl: float
+    exponential: procedures.ExponentialChoice
+    optimum: procedures.ProcedureOptimum
+    identity_win_rate: float
+    exponential_line: dict  # frontier_figure line of exp at the best t
+
+    @property
+    def exponential_phi(self) -> Transform:
+        """The exponential transform at the best t."""
+        return Transform("exp", self.exponential.t, self.exponential.mode)
+
+    @property
+    def gap(self) -> float:
+        """Optimal minus best-exponential win rate at this KL."""
+        return self.optimum.win_rate - self.exponential.win_rate
+
+    def rows(self) -> list[dict[str, float | str]]:
+        """A small table: transform, t, β and the procedure's win rate at this KL."""
+        return [
+            {
+                "transform": "identity (calibrated RLHF)",
+                "t": np.nan,
+                "β": np.nan,
+                "win rate": self.identity_win_rate,
+            },
+            {
+                "transform": "best exponential",
+                "t": self.exponential.t,
+                "β": self.exponential.beta,
+                "win rate": self.exponential.win_rate,
+            },
+            {"transform": "optimal", "t": np.nan, "β": self.optimum.beta, "win rate": self.optimum.win_rate},
+        ]
+
+
+def procedure_at_kl(spec: str, kl: float) -> ProcedureAtKL:
+    """The best exponential t, the optimal Φ and calibrated RLHF's win rate for the procedure at a KL budget."""
+    proc = procedures.parse_procedure(spec)
+    choice = procedures.best_exponential_t(proc, kl)
+    optimum = procedures.optimal_for_procedure(proc, kl=kl)
+    identity = Transform("identity")
+    identity_rate = procedures.procedure_win_rate(identity, beta_for_kl(identity, kl), proc)
+    exp = Transform("exp", choice.t, choice.mode)
+    front = procedures.procedure_frontier(exp, default_betas(200), proc)
+    line = {
+        "name": "exp",
+        "label": "exp",
+        "legend": f"exp, best t={choice.t:.3g} at {kl:g} nats",
+        "n": proc.spec,
+        "n_index": 0,
+        "kl": front.kl,
+        "beta": front.beta,
+        "win_rate": front.win_rate,
+    }
+    return ProcedureAtKL(proc, float(kl), choice, optimum, identity_rate, line)

@@ -140,7 +140,6 @@ TRANSFORMS = (
         ["identity", "exp", "optimal"],
         choices=("identity", "log", "exp", "optimal"),
     ),
-    Param("mode", "mode", "choice", "best", choices=("best", "worst")),
     Param("n", "n", "int", 4, low=1, high=1024),
     Param("ns", "ns", "choices", [1, 4, 16, 64], choices=_n_choices(), cast=int),
     Param("hold", "hold", "choice", "KL budget", choices=("KL budget", "β")),
@@ -152,9 +151,24 @@ TRANSFORMS = (
 )
 
 
+MODE_ALIAS = {"best": "bon", "worst": "won"}  # mode=best|worst, for links written before procedure=
+
+
 def read_transforms(params: Mapping[str, str | list[str]]) -> tuple[dict[str, object], list[str]]:
-    """The Transforms page's link: a ``beta`` without ``hold`` holds β fixed, a ``kl`` the budget."""
+    """The Transforms page's link: a ``beta`` without ``hold`` holds β fixed, a ``kl`` the budget.
+
+    The inference procedure travels as ``procedure=SPEC`` (its own widgets read it); a bare
+    ``mode=best`` or ``mode=worst`` picks best-of-N or worst-of-N.
+    """
     values, errors = read(params, TRANSFORMS)
+    mode = params.get("mode")
+    if isinstance(mode, list):
+        mode = mode[-1]
+    if mode is not None and "procedure" not in params:
+        if mode in MODE_ALIAS:
+            values["procedure_kind"] = MODE_ALIAS[mode]
+        else:
+            errors.append(f"link parameter mode={mode!r} is not best or worst; kept the page's default")
     if "hold" not in values:
         if "beta" in values and "kl" not in values:
             values["hold"] = "β"

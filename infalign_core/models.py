@@ -30,7 +30,11 @@ BUNDLED = {"policy": ASSETS_WORLD_DIR / "policy", "reward": ASSETS_WORLD_DIR / "
 
 @dataclass(frozen=True)
 class Preset:
-    """A named policy + reward-model pair on the Hugging Face hub (needs internet the first time)."""
+    """A (policy, reward model, prompt set, procedure) tuple on the hub (needs internet the first time).
+
+    ``prompts`` is a prompt source (a ``data.PROMPT_PRESETS`` name or "bundled"); ``mode`` and
+    ``n`` are the inference procedure the paper aligns for on that set.
+    """
 
     name: str
     policy: str
@@ -39,7 +43,14 @@ class Preset:
     policy_size: str
     reward_size: str
     note: str
+    prompts: str = "bundled"
+    mode: str = "best"
+    n: int = 4
+    lora_rank: int | None = None  # advised above ~1 B parameters
 
+
+_SKYWORK = "Skywork/Skywork-Reward-V2-Qwen3-0.6B"
+_SKYWORK_SIZE = "0.6B parameters, ~1.2 GB (bf16 on disk); scores a chat-formatted conversation"
 
 PRESETS: dict[str, Preset] = {
     "gpt2-sentiment": Preset(
@@ -49,16 +60,53 @@ PRESETS: dict[str, Preset] = {
         reward_label="POSITIVE",
         policy_size="124M parameters, ~0.5 GB",
         reward_size="67M parameters, ~0.27 GB",
-        note="GPT-2 continues a review opening; an SST-2 classifier's POSITIVE logit is the reward.",
+        note="GPT-2 continues a review opening; an SST-2 classifier's POSITIVE logit is the reward. "
+        "Completion mode (no chat templates); runs on a CPU.",
     ),
     "smollm2-135m-instruct": Preset(
         name="smollm2-135m-instruct",
         policy="HuggingFaceTB/SmolLM2-135M-Instruct",
-        reward="Skywork/Skywork-Reward-V2-Qwen3-0.6B",
+        reward=_SKYWORK,
         reward_label=None,
         policy_size="135M parameters, ~0.27 GB (bf16 on disk)",
-        reward_size="0.6B parameters, ~1.2 GB (bf16 on disk)",
-        note="A small instruct model with an open scalar reward model; a GPU is advisable.",
+        reward_size=_SKYWORK_SIZE,
+        note="A small instruct model with an open scalar reward model on HH helpfulness, best-of-4; "
+        "fits a 4 GB laptop GPU (bf16), slow but possible on a CPU.",
+        prompts="hh-helpful",
+    ),
+    "smollm2-360m-hh-harmless": Preset(
+        name="smollm2-360m-hh-harmless",
+        policy="HuggingFaceTB/SmolLM2-360M-Instruct",
+        reward=_SKYWORK,
+        reward_label=None,
+        policy_size="362M parameters, ~0.72 GB (bf16 on disk)",
+        reward_size=_SKYWORK_SIZE,
+        note="The paper's harmlessness setting: HH harmless-base dialogues aligned for worst-of-4 "
+        "(jailbreak robustness); a 6–8 GB GPU.",
+        prompts="hh-harmless",
+        mode="worst",
+    ),
+    "qwen2.5-0.5b-tldr": Preset(
+        name="qwen2.5-0.5b-tldr",
+        policy="Qwen/Qwen2.5-0.5B-Instruct",
+        reward=_SKYWORK,
+        reward_label=None,
+        policy_size="494M parameters, ~1.0 GB (bf16 on disk)",
+        reward_size=_SKYWORK_SIZE,
+        note="TL;DR summarisation prompts (trl-lib/tldr) for best-of-4; an 8 GB GPU.",
+        prompts="tldr",
+    ),
+    "qwen2.5-1.5b-hh-helpful-lora": Preset(
+        name="qwen2.5-1.5b-hh-helpful-lora",
+        policy="Qwen/Qwen2.5-1.5B-Instruct",
+        reward=_SKYWORK,
+        reward_label=None,
+        policy_size="1.5B parameters, ~3.1 GB (bf16 on disk)",
+        reward_size=_SKYWORK_SIZE,
+        note="Above 1 B parameters: LoRA rank 16 and gradient checkpointing keep HH helpfulness, "
+        "best-of-4, on a 12–16 GB GPU.",
+        prompts="hh-helpful",
+        lora_rank=16,
     ),
 }
 
@@ -223,8 +271,13 @@ def locate(source: str, role: str) -> _Location:
 def _check_local_weights(folder: Path) -> None:
     """Refuse folders without safetensors weights, naming the pickle files if that is what they hold."""
     names = [p.name for p in folder.iterdir() if p.is_file()]
-    if (folder / ADAPTER_CONFIG).is_file() and any(n.endswith(_WEIGHT_SUFFIXES) for n in names):
-        return  # LoRA adapters (a CTRL checkpoint): the base model is named inside
+    if (folder / ADAPTER_CONFIG).is_file():
+        if "adapter_model.safetensors" in names:
+            return  # LoRA adapters (a CTRL checkpoint): the base model is named inside
+        raise InfAlignError(
+            f"{folder} holds LoRA adapters without adapter_model.safetensors; InfAlign Studio loads "
+            "safetensors only. Save the adapters again with save_pretrained (safe_serialization=True)."
+        )
     if not (folder / "config.json").is_file():
         raise InfAlignError(f"{folder} has no config.json: give the folder that save_pretrained wrote.")
     if any(n.endswith(_WEIGHT_SUFFIXES) for n in names):

@@ -279,13 +279,15 @@ _REFINEMENTS = 24
 
 
 def optimal_family(
-    n: int, mode: str = "best", kl_max: float = 3.0, count: int = 14
+    n: int, mode: str = "best", kl_max: float = 3.0, count: int = 14, verify: bool = True
 ) -> list[OptimalTransform]:
     """Optimal transforms for N spread evenly in KL over (0, kl_max], one ODE integration each.
 
     Every μ of the scaled system is the exact optimum for some β, so a frontier needs no
     root-find per point: walk log μ up until the KL passes kl_max (or λ(μ) blows up), then
-    refine where consecutive KLs are further apart than kl_max / count.
+    refine where consecutive KLs are further apart than kl_max / count. With ``verify`` each
+    member is kept only if the quadrature engine confirms its KL (callers that evaluate every
+    member through the engine anyway may check there instead).
     """
     n, mode = check_n(n), check_mode(mode)
     if not np.isfinite(kl_max) or kl_max <= 0:
@@ -332,5 +334,5 @@ def optimal_family(
     return [
         OptimalTransform(n=n, mode=mode, beta=1.0 / shots[m].lam, kl=shots[m].kl, _shot=shots[m])
         for m in finite()
-        if kl_at(m) <= 1.25 * kl_max
+        if kl_at(m) <= 1.25 * kl_max and (not verify or _verified(shots[m], n, mode))
     ]

@@ -74,6 +74,10 @@ DESCRIPTIONS = {
 }
 _CHECK_POINTS = np.unique(np.concatenate([np.linspace(0.0, 1.0, 2001), np.geomspace(1e-9, 1.0, 200)]))
 _FIXED_POINT_TOL = 1e-10
+_HUGE = 1e250  # stands in for an infinite slope; far beyond anything e^{λΦ} can resolve
+# Φ more than this many units of 1/λ below its peak has density below e^{−60} of the peak: the
+# residual ignores differences below that floor, so a singular end (Φ → −∞) cannot dominate it.
+_DEPTH = 60.0
 _MAX_ITERATIONS = 400
 
 
@@ -361,7 +365,12 @@ def first_variation(policy: AlignedPolicy, proc: Procedure) -> np.ndarray:
     """δW/δg at the grid nodes for each β, up to an additive constant (the optimum's Φ̂[g])."""
     grid, u = policy.grid, policy.grid.u
     if proc.pointwise:
-        return grid.cumulative(proc.t_prime(policy.cdf, policy.survival) * proc.t_prime(u, 1.0 - u))
+        # −∫_v^1 T′(G)T′(u) du, summed from the right: a T′ singular at 0 (e.g. √x) makes Φ̂ → −∞
+        # at u → 0, harmlessly, and an underflowed G = 0 gives a huge finite slope rather than inf.
+        with np.errstate(all="ignore"):
+            slope = proc.t_prime(policy.cdf, policy.survival) * proc.t_prime(u, 1.0 - u)
+        slope = np.minimum(np.nan_to_num(slope, nan=0.0, posinf=_HUGE), _HUGE)
+        return -grid.cumulative_right(slope)
     if proc.kind == "reject":
         gamma = _gamma(proc, policy)
         lead, c, dc = _reject_terms(proc, gamma)
@@ -525,11 +534,15 @@ def _lambda_for_kl(values: np.ndarray, grid: Grid, kl: float) -> float:
     return float(np.exp(optimize.brentq(gap, lo, hi, xtol=1e-13)))
 
 
-def _residual(values: np.ndarray, target: np.ndarray, grid: Grid) -> float:
-    """max |Φ̂ − Φ| after removing each one's mean, relative to Φ̂'s range."""
-    spread = float(np.ptp(target)) or 1.0
-    mean = grid.integrate
-    return float(np.max(np.abs((target - mean(target)) - (values - mean(values)))) / spread)
+def _clip(values: np.ndarray, lam: float) -> np.ndarray:
+    """Φ − max Φ, floored at −_DEPTH/λ (where e^{λΦ} no longer matters)."""
+    return np.maximum(values - values.max(), -_DEPTH / lam)
+
+
+def _residual(values: np.ndarray, target: np.ndarray, lam: float) -> float:
+    """max |Φ̂ − Φ| (each shifted to peak 0 and clipped at −_DEPTH/λ), relative to Φ̂'s range."""
+    a, b = _clip(target, lam), _clip(values, lam)
+    return float(np.max(np.abs(a - b)) / (float(np.ptp(a)) or 1.0))
 
 
 def _iterate(proc: Procedure, grid: Grid, values: np.ndarray, lam: float, kl: float | None):
@@ -537,10 +550,19 @@ def _iterate(proc: Procedure, grid: Grid, values: np.ndarray, lam: float, kl: fl
     damping, previous = 0.5, np.inf
     for iteration in range(1, _MAX_ITERATIONS + 1):
         if kl is not None:
-            lam = _lambda_for_kl(values, grid, kl)
+            try:
+                lam = _lambda_for_kl(values, grid, kl)
+            except InfAlignError:
+                raise InfAlignError(
+                    f"the optimal transform for {proc.label} did not converge: the damped fixed point drifted "
+                    f"away after {iteration} steps (Φ running off to −∞ where T′ is singular, or a budget "
+                    "too large); try another KL budget or procedure"
+                ) from None
         target = first_variation(_policy_from_values(values, lam, grid), proc)[0]
-        target = target - target.min()
-        residual = _residual(values, target, grid)
+        if not np.all(np.isfinite(target)):
+            raise InfAlignError(f"the optimal transform for {proc.label} hit a non-finite first variation")
+        target = target - target.max()
+        residual = _residual(values, target, lam)
         if residual < _FIXED_POINT_TOL:
             return target, lam, residual, iteration
         if residual > previous:
@@ -590,18 +612,26 @@ def optimal_for_procedure(
     coarse = make_grid(lambda u: np.asarray(u, dtype=np.float64), [1.0], proc.grid_ns, proc.breaks)
     if start is None:
         start_values = first_variation(_policy_from_values(np.zeros(coarse.u.shape), 1.0, coarse), proc)[0]
-        phi = _as_transform(start_values - start_values.min(), coarse, proc)
+        phi = _as_transform(start_values - start_values.max(), coarse, proc)
     else:
         phi = start
-    lam = 1.0 / beta if beta is not None else _lambda_for_kl(phi(coarse.u), coarse, kl)
     total, residual = 0, np.inf
-    for _ in range(4):
-        grid = make_grid(phi, [lam], proc.grid_ns, proc.breaks)
-        values, lam, residual, used = _iterate(proc, grid, phi(grid.u), lam, kl)
-        total += used
-        phi = _as_transform(values, grid, proc)
-        if residual < _FIXED_POINT_TOL and used <= 2:
-            break
+    try:
+        lam = 1.0 / beta if beta is not None else _lambda_for_kl(phi(coarse.u), coarse, kl)
+        for _ in range(4):
+            grid = make_grid(phi, [lam], proc.grid_ns, proc.breaks)
+            values, lam, residual, used = _iterate(proc, grid, phi(grid.u), lam, kl)
+            total += used
+            phi = _as_transform(values, grid, proc)
+            if residual < _FIXED_POINT_TOL and used <= 2:
+                break
+    except (ValueError, FloatingPointError, ZeroDivisionError) as err:
+        if isinstance(err, InfAlignError):
+            raise
+        raise InfAlignError(
+            f"the optimal transform for {proc.label} could not be solved ({err}); "
+            "try a smaller KL budget (or a larger β)"
+        ) from None
     if residual > 1e-6:
         raise InfAlignError(
             f"the optimal transform for {proc.label} did not converge (residual {residual:.2g} after "
@@ -617,7 +647,7 @@ def fixed_point_residual(opt: ProcedureOptimum) -> float:
     """How far the returned Φ is from its own Φ̂[g_Φ], on a fresh grid (relative to Φ's range)."""
     policy = policy_for(opt.phi, opt.beta, opt.procedure)
     target = first_variation(policy, opt.procedure)[0]
-    return _residual(opt.phi(policy.grid.u), target - target.min(), policy.grid)
+    return _residual(opt.phi(policy.grid.u), target, 1.0 / opt.beta)
 
 
 # --- the best exponential and the gap -----------------------------------------------------

@@ -139,6 +139,12 @@ class SequenceClassifierReward(RewardFunction):
         ]
         self.max_length = min(limits) if limits else 512
 
+    def with_chat(self, chat: ChatFormat | None) -> SequenceClassifierReward:
+        """The same model, label and batch size, scoring conversations rendered as ``chat`` says."""
+        return SequenceClassifierReward(
+            self.loaded, self.label_index, probability=self.probability, batch_size=self.batch_size, chat=chat
+        )
+
     def _score_pairs(self, prompts: list[str], responses: list[str]) -> np.ndarray:
         """The conversation through the reward tokenizer's template, else prompt + response text."""
         tok = self.loaded.tokenizer

@@ -44,7 +44,7 @@ FINAL = ("stopped", "finished", "failed", "interrupted")
 CONFIG_FILE, STATUS_FILE, LOG_FILE = "config.json", "status.json", "train.log"
 TRAINER_LOCK = ".trainer.lock"
 _EXEC_GRACE_S = 30.0
-_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+_RUN_ID = re.compile(r"[^\W_][\w.-]{0,199}")  # any script: create_run keeps the letters of a name
 
 
 def default_runs_root() -> Path:
@@ -311,6 +311,15 @@ def summary(info: RunInfo) -> dict:
     }
 
 
+def _is_run_in(root: Path, path: Path) -> bool:
+    """Whether ``path`` is a run folder whose real location is inside ``root`` (a symlink out is not)."""
+    return (
+        bool(_RUN_ID.fullmatch(path.name))
+        and path.resolve().is_relative_to(root.resolve())
+        and (path / CONFIG_FILE).is_file()
+    )
+
+
 def list_runs(runs_root: Path | None = None) -> list[RunInfo]:
     """Every run, newest first, with dead processes marked interrupted and the queue advanced."""
     root = Path(runs_root) if runs_root is not None else default_runs_root()
@@ -319,7 +328,7 @@ def list_runs(runs_root: Path | None = None) -> list[RunInfo]:
     changed = False
     infos = []
     for path in sorted(root.iterdir()):
-        if not (path / CONFIG_FILE).is_file():
+        if not _is_run_in(root, path):
             continue
         before = read_status(path).get("state")
         status = refresh_status(path)
@@ -401,7 +410,7 @@ def start_next(runs_root: Path | None = None) -> list[str]:
     with _queue_lock(root):
         busy, queued = set(), []
         for path in root.iterdir():
-            if not (path / CONFIG_FILE).is_file():
+            if not _is_run_in(root, path):
                 continue
             status = refresh_status(path)
             if status.get("state") in ("running", "stopping"):

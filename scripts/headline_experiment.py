@@ -43,6 +43,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 TRANSFORMS = ("exp", "identity")
+LEVERS = {"none": "", "k16": "-k16", "kl-loss": "-klloss"}  # lever → run-name suffix
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -66,6 +67,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples")
     p.add_argument("--jobs", type=int, default=2, help="runs trained at once")
     p.add_argument("--runs-root", default=None, help="default: $INFALIGN_RUNS_DIR or runs/")
+    p.add_argument(
+        "--lever",
+        choices=list(LEVERS),
+        default="none",
+        help="a change that could waste less KL, at the same samples per step: k16 (k = 2k, half the "
+        "prompts per step) or kl-loss (β·KL as a per-token k3 loss term instead of in the reward)",
+    )
     p.add_argument("--train-only", action="store_true")
     p.add_argument("--eval-only", action="store_true", help="evaluate and report what is trained")
     return p.parse_args(argv)
@@ -93,7 +101,7 @@ def run_configs(args) -> dict[str, dict]:
         t = args.t
         beta_exp = theory.beta_for_kl(Transform("exp", t, "best"), args.kl_target)
     beta_identity = theory.beta_for_kl(Transform("identity"), args.kl_target)
-    world = world_tag()
+    world = world_tag() + LEVERS[args.lever]
     common = {
         "num_prompts": args.num_prompts,
         "m": args.m,
@@ -109,6 +117,10 @@ def run_configs(args) -> dict[str, dict]:
         "checkpoint_every": 50,
         "sample_every": 50,
     }
+    if args.lever == "k16":  # twice the samples per prompt, half the prompts: the same samples per step
+        common.update(k=2 * args.k, prompts_per_step=max(1, args.prompts_per_step // 2))
+    elif args.lever == "kl-loss":
+        common["kl_penalty"] = "loss"
     configs = {}
     for seed in args.seeds:
         configs[f"headline-{world}-exp-s{seed}"] = {
@@ -306,9 +318,8 @@ def calibrated_shape(path: Path, config: dict, kl: float) -> dict:
     u = ((a[:, :, None] > b[:, None, :]) + 0.5 * (a[:, :, None] == b[:, None, :])).mean(axis=2).ravel()
     # u sits on a grid of 1/(2K); counting u == 1 in the top bin keeps all of [0, 1] covered.
     mass = np.histogram(u, bins=BINS)[0] / u.size
-    width = np.diff(BINS)
-    nonzero = mass > 0
-    binned_kl = float(np.sum(mass[nonzero] * np.log(mass[nonzero] / width[nonzero])))
+    # The reward-visible KL as the app logs it: binned over whole rank levels, Miller–Madow corrected.
+    binned_kl = arena.reward_visible_kl(a, b)
     out = {"mass": mass.round(4).tolist(), "calibrated_kl": binned_kl, "top_decile": float(mass[-1])}
     phi = arena.run_transform(config)
     if phi is not None and kl > 0:
@@ -380,12 +391,26 @@ def summarise(args, records: dict[str, dict]) -> dict:
         float(per_prompt["exp"][i].mean() - per_prompt["identity"][i].mean()) for i in range(len(seeds))
     ]
     mean_kl = {tf: float(np.mean([by[(tf, s)]["kl"]["k1"] for s in seeds])) for tf in ("exp", "identity")}
+    seen = {
+        tf: [(by[(tf, s)].get("shape") or {}).get("calibrated_kl") for s in seeds]
+        for tf in ("exp", "identity")
+    }
+    mean_seen = {tf: float(np.mean(v)) if all(x is not None for x in v) else None for tf, v in seen.items()}
     mean_bon = {tf: float(per_prompt[tf].mean()) for tf in ("exp", "identity")}
     config_of = {tf: dict(by[(tf, seeds[0])]["run"]) for tf in ("exp", "identity")}
     theory_at = {tf: arena.theory_at_kl(config_of[tf], args.n, mean_kl[tf]) for tf in ("exp", "identity")}
     predicted = (
         theory_at["exp"]["bon_win_rate"] - theory_at["identity"]["bon_win_rate"]
         if theory_at["exp"] and theory_at["identity"]
+        else float("nan")
+    )
+    theory_seen = {
+        tf: arena.theory_at_kl(config_of[tf], args.n, mean_seen[tf]) if mean_seen[tf] else None
+        for tf in ("exp", "identity")
+    }
+    predicted_seen = (
+        theory_seen["exp"]["bon_win_rate"] - theory_seen["identity"]["bon_win_rate"]
+        if theory_seen["exp"] and theory_seen["identity"]
         else float("nan")
     )
     at_target = {
@@ -407,6 +432,12 @@ def summarise(args, records: dict[str, dict]) -> dict:
         if len(seeds) > 1
         else None,
         "predicted_margin_at_measured_kl": predicted,
+        "mean_calibrated_kl": mean_seen,
+        "share_of_kl_seen": {
+            tf: mean_seen[tf] / mean_kl[tf] if mean_seen[tf] and mean_kl[tf] > 0 else None for tf in mean_kl
+        },
+        "predicted_margin_at_calibrated_kl": predicted_seen,
+        "fraction_of_predicted_at_calibrated_kl": diff / predicted_seen if predicted_seen else float("nan"),
         "predicted_margin_at_target_kl": at_target["exp"] - at_target["identity"],
         "fraction_of_predicted": diff / predicted if predicted else float("nan"),
         "max_abs_gap_to_theory": float(max(abs(g) for g in gaps)) if gaps else None,
@@ -470,6 +501,11 @@ def markdown(summary: dict) -> str:
             f"Theory's margin at the measured KLs: {c['predicted_margin_at_measured_kl']:+.4f} "
             f"(at {summary['settings']['kl_target']} nats: {c['predicted_margin_at_target_kl']:+.4f}); "
             f"measured / predicted = {c['fraction_of_predicted']:.2f}.",
+            f"Reward-visible KL (pooled calibrated rewards, Miller–Madow): exp {fmt(c['mean_calibrated_kl']['exp'])}, "
+            f"identity {fmt(c['mean_calibrated_kl']['identity'])} (share of the sequence KL the reward sees: "
+            f"{fmt(c['share_of_kl_seen']['exp'], '.0%')}, {fmt(c['share_of_kl_seen']['identity'], '.0%')}); "
+            f"theory's margin there: {c['predicted_margin_at_calibrated_kl']:+.4f}, measured / predicted = "
+            f"{c['fraction_of_predicted_at_calibrated_kl']:.2f}.",
             f"Largest distance of a run to its theory curve: {fmt(c['max_abs_gap_to_theory'])}.",
             "Targets: " + "; ".join(f"{k}: {'yes' if v else 'no'}" for k, v in c["targets"].items()) + ".",
         ]
@@ -483,6 +519,7 @@ def evaluate_and_report(args, root: Path, configs: dict[str, dict]) -> int:
     out_dir = root / "headline"
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = "results" if args.eval_split == "train" else f"results-{args.eval_split}"
+    stem += LEVERS[args.lever]
     (out_dir / f"{stem}.json").write_text(json.dumps(summary, indent=1, default=str), encoding="utf-8")
     text = markdown(summary)
     (out_dir / f"{stem}.md").write_text(text, encoding="utf-8")

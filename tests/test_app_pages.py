@@ -156,7 +156,7 @@ def test_best_t_toggle_replaces_t_by_the_best_t(transforms_page):
 
 
 def test_worst_of_n_mode_renders(transforms_page):
-    at = _clean(transforms_page.radio(key="mode").set_value("worst").run())
+    at = _clean(transforms_page.selectbox(key="procedure_kind").set_value("won").run())
     assert set(_traces(at, "trade-off")) == {"standard win rate", "worst-of-4 win rate"}
 
 

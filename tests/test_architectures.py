@@ -175,3 +175,41 @@ def test_arena_runs_on_real_architectures(arch_zoo, policies, name):
     assert state.done == len(PROMPTS)
     assert 0.0 <= state.estimate.bon_win_rate <= 1.0
     assert abs(state.kl.k1) < 1e-5  # the policy against itself
+
+
+def test_trl_export_of_a_chat_policy_renders_prompts_as_ctrl_train_does(arch_zoo, tmp_path):
+    from datasets import load_from_disk
+
+    from infalign_core.integrations import trl as ctrl_trl
+
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in PROMPTS))
+    config = ctrl.CTRLConfig(
+        policy=str(arch_zoo["policy-qwen2"]), reward=str(arch_zoo["reward-phi3"]), prompts=str(prompts),
+        num_prompts=3, prompts_per_step=2, k=2, m=4, max_new_tokens=4, device="cpu",
+        system_prompt="be brief", cache_dir=str(tmp_path / "banks"),
+    )  # fmt: skip
+    out = ctrl_trl.export_trl(config, tmp_path / "export", num_processes=1)
+    models = ctrl.load_models(config)
+    bank = ctrl.reference_bank(config, models.reference, models.reward_fn, ctrl.load_prompt_list(config))
+    assert out.bank_key == bank.key and bank.cached  # the trainer reuses the export's banks
+    rows = load_from_disk(str(tmp_path / "export" / ctrl_trl.DATASET_DIR))["prompt"]
+    tok = models.policy.tokenizer
+    for prompt, messages in zip(PROMPTS, rows):
+        assert messages[0] == {"role": "system", "content": "be brief"}
+        # What TRL's RLOOTrainer feeds the policy: the template applied to the messages, tokenized.
+        trl_ids = tok.apply_chat_template(
+            messages, add_generation_prompt=True, tokenize=True, return_dict=True
+        )
+        ours = sampling.encode_prompts(tok, [prompt], models.policy.chat)[0]
+        assert list(trl_ids["input_ids"]) == ours
+    reward = ctrl_trl.load_exported_reward(tmp_path / "export")
+    as_trl = reward.score(
+        rows[:1],
+        [[{"role": "assistant", "content": "yo"}]],
+        [bank.rewards[0]],
+        bank_key=[bank.key],
+        reward_fingerprint=[models.reward_fn.fingerprint],
+    )
+    direct = models.reward_fn.score(PROMPTS[:1], [" yo"])
+    assert as_trl.raw == pytest.approx(direct)

@@ -196,3 +196,48 @@ def test_an_optimal_run_is_compared_with_the_phi_it_trained_on(tmp_path, tiny_wo
     assert point["bon_win_rate"] < theory.evaluate(best, best.beta, 4).bon_win_rate
     curve = arena.theory_curve(config, 4)
     assert "β=0.3" in curve["label"] and curve["kl"].size > 10
+
+
+# --- inference procedures in the arena -------------------------------------------------------------
+
+
+def _state_from(challenger, reference):
+    p, k = challenger.shape
+    empty = np.zeros((p, k))
+    return arena.ArenaState(["x"] * p, challenger, reference, [], [], empty, empty, p, 1)
+
+
+def test_arena_calibrated_rewards_are_mid_ranks_against_the_other_reference_samples():
+    state = _state_from(np.array([[0.5, 3.0, 1.0]]), np.array([[1.0, 2.0, 1.0]]))
+    ours, theirs = arena.arena_calibrated_rewards(state)
+    # Sample i of each side against the reference's samples other than the i-th.
+    assert np.allclose(ours, [[0.0, 1.0, 0.25]])  # 1.0 vs {1.0, 2.0}: one tie of two
+    assert np.allclose(theirs, [[0.25, 1.0, 0.25]])
+
+
+@pytest.mark.parametrize("spec", ["mix:0.5:3", "poisson:1", "soft:3:0.2", "reject:0.6:3"])
+def test_arena_procedure_estimate_is_a_half_for_the_reference_against_itself(spec):
+    rng = np.random.default_rng(0)
+    state = _state_from(rng.normal(size=(400, 8)), rng.normal(size=(400, 8)))
+    est = arena.procedure_estimate(state, spec, draws=100, resamples=200)
+    assert est.spec == spec and est.ci_low - est.bias_bound <= 0.5 <= est.ci_high + est.bias_bound
+
+
+def test_procedure_theory_curve_and_point_for_a_run():
+    config = {"transform": "exp", "t": 12.0, "mode": "best", "n": 4}
+    curve = arena.procedure_theory_curve(config, "poisson:3")
+    assert curve["kl"].size > 10 and np.all(np.diff(curve["win_rate"]) * np.diff(curve["kl"]) >= -1e-9)
+    at = arena.procedure_theory_at_kl(config, "bon:4", 0.5)
+    assert at == pytest.approx(arena.theory_at_kl(config, 4, 0.5)["bon_win_rate"], abs=1e-9)
+    envelope = arena.procedure_theory_curve({"transform": "optimal"}, "mix:0.5:4", kl_max=1.0)
+    assert envelope["kl"].size >= 4 and np.all(np.diff(envelope["win_rate"]) > 0)
+    assert arena.procedure_theory_curve({"transform": "raw"}, "poisson:3") is None
+    trained = {"transform": "optimal", "procedure": "poisson:2", "phi_beta": 0.2}
+    assert arena.run_transform(trained).procedure.spec == "poisson:2"
+
+
+def test_an_optimal_procedure_runs_best_of_n_curve_uses_the_phi_it_trained_on():
+    from infalign_core.figures import arena as arena_figures
+
+    curve = arena_figures.default_theory_curve("optimal", None, "best", 4, 0.2, 4, "poisson:2")
+    assert "Poisson(2)" in curve["label"] and curve["kl"].size > 5

@@ -118,6 +118,12 @@ CASES = [
     ("theory-cubic", ["theory", "--transform", "cubic", "--beta", "1", "--n", "4"], "invalid choice"),
     ("theory-exp-no-t", ["theory", "--transform", "exp", "--beta", "1", "--n", "4"], "needs --t"),
     ("unknown-command", ["fly"], "invalid choice"),
+    # once a silent success: a KL budget the solver cannot verify is refused, not answered wrongly
+    ("theory-optimal-kl-50", ["theory", "--transform", "optimal", "--kl", "50", "--n", "4"], "beyond what"),
+    ("theory-procedure-bad", ["theory", "--transform", "identity", "--beta", "1", "--n", "4",
+                              "--procedure", "cubic:3"], "cubic"),
+    ("theory-procedure-nan", ["theory", "--transform", "identity", "--beta", "1", "--n", "4",
+                              "--procedure", "poisson:nan"], "nan"),
     # calibrate: prompt sources and uploads, sampling bounds, model and reward sources
     ("cal-m-0", ["calibrate", "--m", "0"], "must be >= 1"),
     ("cal-top-p-1.5", ["calibrate", "--m", "4", "--top-p", "1.5"], "top-p"),
@@ -155,6 +161,9 @@ CASES = [
     ("train-json-nan", ["train", "--run-dir", _w("r"), "--config", _w("nan.json")], "beta must"),
     ("train-yaml-list", ["train", "--run-dir", _w("r"), "--config", _w("list.yaml")], "mapping"),
     ("train-yaml-unknown", ["train", "--run-dir", _w("r"), "--config", _w("unknown.yaml")], "betta"),
+    ("train-binary-config", ["train", "--run-dir", _w("r"), "--config", _w("binary.jsonl")], "not UTF-8"),
+    ("export-binary-config", ["export-trl", "--out", _w("x"), "--config", _w("latin1.csv")], "not UTF-8"),
+    ("train-empty-run-dir", ["train", "--run-dir", "", "TRAIN"], "not a run folder"),
     ("train-no-config", ["train", "--run-dir", _w("r"), "--config", _w("none.yaml")], "cannot read"),
     ("train-beta-nan", ["train", "--run-dir", _w("r"), "--beta", "nan"], "finite"),
     ("train-steps-0", ["train", "--run-dir", _w("r"), "--steps", "0"], "steps must"),
@@ -172,6 +181,9 @@ CASES = [
     ("winrate-torn-ckpt", ["winrate", "--policy", _w("torn_checkpoint"), "--n", "2", "--k", "2"], "truncated"),
     ("winrate-no-policy", ["winrate", "--policy", _w("no_model"), "--n", "2", "--k", "2"], "no_model"),
     ("winrate-bad-id", ["winrate", "--policy", "no-such-run-id", "--n", "2", "--k", "2"], "no-such-run-id"),
+    ("winrate-temp-nan", ["winrate", "--policy", "reference", "--n", "2", "--k", "2", "--temperature", "nan"], "temperature"),
+    ("winrate-temp-neg", ["winrate", "--policy", "reference", "--n", "2", "--k", "2", "--temperature", "-1"], "temperature"),
+    ("winrate-top-p-2", ["winrate", "--policy", "reference", "--n", "2", "--k", "2", "--top-p", "2"], "top"),
     ("winrate-pickle", ["winrate", "--policy", _w("bin_only"), "--n", "2", "--k", "2"], "safetensors"),
     # export-trl and build-world: outputs that cannot be written
     ("export-out-file", ["export-trl", "--out", _w("a_file"), "--config", _w("finished/config.json"),

@@ -391,3 +391,50 @@ def test_shipped_world_reward_is_calibrated_by_its_bank(tmp_path):
         shifted, result.heldout_prompt_index, result.heldout_rewards, num_permutations=500
     )
     assert check.ks_pvalue < 0.01
+
+
+def test_cache_key_changes_with_the_reward_models_dtype():
+    def reward(dtype):
+        return _Stub(name="rm", fingerprint="reward-sha", loaded=_Stub(dtype=dtype, tokenizer=None))
+
+    assert _key(reward=reward("torch.bfloat16")) != _key(reward=reward("torch.float32"))
+    assert _key(reward=reward("torch.float32")) == _key(reward=reward("torch.float32"))
+
+
+def test_cache_key_changes_with_the_tokenizer_files_and_the_generation_config(tiny_world, tmp_path):
+    import shutil
+
+    from transformers import AutoTokenizer, GenerationConfig
+
+    def policy(tokenizer, generation=None):
+        return _Stub(
+            source="p",
+            fingerprint="policy-sha",
+            dtype="torch.float32",
+            tokenizer=tokenizer,
+            model=_Stub(generation_config=generation or GenerationConfig(eos_token_id=0)),
+        )
+
+    same = tmp_path / "same"
+    shutil.copytree(tiny_world.policy, same)
+    base = _key(policy=policy(AutoTokenizer.from_pretrained(tiny_world.policy)))
+    assert _key(policy=policy(AutoTokenizer.from_pretrained(same))) == base  # same files, same key
+
+    edited = tmp_path / "edited"  # one more token in tokenizer.json: another tokenizer
+    shutil.copytree(tiny_world.policy, edited)
+    grown = AutoTokenizer.from_pretrained(edited)
+    grown.add_tokens(["<extra>"])
+    grown.save_pretrained(edited)
+    assert _key(policy=policy(AutoTokenizer.from_pretrained(edited))) != base
+
+    config = json.loads((same / "tokenizer_config.json").read_text())  # another EOS in tokenizer_config.json
+    config["eos_token"] = "<pad>" if config.get("eos_token") != "<pad>" else config.get("bos_token")
+    (same / "tokenizer_config.json").write_text(json.dumps(config))
+    assert _key(policy=policy(AutoTokenizer.from_pretrained(same))) != base
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_world.policy)  # generation_config.json's EOS ids
+    assert _key(policy=policy(tokenizer, GenerationConfig(eos_token_id=[0, 5]))) != base
+
+    reward_tokenizer = _Stub(name="rm", fingerprint="reward-sha", loaded=_Stub(dtype="f32", tokenizer=grown))
+    reward_plain = _Stub(name="rm", fingerprint="reward-sha", loaded=_Stub(dtype="f32", tokenizer=tokenizer))
+    assert _key(reward=reward_tokenizer) != _key(reward=reward_plain)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -79,6 +80,7 @@ def run_world(tmp_path_factory):
         ("t", float("nan"), "t must be a number in"),
         ("prompts_per_step", 100, "cannot exceed num_prompts"),
         ("device", "tpu", "device must be one of"),
+        ("kl_penalty", "both", "kl_penalty must be 'reward' or 'loss'"),
     ],
 )
 def test_bad_config_fields_are_rejected_with_the_field_name(field, value, message):
@@ -267,6 +269,25 @@ def test_a_resumed_optimal_run_reproduces_the_uninterrupted_one_and_phi_follows_
     assert len({r["phi/beta"] for r in whole}) > 1
     checkpoint = ctrl.checkpoint_path(tmp_path / "whole")
     assert ctrl.trained_phi_beta(checkpoint) == whole[-1]["phi/beta"]
+
+
+def test_kl_as_a_loss_term_logs_the_same_metrics_and_pulls_toward_the_reference(run_world, tmp_path):
+    from infalign_core.rewards import callable_reward
+
+    policy, prompts = run_world
+    final = {}
+    for beta in (1e-3, 3.0):
+        config = small_config(policy, prompts, tmp_path / "cache", steps=4, kl_penalty="loss")
+        config = dataclasses.replace(config, beta=beta, learning_rate=1e-2)
+        models = ctrl.load_models(config)  # a reward with signal: longer responses score higher
+        models.reward_fn = callable_reward(lambda prompt, response: float(len(response)), "length")
+        rows = []
+        ctrl.train(config, on_metrics=rows.append, models=models)
+        for row in rows:
+            assert math.isfinite(row["kl/k1"]) and math.isfinite(row["kl/calibrated"])
+        # Same seed, so the first step samples the same responses either way.
+        final[beta] = rows[-1]["kl/k3"]
+    assert final[3.0] < final[1e-3]
 
 
 def test_a_stop_request_ends_the_run_early_with_a_checkpoint(run_world, tmp_path):

@@ -93,7 +93,12 @@ def test_kill_9_during_banks_mid_step_and_mid_checkpoint_then_resume_has_no_gap_
     time.sleep(rng.uniform(0.0, 0.15))
     _kill_and_check_interrupted(run_dir)
     checkpoint = ctrl.checkpoint_path(run_dir)
-    assert checkpoint is not None and (checkpoint / "model.safetensors").is_file()
+    assert checkpoint is not None
+    import torch
+    from safetensors.torch import load_file
+
+    assert load_file(str(checkpoint / "model.safetensors"))  # whole, never half-written
+    assert torch.load(checkpoint / ctrl.TRAINER_STATE, weights_only=True)["step"] >= 1
 
     runs.resume_run(run_id, root)
     status = runs.wait_for(run_id, runs.FINAL, root, timeout=300)
@@ -262,3 +267,69 @@ def test_the_metrics_reader_skips_a_torn_last_line(tmp_path):
     assert ctrl.read_metrics(tmp_path) == rows
     ctrl.truncate_metrics(tmp_path, 2)
     assert (tmp_path / ctrl.METRICS_FILE).read_text().count("\n") == 2
+
+
+@pytest.mark.slow
+def test_a_page_trainer_killed_with_9_shows_as_interrupted_on_the_next_refresh(
+    run_world, tmp_path, monkeypatch
+):
+    from streamlit.testing.v1 import AppTest
+
+    policy, prompts = run_world
+    root = tmp_path / "runs"
+    monkeypatch.setenv("INFALIGN_RUNS_DIR", str(root))
+    at = AppTest.from_file(str(Path(__file__).parents[1] / "app_pages" / "ctrl.py"), default_timeout=60).run()
+    for key, value in {"policy": policy, "prompts": prompts, "reward": "oracle"}.items():
+        at.text_input(key=key).set_value(str(value))
+    at.selectbox(key="device").set_value("cpu")
+    for key, value in {"num_prompts": 6, "prompts_per_step": 4, "k": 4, "steps": 400, "m": 8}.items():
+        at.number_input(key=key).set_value(value)
+    at.button(key="start").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    (info,) = runs.list_runs(root)
+    _wait(lambda: runs.trainer_alive(info.path) and _steps(info.path), 180, "the page's trainer", info.path)
+    # The trainer is this process's child, as it is the server's: killed, it lingers as a zombie.
+    os.kill(runs.read_status(info.path)["pid"], signal.SIGKILL)
+    _wait(lambda: not runs.trainer_alive(info.path), 30, "the lock to drop", info.path)
+    at.run()  # what the live view's timer does every 2 s, in the same session: no reload
+    assert not at.exception
+    assert at.dataframe[0].value["state"].tolist() == ["interrupted"]
+    assert not at.button(key="resume").disabled
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_in_the_browser_a_killed_trainer_shows_as_interrupted_without_a_reload(tmp_path, monkeypatch):
+    import importlib.util
+
+    from infalign_core.models import BUNDLED
+
+    chromium = Path("/usr/bin/chromium")
+    if not chromium.exists() or not (BUNDLED["policy"] / "config.json").is_file():
+        pytest.skip("needs Debian's chromium and the bundled world")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    spec = importlib.util.spec_from_file_location(
+        "screenshot", Path(__file__).parents[1] / "scripts" / "screenshot.py"
+    )
+    shot = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(shot)
+    root = tmp_path / "runs"
+    monkeypatch.setenv("INFALIGN_RUNS_DIR", str(root))  # the server inherits both
+    monkeypatch.setenv("INFALIGN_CACHE_DIR", str(tmp_path / "cache"))
+    with shot.serve(shot.free_port(), 120) as url, sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(chromium), args=shot.CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(f"{url}/ctrl")
+            page.get_by_role("button", name="Start").click(timeout=120_000)
+            # The server launched the trainer (its child): wait, reading files only, for its lock.
+            run_dir = _wait(lambda: next(iter(root.glob("*/config.json")), None), 120, "a run", root).parent
+            _wait(lambda: runs.trainer_alive(run_dir), 180, "the trainer's lock", run_dir)
+            page.get_by_text(": running, step").first.wait_for(timeout=60_000)
+            os.kill(runs.read_status(run_dir)["pid"], signal.SIGKILL)
+            # No reload, and no refresh_status from this test: only the page's live view can notice.
+            page.get_by_text(": interrupted, step").first.wait_for(timeout=60_000)
+            assert runs.read_status(run_dir)["state"] == "interrupted"
+            assert page.get_by_role("button", name="Resume").is_enabled()
+        finally:
+            browser.close()

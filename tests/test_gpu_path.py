@@ -194,3 +194,28 @@ def test_bf16_policy_samples_and_scores_on_cpu(arch_zoo):
 def test_gpu_path_options_out_of_range_are_refused(field, value, message):
     with pytest.raises(InfAlignError, match=message):
         ctrl.CTRLConfig(**{field: value}).validate()
+
+
+def test_micro_batched_step_with_the_kl_in_the_loss_takes_the_same_step_as_the_full_batch(llama):
+    rows, targets, rewards = _batch(llama)
+    pad = llama.tokenizer.pad_token_id
+    reference = copy.deepcopy(llama.model)
+    generator = torch.Generator().manual_seed(3)
+    with torch.no_grad():  # a reference the policy differs from, so the k3 term has a gradient
+        for parameter in reference.parameters():
+            parameter.add_(0.05 * torch.randn(parameter.shape, generator=generator))
+    full_model, micro_model = copy.deepcopy(llama.model), copy.deepcopy(llama.model)
+    plain_model = copy.deepcopy(llama.model)
+    full, _ = _step(full_model, reference, rows, targets, rewards, pad, kl_in_loss=True)
+    micro, _ = _step(micro_model, reference, rows, targets, rewards, pad, micro=5, kl_in_loss=True)
+    plain, _ = _step(plain_model, reference, rows, targets, rewards, pad)
+    assert full.loss == pytest.approx(micro.loss, abs=1e-5) and full.loss != pytest.approx(plain.loss)
+    for a, b in zip(full_model.parameters(), micro_model.parameters()):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_adapters_without_safetensors_are_refused(tmp_path):
+    (tmp_path / "adapter_config.json").write_text('{"base_model_name_or_path": "x"}')
+    (tmp_path / "adapter_model.bin").write_bytes(b"pickle")
+    with pytest.raises(InfAlignError, match=r"without adapter_model\.safetensors"):
+        load_policy(str(tmp_path), device="cpu")

@@ -343,8 +343,8 @@ def test_cli_export_trl_prints_the_error_and_exits_2(tmp_path, capsys):
     assert "adaptive β" in capsys.readouterr().err
 
 
-def test_raw_reward_needs_no_bank_and_chat_prompts_are_refused(tmp_path):
-    """Standard RLHF (raw) is r itself, bank or not; message-list prompts get a clear message."""
+def test_raw_reward_needs_no_bank_and_takes_chat_rows_as_trl_passes_them(tmp_path):
+    """Standard RLHF (raw) is r itself, bank or not; TRL's conversational rows score as their text."""
     reward_fn = toy_reward()
     reward = ctrl_trl.CTRLReward(small_config(tmp_path, transform="raw"), reward_fn=reward_fn)
     assert reward(prompts=["a", "b"], completions=["xy", "xyz"]) == [2.0, 3.0]
@@ -356,8 +356,12 @@ def test_raw_reward_needs_no_bank_and_chat_prompts_are_refused(tmp_path):
         **toy_bank_rows(reward_fn),
     )
     assert out == [2.0, 3.0] and logged["reward/calibrated"] == pytest.approx((2.5 + 3.5) / 2 / 8)
-    with pytest.raises(InfAlignError, match="not plain text"):
-        reward(prompts=[[{"role": "user", "content": "a"}]], completions=["b"])
+    chat = reward(
+        prompts=[[{"role": "user", "content": "a"}]], completions=[[{"role": "assistant", "content": "xyz"}]]
+    )
+    assert chat == [3.0]
+    with pytest.raises(InfAlignError, match="neither text nor chat messages"):
+        reward(prompts=[5], completions=["b"])
 
 
 def test_logged_win_rates_rank_each_prompts_completions_against_its_bank_or_are_left_out(tmp_path):

@@ -14,11 +14,10 @@ def _defaults(spec):
     n=st.integers(1, 1024),
     kl=st.sampled_from([0.05, 0.5, 1.0, 2.35, 8.0]),
     names=st.lists(st.sampled_from(["identity", "log", "exp", "optimal"]), min_size=1, unique=True),
-    mode=st.sampled_from(["best", "worst"]),
     t=st.sampled_from(links.T_CHOICES),
 )
-def test_transforms_state_round_trips_through_the_link(n, kl, names, mode, t):
-    state = {**_defaults(links.TRANSFORMS), "n": n, "kl": kl, "names": names, "mode": mode, "t": t}
+def test_transforms_state_round_trips_through_the_link(n, kl, names, t):
+    state = {**_defaults(links.TRANSFORMS), "n": n, "kl": kl, "names": names, "t": t}
     values, errors = links.read_transforms(links.write(state, links.TRANSFORMS))
     assert not errors
     assert {**_defaults(links.TRANSFORMS), **values} == state
@@ -33,7 +32,19 @@ def test_the_issue_example_link_reads_as_best_of_8_at_one_nat():
         {"n": "8", "kl": "1.0", "transforms": "identity,exp", "mode": "best"}
     )
     assert not errors
-    assert values == {"n": 8, "kl": 1.0, "names": ["identity", "exp"], "mode": "best", "hold": "KL budget"}
+    assert values == {
+        "n": 8,
+        "kl": 1.0,
+        "names": ["identity", "exp"],
+        "procedure_kind": "bon",
+        "hold": "KL budget",
+    }
+
+
+def test_mode_worst_picks_worst_of_n_unless_a_procedure_is_given():
+    assert links.read_transforms({"mode": "worst"})[0] == {"procedure_kind": "won"}
+    assert links.read_transforms({"mode": "worst", "procedure": "poisson:3"})[0] == {}
+    assert links.read_transforms({"mode": "sideways"})[1]
 
 
 def test_out_of_range_and_unknown_values_are_refused_with_a_message():

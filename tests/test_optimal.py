@@ -153,3 +153,12 @@ def test_beta_is_hit_with_an_engine_checked_kl_or_refused(n, beta, mode):
 def test_the_audited_unreachable_budgets_are_refused(n, kl, mode):
     with pytest.raises(InfAlignError, match=r"reaches KL in \(0, "):
         optimal.optimal_transform_for_kl(n, kl, mode)
+
+
+@pytest.mark.parametrize(("n", "mode"), [(64, "worst"), (256, "best"), (4, "best")])
+def test_every_member_of_the_family_is_confirmed_by_the_engine(n, mode):
+    family = optimal.optimal_family(n, mode, kl_max=3.0, count=8)
+    assert family
+    for phi in family:
+        engine = theory.evaluate(phi, phi.beta, n).kl
+        assert engine == pytest.approx(phi.kl, rel=optimal.KL_TOLERANCE, abs=1e-12)

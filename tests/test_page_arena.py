@@ -74,5 +74,11 @@ def test_a_runs_evaluation_is_saved_and_drawn_on_its_theory_curve(no_runs):
     assert not at.exception and not at.error, [e.value for e in at.error]
     [saved] = json.loads((run / "arena.json").read_text())
     assert saved["settings"]["n"] == 2 and "theory" in saved
+    assert saved["kl"]["calibrated"] is not None and "theory_at_calibrated_kl" in saved
     fresh = AppTest.from_file(PAGE, default_timeout=60).run()  # a restart still shows it
     assert len(fresh.dataframe) == 1
+    assert "KL the reward sees" in fresh.dataframe[0].value.columns
+    fresh.radio(key="kl_place").set_value("KL the reward sees").run()  # the run placed at the other KL
+    assert not fresh.exception
+    [chart] = [c for c in fresh.get("plotly_chart") if "reward sees" in c.proto.spec][:1]
+    assert chart is not None

@@ -331,3 +331,45 @@ def test_a_procedure_optimum_that_cannot_be_reached_says_so():
         procedures.optimal_for_procedure(parse("bon:4"), kl=50.0)
     with pytest.raises(InfAlignError, match="exactly one"):
         procedures.optimal_for_procedure(parse("poisson:3"))
+
+
+@pytest.mark.parametrize(
+    ("tau", "phi", "beta"), [(0.3, Transform("identity"), 0.5), (0.1, Transform("exp", 5.0, "best"), 0.4)]
+)
+def test_soft_best_of_two_matches_nested_adaptive_quadrature_to_1e6(tau, phi, beta):
+    # N = 2: f(c) = 2 g(c) ∫ g(c') w(c)/(w(c) + w(c')) dc'; under the reference (g = 1) the inner
+    # integral has the closed form 1 − τ log((w + 1)/(w + e^{−1/τ})).
+    quad = dict(limit=200, epsabs=1e-12, epsrel=1e-11)
+
+    def w(c):
+        return np.exp((c - 1.0) / tau)
+
+    z = integrate.quad(lambda u: np.exp(phi(np.array([u]))[0] / beta), 0, 1, **quad)[0]
+
+    def g(u):
+        return np.exp(phi(np.array([u]))[0] / beta) / z
+
+    def f_ref(c):
+        return 2.0 * (1.0 - tau * np.log((w(c) + 1.0) / (w(c) + np.exp(-1.0 / tau))))
+
+    def f_policy(c):
+        return 2.0 * g(c) * integrate.quad(lambda v: g(v) * w(c) / (w(c) + w(v)), 0, 1, **quad)[0]
+
+    expected = integrate.quad(
+        lambda c: f_policy(c) * integrate.quad(f_ref, 0, c, **quad)[0], 0, 1, limit=100
+    )[0]
+    assert procedures.procedure_win_rate(phi, beta, parse(f"soft:2:{tau}")) == pytest.approx(
+        expected, abs=1e-6
+    )
+
+
+def test_a_users_t_equal_to_worst_of_three_reaches_the_odes_optimum():
+    ours = procedures.optimal_for_procedure(parse("expr:1-(1-x)**3"), kl=0.6)
+    ode = procedures.optimal_for_procedure(parse("won:3"), kl=0.6)
+    assert ours.win_rate == pytest.approx(ode.win_rate, abs=1e-7)
+
+
+def test_a_singular_t_fails_with_the_project_error_not_a_crash():
+    # T′ = 1/(2√x) is infinite at 0: the fixed point runs off to −∞ there and must say so.
+    with pytest.raises(InfAlignError, match="did not converge"):
+        procedures.optimal_for_procedure(parse("expr:sqrt(x)"), kl=1.0)

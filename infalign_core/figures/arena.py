@@ -12,6 +12,13 @@ import plotly.graph_objects as go
 from infalign_core import arena, winrate
 
 LABELS = {"standard_win_rate": "standard", "bon_win_rate": "best-of-N", "won_win_rate": "worst-of-N"}
+KL_PLACES = {"sequence KL": "k1", "KL the reward sees": "calibrated"}  # where a run sits on the chart
+KL_PLACE_HELP = (
+    "The theory's curves live in calibrated space. A run's sequence KL also counts changes the reward "
+    "cannot see, so there it sits right of its curve; at the KL its calibrated rewards carry (pooled "
+    "over prompts, against the reference's samples) it shows what the transform achieves for the KL "
+    "the reward does see. The table gives the share of the sequence KL the reward sees."
+)
 
 
 def convergence_figure(estimate: winrate.WinRateEstimate) -> go.Figure:
@@ -76,11 +83,11 @@ def default_theory_curve(
     n: int,
     phi_beta: float | None = None,
     run_n: int | None = None,
+    procedure: str | None = None,
 ) -> dict | None:
     """The theory's curve at N for a run's transform, at the β its optimal Φ was trained for if recorded."""
-    return arena.theory_curve(
-        {"transform": transform, "t": t, "mode": mode, "n": run_n or n, "phi_beta": phi_beta}, n
-    )
+    config = {"transform": transform, "t": t, "mode": mode, "n": run_n or n, "phi_beta": phi_beta}
+    return arena.theory_curve({**config, "procedure": procedure}, n)
 
 
 def frontier_figure(
@@ -88,10 +95,12 @@ def frontier_figure(
     name: str,
     label: str,
     theory_curve: Callable[..., dict | None] = default_theory_curve,
+    at: str = "k1",
 ) -> tuple[go.Figure, list[str]]:
     """Theory curves (one per transform and N) with every evaluation's point and error bars.
 
-    ``theory_curve(transform, t, mode, n, phi_beta, run_n)`` gives a run's curve; pages pass a cached one.
+    ``theory_curve(transform, t, mode, n, phi_beta, run_n, procedure)`` gives a run's curve; pages pass a
+    cached one. ``at`` places each run at its sequence KL ("k1") or at the KL the reward sees ("calibrated").
     """
     fig, notes, colors = go.Figure(), [], {}
     palette = px.colors.qualitative.Plotly
@@ -110,6 +119,7 @@ def frontier_figure(
             n_eval,
             run.get("phi_beta"),
             run.get("n"),
+            run.get("procedure"),
         )
         if curve_key not in colors:
             colors[curve_key] = palette[len(colors) % len(palette)]
@@ -128,13 +138,13 @@ def frontier_figure(
                 notes.append(
                     "Raw-reward runs: the raw reward is a prompt-dependent transform, so the theory has no curve for them."
                 )
-        if kl.get("k1") is None:  # measured at top-p < 1: no KL to place it at
-            notes.append(f"{key}: {record.get('kl_note') or 'no KL measured'}")
+        if kl.get(at) is None:  # top-p < 1 (no sequence KL) or a record from before kl/calibrated
+            notes.append(f"{key}: {record.get('kl_note') or 'no such KL recorded; evaluate it again'}")
             continue
-        max_kl = max(max_kl, kl.get("k1") or 0.0)
+        max_kl = max(max_kl, kl[at])
         fig.add_trace(
             go.Scatter(
-                x=[kl.get("k1", 0.0)],
+                x=[kl[at]],
                 y=[w[name]],
                 mode="markers",
                 name=key,
@@ -145,11 +155,17 @@ def frontier_figure(
                     "array": [w[f"{name}_ci_high"] - w[name]],
                     "arrayminus": [w[name] - w[f"{name}_ci_low"]],
                 },
-                error_x={"type": "data", "array": [1.96 * (kl.get("k1_stderr") or 0.0)]},
+                error_x={
+                    "type": "data",
+                    "array": [1.96 * (kl.get("k1_stderr") or 0.0) if at == "k1" else 0.0],
+                },
             )
         )
     fig.update_layout(
-        height=440, xaxis_title="KL(π‖π_ref), nats", yaxis_title=f"{label} win rate", margin={"t": 20}
+        height=440,
+        xaxis_title="KL(π‖π_ref), nats" if at == "k1" else "KL the reward sees (calibrated rewards), nats",
+        yaxis_title=f"{label} win rate",
+        margin={"t": 20},
     )
     fig.update_xaxes(range=[0.0, max(1.0, 1.6 * max_kl)])
     return fig, notes
@@ -167,13 +183,14 @@ def comparison_table(records: Mapping[str, dict]) -> pd.DataFrame:
             "challenger": record.get("label") or key.split(" · ")[0],
             "transform": run.get("transform", "–"),
             "t": run.get("t"),
-            "β": run.get("beta"),
             "N": settings["n"],
             "K": settings["k"],
             "prompts": record["num_prompts_done"],
             "KL ± se": f"{kl['k1']:.3f} ± {kl.get('k1_stderr') or 0:.3f}"
             if kl.get("k1") is not None
             else "–",
+            "KL the reward sees": kl.get("calibrated"),
+            "share seen": f"{kl['share_seen']:.0%}" if kl.get("share_seen") is not None else None,
         }
         for name, label in LABELS.items():
             row[label] = f"{w[name]:.3f} [{w[f'{name}_ci_low']:.3f}, {w[f'{name}_ci_high']:.3f}]"
@@ -181,3 +198,36 @@ def comparison_table(records: Mapping[str, dict]) -> pd.DataFrame:
         row["BoN − theory"] = f"{gap:+.3f}" if gap is not None else "–"
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def procedure_figure(
+    curve: dict | None, estimate: winrate.ProcedureEstimate, kl: float | None, kl_stderr: float
+) -> go.Figure:
+    """The procedure's theory curve for the run's Φ with the arena's estimate and its interval on it."""
+    fig = go.Figure()
+    if curve is not None:
+        fig.add_trace(
+            go.Scatter(x=curve["kl"], y=curve["win_rate"], mode="lines", name=f"theory · {curve['label']}")
+        )
+    if kl is not None:
+        fig.add_trace(
+            go.Scatter(
+                x=[kl],
+                y=[estimate.win_rate],
+                mode="markers",
+                name=f"arena · {estimate.spec} ({estimate.method})",
+                marker={"size": 11, "line": {"width": 1, "color": "#222"}},
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": [estimate.ci_high - estimate.win_rate],
+                    "arrayminus": [estimate.win_rate - estimate.ci_low],
+                },
+                error_x={"type": "data", "array": [1.96 * kl_stderr]},
+            )
+        )
+    fig.update_layout(
+        height=400, xaxis_title="KL(π‖π_ref), nats", yaxis_title=f"{estimate.spec} win rate", margin={"t": 20}
+    )
+    fig.update_xaxes(range=[0.0, max(1.0, 1.6 * (kl or 0.0))])
+    return fig

@@ -12,10 +12,22 @@ from infalign_core import ctrl, runs
 
 CURVES = [
     ("reward/calibrated", "calibrated reward (= standard win rate)"),
-    ("kl/k1", "KL(π‖π_ref) per sequence, nats"),
+    ("kl/k1", "KL per sequence (solid) and the KL the reward sees (dotted), nats"),
     ("winrate/bon", "best-of-N win rate against the training bank"),
     ("reward/raw", "raw reward"),
 ]
+
+
+CURVES_NOTE = (
+    "The best-of-N curve ranks each step's k samples per prompt against that prompt's m bank "
+    "rewards (all N-subsets, ties ½): unbiased for the reference, but it scores the policy against "
+    "the same bank it trains on, so it is optimistic for a trained policy. The arena's fresh "
+    "samples are the real measurement. The dotted KL is the KL of the step's pooled calibrated "
+    "rewards against the bank's uniform law (10 bins, Miller–Madow corrected): the part of the "
+    "sequence KL the reward can see. By data processing it is at most the sequence KL; the rest "
+    "changes the text without changing its rank."
+)
+"""The caption under the training curves."""
 
 
 def runs_table(infos: Sequence[runs.RunInfo]) -> pd.DataFrame:
@@ -33,6 +45,7 @@ def runs_table(infos: Sequence[runs.RunInfo]) -> pd.DataFrame:
                 "step": f"{last.get('step', 0)}/{info.config.get('steps')}",
                 "calibrated": last.get("reward/calibrated"),
                 "KL": last.get("kl/k1"),
+                "KL the reward sees": last.get("kl/calibrated"),
                 "BoN": last.get("winrate/bon"),
                 # The full error is shown under the live view; a cell would cut it off.
                 "error": "yes, see below" if info.status.get("error") else "",
@@ -61,6 +74,19 @@ def curves_figure(selected: Sequence[str]) -> go.Figure:
                 row=panel // 2 + 1,
                 col=panel % 2 + 1,
             )
+            if key == "kl/k1":  # beside it, the part of the KL that moves the calibrated reward
+                fig.add_trace(
+                    go.Scatter(
+                        x=steps,
+                        y=[r.get("kl/calibrated") for r in metrics],
+                        name=f"{run_id} (reward sees)",
+                        legendgroup=run_id,
+                        showlegend=False,
+                        line={"color": f"hsl({index * 97 % 360},70%,45%)", "dash": "dot"},
+                    ),
+                    row=panel // 2 + 1,
+                    col=panel % 2 + 1,
+                )
     fig.update_layout(height=560, margin={"t": 40, "b": 20}, legend={"orientation": "h"})
     fig.update_xaxes(title_text="step")
     return fig

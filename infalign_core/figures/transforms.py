@@ -119,7 +119,8 @@ def frontier_figure(
     """Win rate against KL: one line per transform and N, best-of-n policies as diamonds.
 
     Each frontier is a mapping with ``name``, ``label``, ``n``, ``n_index`` (its dash),
-    ``kl``, ``win_rate`` and optionally ``beta`` and ``markers`` (draw points, not just a line).
+    ``kl``, ``win_rate`` and optionally ``beta``, ``markers`` (draw points, not just a line) and
+    ``legend`` (the legend entry, instead of label · N).
     """
     traces = []
     for frontier in frontiers:
@@ -131,7 +132,7 @@ def frontier_figure(
                 "x": np.asarray(frontier["kl"])[keep],
                 "y": np.asarray(frontier["win_rate"])[keep],
                 "customdata": beta,
-                "name": f"{frontier['label']} · N={frontier['n']}",
+                "name": frontier.get("legend", f"{frontier['label']} · N={frontier['n']}"),
                 "legendgroup": frontier["name"],
                 "mode": "lines+markers" if frontier.get("markers") else "lines",
                 "line": {

@@ -66,6 +66,11 @@ def check_trl_compatible(config: CTRLConfig) -> CTRLConfig:
             "(RLOOConfig.beta is a fixed coefficient). Set kl_target to none and give a fixed beta, e.g. "
             "the last kl/beta that an in-app run with this target settled on (in its metrics.jsonl)."
         )
+    if config.kl_penalty != "reward":
+        raise InfAlignError(
+            f"kl_penalty={config.kl_penalty!r} puts the KL in the loss, but the export targets TRL's "
+            "RLOOTrainer, which subtracts β·KL from the reward. Set kl_penalty to 'reward' to export."
+        )
     if config.reference not in (None, "", config.policy):
         raise InfAlignError(
             f"reference={config.reference!r} differs from policy={config.policy!r}, but TRL's RLOOTrainer "
@@ -126,6 +131,7 @@ class CTRLReward:
                 label=self.config.reward_label,
                 device=self.device or _process_device(self.config.device),
                 dtype=self.reward_dtype,
+                chat=self.config.chat,
             )
         return self._reward_fn
 
@@ -269,15 +275,47 @@ def grouped_bank_win_rates(prompts, raw, banks, n: int) -> tuple[float, float] |
 
 
 def _texts(values, what: str) -> list[str]:
-    """Plain-text prompts or completions; conversational (message list) rows are refused."""
-    values = list(values)
-    if values and not isinstance(values[0], str):
-        raise InfAlignError(
-            f"The {what} are not plain text (got {type(values[0]).__name__}): CTRL's reward scores "
-            "prompt + completion as one text, so use a dataset with a plain-text 'prompt' column, "
-            "not chat messages."
-        )
-    return [str(v) for v in values]
+    """Prompts or completions as the strings the project's rewards take.
+
+    Conversational rows (what TRL passes for a chat-template policy) become the prompt's
+    transcript form, or a completion's assistant text; the reward renders them with its own template.
+    """
+    from infalign_core.chat import prompt_text
+
+    out = []
+    for value in values:
+        if isinstance(value, str):
+            out.append(value)
+        elif isinstance(value, list | tuple) and all(isinstance(m, dict) for m in value):
+            if what == "completions":
+                out.append("".join(str(m.get("content", "")) for m in value if m.get("role") == "assistant"))
+            else:
+                out.append(prompt_text(list(value)))
+        else:
+            raise InfAlignError(
+                f"The {what} are neither text nor chat messages (got {type(value).__name__}); "
+                "use the dataset export-trl wrote."
+            )
+    return out
+
+
+def trl_prompts(prompts: Sequence[str], tokenizer, chat) -> list:
+    """The dataset's prompt column: chat messages when the policy renders through its template, else text.
+
+    TRL applies the policy's chat template (with the generation prompt, no second BOS) to
+    conversational prompts itself, so the policy sees in TRL exactly what it sees in ``ctrl.train``.
+    """
+    from infalign_core.chat import to_messages, uses_template
+
+    if not uses_template(tokenizer, chat):
+        return list(prompts)
+    rows = []
+    for prompt in prompts:
+        messages = to_messages(prompt)
+        if chat.system_prompt and messages[0]["role"] != "system":
+            messages = [{"role": "system", "content": chat.system_prompt}, *messages]
+        rows.append(messages)
+    return rows
 
 
 def _short(text: str, width: int = 20) -> str:
@@ -463,19 +501,21 @@ def export_trl(
     device = resolve_device(None if config.device == "auto" else config.device)
     ref_dtype = "bfloat16" if ctrl._use_bf16(config, device) else "float32"
     log(f"loading the reference policy and reward model on {device}")
-    reference = load_policy(config.reference or config.policy, device=str(device), dtype=ref_dtype)
-    reward_fn = load_reward(config.reward, label=config.reward_label, device=str(device))
+    chat = config.chat  # as ctrl.load_models renders, so the bank key and the prompts match
+    reference = load_policy(config.reference or config.policy, device=str(device), dtype=ref_dtype, chat=chat)
+    reward_fn = load_reward(config.reward, label=config.reward_label, device=str(device), chat=chat)
     loaded = getattr(reward_fn, "loaded", None)
     reward_dtype = str(loaded.dtype).removeprefix("torch.") if loaded is not None else None
     log(f"reference banks: {len(prompts)} prompts × m = {config.m}")
     bank = ctrl.reference_bank(config, reference, reward_fn, prompts, progress=progress)
+    prompt_column = trl_prompts(bank.prompts, reference.tokenizer, chat)
     del reference
     if device.type == "cuda":
         torch.cuda.empty_cache()
 
     dataset = Dataset.from_dict(
         {
-            "prompt": list(bank.prompts),
+            "prompt": prompt_column,
             BANK_COLUMN: bank.rewards.tolist(),
             KEY_COLUMN: [bank.key] * bank.num_prompts,
             FINGERPRINT_COLUMN: [str(reward_fn.fingerprint)] * bank.num_prompts,

@@ -1,0 +1,71 @@
+"""The arena page's views of a finished evaluation: example picks and a chosen procedure's win rate (not a page)."""
+
+import streamlit as st
+
+from infalign_core import arena
+from infalign_core.errors import InfAlignError
+from infalign_core.figures import arena as arena_figures
+
+
+def show_picks(state: arena.ArenaState) -> None:
+    """Best-of-N and worst-of-N picks of the first prompts, challenger beside reference."""
+    for tab, mode in zip(
+        st.tabs([f"best-of-{state.n} picks", f"worst-of-{state.n} picks"]), ("best", "worst"), strict=True
+    ):
+        for pick in arena.example_picks(state, 3, mode):
+            tab.markdown(f"**{pick.prompt}**")
+            ours, theirs = tab.columns(2)
+            for col, who, text, reward in (
+                (ours, "challenger", pick.challenger_response, pick.challenger_reward),
+                (theirs, "reference", pick.reference_response, pick.reference_reward),
+            ):
+                col.caption(arena_figures.pick_caption(who, pick.winner, reward))
+                col.write(pick.prompt + text)
+
+
+@st.cache_data(max_entries=16, show_spinner="Tracing the procedure's theory curve…")
+def _curve(config_items: tuple, spec: str):
+    """The procedure's theory curve for a run's Φ (None without one), or the error message."""
+    try:
+        return arena.procedure_theory_curve(dict(config_items) if config_items else None, spec)
+    except InfAlignError as err:
+        return str(err)
+
+
+def show_procedure(state: arena.ArenaState, run_config: dict | None) -> None:
+    """Any inference procedure's win rate from the evaluation's K samples per side, on its theory curve."""
+    st.subheader("Any inference procedure")
+    spec = st.text_input(
+        "Procedure",
+        f"mix:0.5:{state.n}",
+        key="arena_procedure",
+        help="bon:N, won:N, poisson:MU, mix:P:N, soft:N:TAU or reject:Q:N, scored on the samples above",
+    )
+    try:
+        estimate = arena.procedure_estimate(state, spec)
+    except InfAlignError as err:
+        st.error(str(err))
+        return
+    metric, chart = st.columns([1, 3])
+    metric.metric(
+        f"{estimate.spec} win rate", f"{estimate.win_rate:.3f}", help=f"{estimate.level:.0%} interval"
+    )
+    metric.caption(f"[{estimate.ci_low:.3f}, {estimate.ci_high:.3f}] · {estimate.method}")
+    if estimate.method == "truncated":
+        metric.caption(
+            f"best-of-Poisson cut at K = {state.challenger_rewards.shape[1]}: P(N > K) = {estimate.truncated_mass:.2g} "
+            f"per side, so |bias| ≤ {estimate.bias_bound:.2g}; raise K to shrink it"
+        )
+    if estimate.method == "monte carlo":
+        metric.caption(
+            f"{estimate.draws} random ordered subsets per prompt; choices by calibrated reward against the "
+            "reference's other samples of the prompt"
+        )
+    config = tuple(sorted((run_config or {}).items())) if run_config else None
+    curve = _curve(config, estimate.spec)
+    if isinstance(curve, str):
+        st.error(curve)
+        curve = None
+    kl = state.kl.k1 if state.kl is not None else None
+    kl_stderr = state.kl.k1_stderr if state.kl is not None else 0.0
+    chart.plotly_chart(arena_figures.procedure_figure(curve, estimate, kl, kl_stderr), key="procedure-point")
