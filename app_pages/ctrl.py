@@ -150,12 +150,7 @@ def _live_body() -> None:
         return
     focus = next(i for i in infos if i.run_id == selected[0])
     metrics = ctrl.read_metrics(focus.path)
-    total = int(focus.config.get("steps") or 1)
-    done = metrics[-1]["step"] if metrics else 0
-    step_time = sum(r["time/step"] for r in metrics[-10:]) / max(1, len(metrics[-10:]))
-    eta = f", about {step_time * (total - done):.0f} s left" if focus.state == "running" and metrics else ""
-    mark = f" · gallery: {gallery.title(focus.run_id)}, read-only" if focus.gallery else ""
-    st.progress(min(1.0, done / total), text=f"{focus.run_id}: {focus.state}, step {done}/{total}{eta}{mark}")
+    st.progress(*ctrl_figures.progress_line(focus, metrics, gallery.title if focus.gallery else None))
     buttons = st.columns(5)
     can_stop = focus.state in ("running", "queued") and not focus.gallery
     if buttons[0].button("Stop", disabled=not can_stop, key="stop"):
@@ -171,7 +166,7 @@ def _live_body() -> None:
     if focus.status.get("error"):
         st.error(f"{focus.run_id} failed: {focus.status['error']}")
     st.plotly_chart(ctrl_figures.curves_figure(selected))
-    st.caption(ctrl_figures.CURVES_NOTE)
+    st.caption(ctrl_figures.CURVES_CAPTION)
     missing = next((r["winrate/missing"] for r in reversed(metrics) if r.get("winrate/missing")), None)
     if missing:
         st.info(f"{focus.run_id}: {missing}.")

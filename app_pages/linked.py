@@ -11,20 +11,18 @@ import streamlit as st
 from infalign_core import links
 
 
-def restore(spec: Sequence[links.Param], page: str, reader: Callable | None = None) -> dict:
+def restore(spec: Sequence[links.Param], page: str, reader: Callable | None = None) -> None:
     """Once per session and page: defaults for every linked widget, overridden by the URL's values.
-
-    Returns the values read from the URL on that first run ({} afterwards).
 
     Widgets on a linked page take their value from session state only (no ``value=``), so
     the default lives in one place and a restored value raises no streamlit warning.
     """
-    flag, values = f"_link_restored_{page}", {}
+    flag = f"_link_restored_{page}"
     if not st.session_state.get(flag):
         values, errors = (reader or (lambda p: links.read(p, spec)))(st.query_params.to_dict())
         for param in spec:
             st.session_state[param.key] = values.get(param.key, param.default)
-        for key in set(values) - {param.key for param in spec}:  # a reader's aliases (e.g. mode=)
+        for key in values.keys() - {param.key for param in spec}:  # widgets a parameter seeds (procedure)
             st.session_state[key] = values[key]
         st.session_state[flag] = True
         st.session_state[f"_link_errors_{page}"] = errors
@@ -32,18 +30,12 @@ def restore(spec: Sequence[links.Param], page: str, reader: Callable | None = No
         st.session_state.setdefault(param.key, param.default)
     for error in st.session_state.get(f"_link_errors_{page}", []):
         st.warning(error)
-    return values
 
 
 def publish(spec: Sequence[links.Param], page: str, container=None) -> str:
     """Write the current state into the URL and show a "Copy link" control; returns the link."""
-    ours = {param.name for param in spec}
+    params = links.write(st.session_state, spec)
     current = st.query_params.to_dict()
-    # Parameters this spec does not own (procedure=, written by its panel) stay in the link.
-    params = {
-        **{k: v for k, v in current.items() if k not in ours and k != "mode"},
-        **links.write(st.session_state, spec),
-    }
     if current != params:
         st.query_params.from_dict(params)
     link = links.url(_base_url(), page, params)

@@ -19,17 +19,14 @@ FORMAT = {
 
 
 def choose_kind() -> str:
-    """The procedure selectbox; on a fresh session the link's ``procedure=SPEC`` seeds every widget."""
-    link = st.query_params.get("procedure")
-    if link and "procedure_kind" not in st.session_state:
-        try:
-            values = explorer.procedure_widgets(link)
-        except InfAlignError as err:
-            st.error(f"the link's procedure={link!r} is not valid: {err}")
-        else:
-            st.session_state["procedure_kind"] = values.pop("kind")
-            for name, value in values.items():
-                st.session_state[name if name == "n" else f"procedure_{name}"] = value
+    """The procedure selectbox; its state (and the link's ``procedure=SPEC``) lives in session state."""
+    d = explorer.PROCEDURE_DEFAULTS
+    defaults = {
+        "procedure_kind": "bon",
+        **{f"procedure_{name}": d[name] for name in ("mu", "p", "tau", "q", "expr")},
+    }
+    for key, value in defaults.items():  # widgets not drawn on the last run lose their state
+        st.session_state.setdefault(key, value)
     return st.selectbox(
         "Inference procedure", KINDS, format_func=explorer.PROCEDURE_LABELS.get, key="procedure_kind"
     )
@@ -38,36 +35,39 @@ def choose_kind() -> str:
 def sidebar(max_n: int) -> tuple[str, str, int, str | None]:
     """The procedure, the best/worst mode the N-based charts use, N, and the spec (None if invalid)."""
     kind = choose_kind()
-    st.session_state.setdefault("n", 4)  # the page's link restores N; no value= so it raises no warning
     n = int(st.number_input("N, samples at inference", 1, max_n, step=1, key="n"))
-    return kind, "worst" if kind == "won" else "best", n, parameters(kind, n)
+    mode, spec = "worst" if kind == "won" else "best", parameters(kind, n)
+    # What the link carries: mode and n for best/worst-of-N, procedure=SPEC beyond them.
+    st.session_state["mode"] = mode
+    st.session_state["procedure_spec"] = spec if kind not in ("bon", "won") else None
+    return kind, mode, n, spec
 
 
 def parameters(kind: str, n: int) -> str | None:
     """The kind's own parameters; returns the spec (also written to the link), or None after showing the error."""
     d = explorer.PROCEDURE_DEFAULTS
     mu = (
-        st.number_input("μ, mean extra tries", 0.0, 1000.0, d["mu"], 0.5, key="procedure_mu")
+        st.number_input("μ, mean extra tries", 0.0, 1000.0, step=0.5, key="procedure_mu")
         if kind == "poisson"
         else d["mu"]
     )
     p = (
-        st.slider("p, share of requests with best-of-N", 0.0, 1.0, d["p"], 0.05, key="procedure_p")
+        st.slider("p, share of requests with best-of-N", 0.0, 1.0, step=0.05, key="procedure_p")
         if kind == "mix"
         else d["p"]
     )
     tau = (
-        st.number_input("τ, softness", 0.01, 1000.0, d["tau"], format="%.3f", key="procedure_tau")
+        st.number_input("τ, softness", 0.01, 1000.0, format="%.3f", key="procedure_tau")
         if kind == "soft"
         else d["tau"]
     )
     q = (
-        st.slider("q, calibrated-reward threshold", 0.0, 1.0, d["q"], 0.05, key="procedure_q")
+        st.slider("q, calibrated-reward threshold", 0.0, 1.0, step=0.05, key="procedure_q")
         if kind == "reject"
         else d["q"]
     )
     expr = (
-        st.text_input("T(x)", d["expr"], key="procedure_expr", help="numbers, x, + - * / **, exp, log, sqrt")
+        st.text_input("T(x)", key="procedure_expr", help="numbers, x, + - * / **, exp, log, sqrt")
         if kind == "expr"
         else d["expr"]
     )
@@ -79,7 +79,6 @@ def parameters(kind: str, n: int) -> str | None:
     except InfAlignError as err:
         st.error(str(err))
         return None
-    st.query_params["procedure"] = spec
     return spec
 
 

@@ -34,7 +34,7 @@ linked.restore(links.TRANSFORMS, "transforms", links.read_transforms)
 with st.sidebar:
     st.header("Controls")
     names = st.multiselect("Transforms", TRANSFORM_NAMES, key="names")
-    kind, mode, n, spec = procedure_panel.sidebar(theory.MAX_N)  # procedure=SPEC in the link is its own
+    kind, mode, n, spec = procedure_panel.sidebar(theory.MAX_N)
     ns = st.multiselect("N on the frontier chart", N_CHOICES, key="ns")
     hold = st.radio("Hold fixed", ("KL budget", "β"), horizontal=True, key="hold")
     if hold == "KL budget":

@@ -61,7 +61,10 @@ class Param:
         if self.kind == "list":  # free names (run ids): the page checks they exist
             return [item.strip() for item in text.split(",") if item.strip()]
         if self.check is not None:
-            self.check(text)
+            try:
+                self.check(text)
+            except InfAlignError as err:
+                raise InfAlignError(f"link parameter {self.name}={text!r}: {err}") from None
         return text
 
     def _one(self, text: str) -> object:
@@ -118,6 +121,13 @@ def url(base: str, page: str, params: Mapping[str, str]) -> str:
     return f"{root}/{page}" + (f"?{query}" if query else "")
 
 
+def _procedures():
+    """The procedures module, imported when a link names one (it pulls in the theory engine)."""
+    from infalign_core import procedures
+
+    return procedures
+
+
 def _n_choices() -> tuple[int, ...]:
     """The N values the frontier chart offers."""
     return (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
@@ -140,6 +150,7 @@ TRANSFORMS = (
         ["identity", "exp", "optimal"],
         choices=("identity", "log", "exp", "optimal"),
     ),
+    Param("mode", "mode", "choice", "best", choices=("best", "worst")),
     Param("n", "n", "int", 4, low=1, high=1024),
     Param("ns", "ns", "choices", [1, 4, 16, 64], choices=_n_choices(), cast=int),
     Param("hold", "hold", "choice", "KL budget", choices=("KL budget", "β")),
@@ -148,27 +159,28 @@ TRANSFORMS = (
     Param("best_t", "best_t", "bool", False),
     Param("t", "t", "choice", 10, choices=T_CHOICES, cast=_number),
     Param("log_density", "density_log", "bool", False),
+    Param(
+        "procedure", "procedure_spec", "text", None, check=lambda spec: _procedures().parse_procedure(spec)
+    ),
 )
 
 
-MODE_ALIAS = {"best": "bon", "worst": "won"}  # mode=best|worst, for links written before procedure=
-
-
 def read_transforms(params: Mapping[str, str | list[str]]) -> tuple[dict[str, object], list[str]]:
-    """The Transforms page's link: a ``beta`` without ``hold`` holds β fixed, a ``kl`` the budget.
-
-    The inference procedure travels as ``procedure=SPEC`` (its own widgets read it); a bare
-    ``mode=best`` or ``mode=worst`` picks best-of-N or worst-of-N.
-    """
+    """The Transforms page's link: a ``beta`` without ``hold`` holds β fixed, a ``kl`` the budget."""
     values, errors = read(params, TRANSFORMS)
-    mode = params.get("mode")
-    if isinstance(mode, list):
-        mode = mode[-1]
-    if mode is not None and "procedure" not in params:
-        if mode in MODE_ALIAS:
-            values["procedure_kind"] = MODE_ALIAS[mode]
-        else:
-            errors.append(f"link parameter mode={mode!r} is not best or worst; kept the page's default")
+    # A procedure beyond best/worst-of-N seeds its own widgets; mode=worst alone means worst-of-N.
+    if values.get("procedure_spec"):
+        from infalign_core import explorer
+
+        widgets = explorer.procedure_widgets(values["procedure_spec"])
+        values["procedure_kind"] = widgets.pop("kind")
+        for name, value in widgets.items():
+            if name != "n":
+                values[f"procedure_{name}"] = value
+            elif values["procedure_kind"] != "poisson" and values["procedure_kind"] != "expr":
+                values["n"] = value  # the spec's own N (poisson and expr have none: the link's n stays)
+    elif values.get("mode") == "worst":
+        values["procedure_kind"] = "won"
     if "hold" not in values:
         if "beta" in values and "kl" not in values:
             values["hold"] = "β"

@@ -18,16 +18,25 @@ CURVES = [
 ]
 
 
-CURVES_NOTE = (
-    "The best-of-N curve ranks each step's k samples per prompt against that prompt's m bank "
-    "rewards (all N-subsets, ties ½): unbiased for the reference, but it scores the policy against "
-    "the same bank it trains on, so it is optimistic for a trained policy. The arena's fresh "
-    "samples are the real measurement. The dotted KL is the KL of the step's pooled calibrated "
-    "rewards against the bank's uniform law (10 bins, Miller–Madow corrected): the part of the "
-    "sequence KL the reward can see. By data processing it is at most the sequence KL; the rest "
-    "changes the text without changing its rank."
+CURVES_CAPTION = (
+    "The best-of-N curve ranks each step's k samples per prompt against that prompt's m bank rewards "
+    "(all N-subsets, ties ½): unbiased for the reference, but optimistic for a trained policy, which "
+    "is scored against the bank it trains on. The arena's fresh samples are the real measurement. "
+    "The dotted KL is that of the step's pooled calibrated rewards against the bank's uniform law "
+    "(10 bins, Miller–Madow corrected): the part of the sequence KL the reward can see, at most the "
+    "sequence KL by data processing; the rest changes the text without changing its rank."
 )
-"""The caption under the training curves."""
+
+
+def progress_line(info: runs.RunInfo, metrics: Sequence[dict], gallery_title=None) -> tuple[float, str]:
+    """The focused run's progress bar: fraction done and "id: state, step i/n, about s left"."""
+    total = int(info.config.get("steps") or 1)
+    done = metrics[-1]["step"] if metrics else 0
+    recent = metrics[-10:]
+    step_time = sum(r["time/step"] for r in recent) / max(1, len(recent))
+    eta = f", about {step_time * (total - done):.0f} s left" if info.state == "running" and metrics else ""
+    mark = f" · gallery: {gallery_title(info.run_id)}, read-only" if gallery_title else ""
+    return min(1.0, done / total), f"{info.run_id}: {info.state}, step {done}/{total}{eta}{mark}"
 
 
 def runs_table(infos: Sequence[runs.RunInfo]) -> pd.DataFrame:
