@@ -9,7 +9,12 @@ import streamlit as st
 from infalign_core import tour
 from infalign_core.errors import InfAlignError
 
-STAGE_ICONS = {"calibrate": "⚖️", "transform": "📈", "train": "🏋️", "arena": "🏆"}
+STAGE_ICONS = {
+    "calibrate": ":material/tune:",
+    "transform": ":material/insights:",
+    "train": ":material/model_training:",
+    "arena": ":material/emoji_events:",
+}
 
 
 @st.cache_resource(show_spinner=False)
