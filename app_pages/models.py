@@ -82,7 +82,8 @@ if submitted:
         if reward_choice not in LEXICONS:
             cached.reward_model(reward_choice, device, trust)
     except InfAlignError as err:
-        st.error(f"{err} (still using the models loaded before)")
+        st.error(str(err))  # word for word the CLI's message
+        st.caption("Still using the models loaded before.")
     else:
         if reward_choice != st.session_state.reward_source:
             st.session_state.reward_label = ""
