@@ -200,18 +200,16 @@ def _verified(shot: _Shot, n: int, mode: str) -> bool:
 
 
 @lru_cache(maxsize=64)
-def reachable(n: int, mode: str = "best") -> tuple[float, float]:
-    """The largest KL (and the smallest β) at which the solver's optimum for N and mode is verified.
+def _edge(n: int, mode: str) -> _Shot | None:
+    """The verified shot with the largest μ: bisected between KL ≈ 0 and the first unverified shot.
 
-    Bisects log μ between a shot next to the reference (KL ≈ 0) and the first shot that
-    blows up or that the quadrature engine disagrees with; every step is one integration
-    and one independent evaluation.
+    Each step is one integration and one independent evaluation by the engine; None when not
+    even the shot next to the reference is verified.
     """
-    n, mode = check_n(n), check_mode(mode)
     sign = 1.0 if mode == "best" else -1.0
     good = _integrate(_LOG_MU_START, n, sign)
     if not _verified(good, n, mode):
-        return 0.0, np.inf
+        return None
     log_bad, step = None, 1.0
     while log_bad is None and good.log_mu + step < _LOG_MU_MAX:
         shot = _integrate(good.log_mu + step, n, sign)
@@ -228,7 +226,45 @@ def reachable(n: int, mode: str = "best") -> tuple[float, float]:
                 good = shot
             else:
                 log_bad = shot.log_mu
-    return float(good.kl), float(1.0 / good.lam)
+    return good
+
+
+def reachable(n: int, mode: str = "best") -> tuple[float, float]:
+    """The largest KL (and the smallest β) at which the solver's optimum for N and mode is verified."""
+    edge = _edge(check_n(n), check_mode(mode))
+    return (0.0, np.inf) if edge is None else (float(edge.kl), float(1.0 / edge.lam))
+
+
+def _solve_verified(n: int, mode: str, target: float, key: str) -> _Shot | None:
+    """Solve for λ or KL = target, retrying inside the verified range of μ when the free solve fails.
+
+    The free bracket expansion can step past the verified edge, where the stiff system's own KL
+    is wrong and may even fall, and land on a spurious root; below the edge both λ(μ) and KL(μ)
+    increase, so a root found there is the real one.
+    """
+    sign = 1.0 if mode == "best" else -1.0
+
+    def ok(shot: _Shot) -> bool:
+        return _agrees(getattr(shot, key), target) and _verified(shot, n, mode)
+
+    try:
+        shot = _solve(n, sign, target, key)
+        if ok(shot):
+            return shot
+    except InfAlignError:
+        pass
+    edge = _edge(n, mode)
+    if edge is None:
+        return None
+
+    def gap(log_mu: float) -> float:
+        return float(np.log(getattr(_integrate(log_mu, n, sign), key)) - np.log(target))
+
+    lo, hi = _LOG_MU_START, edge.log_mu
+    if hi <= lo or not gap(lo) < 0 < gap(hi) + 1e-12:
+        return None
+    shot = _integrate(optimize.brentq(gap, lo, hi, xtol=1e-10, maxiter=200), n, sign)
+    return shot if ok(shot) else None
 
 
 def _out_of_reach(n: int, mode: str, asked: str) -> InfAlignError:
@@ -242,13 +278,10 @@ def _out_of_reach(n: int, mode: str, asked: str) -> InfAlignError:
 
 
 def optimal_transform(n: int, beta: float, mode: str = "best") -> OptimalTransform:
-    """The optimal transform for best-of-N (or worst-of-N) at KL coefficient β."""
+    """The optimal transform for best-of-N (or worst-of-N) at KL coefficient β (its KL checked by the engine)."""
     n, mode, beta = check_n(n), check_mode(mode), check_beta_in_range(beta)
-    try:
-        shot = _solve(n, 1.0 if mode == "best" else -1.0, 1.0 / beta, "lam")
-    except InfAlignError:
-        raise _out_of_reach(n, mode, f"β = {beta:g}") from None
-    if not _agrees(shot.lam, 1.0 / beta) or not _verified(shot, n, mode):
+    shot = _solve_verified(n, mode, 1.0 / beta, "lam")
+    if shot is None:
         raise _out_of_reach(n, mode, f"β = {beta:g}")
     return OptimalTransform(n=n, mode=mode, beta=1.0 / shot.lam, kl=shot.kl, _shot=shot)
 
@@ -260,12 +293,9 @@ def optimal_transform_for_kl(n: int, kl: float | None, mode: str = "best") -> Op
     raises InfAlignError naming the reachable range.
     """
     n, mode, kl = check_n(n), check_mode(mode), check_kl(kl)
-    try:
-        shot = _solve(n, 1.0 if mode == "best" else -1.0, kl, "kl")
-    except InfAlignError:
-        raise _out_of_reach(n, mode, f"KL budget {kl:g} nats") from None
     # No β range check here: the solution is exact whatever β it lands on, once verified.
-    if not _agrees(shot.kl, kl) or not _agrees(_engine_kl(shot, n, mode), kl):
+    shot = _solve_verified(n, mode, kl, "kl")
+    if shot is None:
         raise _out_of_reach(n, mode, f"KL budget {kl:g} nats")
     return OptimalTransform(n=n, mode=mode, beta=1.0 / shot.lam, kl=shot.kl, _shot=shot)
 
