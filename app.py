@@ -12,6 +12,7 @@ ROOT = Path(__file__).parent
 # (file, title, icon). Pages still being written are listed once their file exists.
 PAGES = [
     ("app_pages/home.py", "Home", ":material/home:"),
+    ("app_pages/tour.py", "Tour", ":material/school:"),
     ("app_pages/transforms.py", "Transforms & frontiers", ":material/insights:"),
     ("app_pages/models.py", "Models", ":material/smart_toy:"),
     ("app_pages/calibration.py", "Calibration", ":material/tune:"),
@@ -27,16 +28,25 @@ navigation = st.navigation(
         if (ROOT / file).exists()
     ]
 )
-# The page runs first and may load models; the sidebar slot keeps its place above the
-# page's own sidebar widgets but is filled afterwards, so it shows this run's state.
-loaded_slot = st.sidebar.container()
+
+
+def show_loaded_models() -> None:
+    """The sidebar's block of loaded models (drawn into one slot, so a second call replaces the first)."""
+    with loaded_slot.container():
+        loaded = st.session_state.get("loaded_models")
+        st.caption("**Loaded models**")
+        if loaded:
+            for name, description in loaded.items():
+                st.caption(f"**{name}**: {description}")
+        else:
+            st.caption("no language model loaded — the theory pages need none")
+        st.caption("InfAlign: [arXiv 2412.19792](https://arxiv.org/abs/2412.19792)")
+
+
+# Drawn before the page, so a page that calls st.stop() keeps it (nothing can be drawn after a
+# stop), and again after the page, so it shows what this run loaded. The slot keeps its place
+# above the page's own sidebar widgets.
+loaded_slot = st.sidebar.empty()
+show_loaded_models()
 navigation.run()
-with loaded_slot:
-    loaded = st.session_state.get("loaded_models")
-    st.caption("**Loaded models**")
-    if loaded:
-        for name, description in loaded.items():
-            st.caption(f"**{name}**: {description}")
-    else:
-        st.caption("no language model loaded — the theory pages need none")
-    st.caption("InfAlign: [arXiv 2412.19792](https://arxiv.org/abs/2412.19792)")
+show_loaded_models()

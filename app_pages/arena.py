@@ -1,16 +1,11 @@
 """Best-of-N arena: a policy's best-of-N against the reference's best-of-N, live, and on the theory's chart."""
 
-from __future__ import annotations
-
-from pathlib import Path
-
 import streamlit as st
 
-from app_pages import arena_views
-from infalign_core import arena, data, runs
+from app_pages import arena_views, cached, linked
+from infalign_core import arena, data, gallery, links, report, runs
 from infalign_core.errors import InfAlignError
 from infalign_core.figures import arena as arena_figures
-from infalign_core.models import BUNDLED
 
 REFERENCE, FOLDER = "reference (bundled default policy)", "a local model folder…"
 LABELS = arena_figures.LABELS
@@ -23,56 +18,45 @@ st.caption(
     "bootstrap over prompts. The challenger's KL to the reference is measured on its own samples."
 )
 
-
-@st.cache_resource(max_entries=4, show_spinner="Loading the model…")
-def load_model(source: str, version: float):
-    """A policy, loaded once per source and weights version (a running run's checkpoint changes)."""
-    from infalign_core.models import load_policy
-
-    return load_policy(source)
-
-
-@st.cache_resource(max_entries=2, show_spinner="Loading the reward…")
-def load_reward_fn(source: str, label: str | None):
-    """A reward function, loaded once per source."""
-    from infalign_core.rewards import load_reward
-
-    return load_reward(source, label=label)
-
-
-@st.cache_data(max_entries=32, show_spinner=False)
-def theory_curve(transform, t, mode, n, phi_beta=None, run_n=None, procedure=None) -> dict | None:
-    """The theory's curve at N for a run's transform (the optimal Φ it trained on, if recorded; cached)."""
-    return arena_figures.default_theory_curve(transform, t, mode, n, phi_beta, run_n, procedure)
-
-
-def weights_version(source: str) -> float:
-    """Newest weight file's mtime: a cache key that changes when a run writes a new checkpoint."""
-    path = BUNDLED["policy"] if source == "default" else Path(source)
-    files = list(path.glob("*.safetensors")) if path.is_dir() else []
-    return max((f.stat().st_mtime for f in files), default=0.0)
-
-
 # --- choosing the contestants --------------------------------------------------------------------
-infos = [info for info in runs.list_runs() if runs.has_checkpoint(info.path)]
+infos = [info for info in runs.list_all_runs() if runs.has_checkpoint(info.path)]
 if not infos:
     st.info(
         "No CTRL runs with a checkpoint yet: train one on the **CTRL runs** page (its checkpoint appears here "
         "after the first save), or evaluate the reference itself or a local model folder."
     )
-run_of = {f"{i.run_id} · {i.config.get('transform')} · {i.state}": i for i in infos}
+run_of = {
+    (
+        f"gallery · {gallery.title(i.run_id)}"
+        if i.gallery
+        else f"{i.run_id} · {i.config.get('transform')} · {i.state}"
+    ): i
+    for i in infos
+}
+from_link = linked.restore(links.ARENA, "arena")
+wanted = from_link.get("challenger_id")  # a link's run picks the challenger
+label_of = {info.run_id: label for label, info in run_of.items()}
+if wanted:
+    if wanted in label_of:
+        st.session_state["challenger"] = label_of[wanted]
+    else:
+        st.warning(f"link parameter run={wanted}: no such run with a checkpoint; kept the page's default")
 left, mid, right = st.columns(3)
 choice = left.selectbox("Challenger", [*run_of, REFERENCE, FOLDER], key="challenger")
 folder = left.text_input("Model folder", key="folder") if choice == FOLDER else ""
 run_config = run_of[choice].config if choice in run_of else {}
+if st.session_state.get("_arena_challenger") != choice:  # a new challenger: N follows its run's N
+    st.session_state["_arena_challenger"] = choice
+    if run_config.get("n") and "n" not in from_link:
+        st.session_state["n"] = min(int(run_config["n"]), 64)
 reference_source = left.text_input(
     "Reference", run_config.get("reference") or run_config.get("policy") or "default", key="reference"
 )
 reward_source = left.text_input("Reward", run_config.get("reward") or "default", key="reward")
-n = mid.number_input("N (best-of-N / worst-of-N)", 1, 64, int(run_config.get("n") or 4), key="n")
-k = mid.number_input("K samples per prompt (≥ N)", 1, 512, 16, key="k")
+n = mid.number_input("N (best-of-N / worst-of-N)", 1, 64, key="n")
+k = mid.number_input("K samples per prompt (≥ N)", 1, 512, key="k")
 split = right.selectbox("Prompts (bundled)", ["eval", "train"], key="split")
-num_prompts = right.number_input("Number of prompts", 2, 480, 32, key="num_prompts")
+num_prompts = right.number_input("Number of prompts", 2, 480, key="num_prompts")
 with right.popover("Sampling"):
     max_new_tokens = st.number_input(
         "Max new tokens", 1, 256, int(run_config.get("max_new_tokens") or 24), key="max_new_tokens"
@@ -88,6 +72,8 @@ with right.popover("Sampling"):
     )  # fmt: skip
     seed = st.number_input("Seed", 0, 2**31 - 1, 0, key="seed")
     batch = st.number_input("Prompts per batch", 1, 64, 8, key="batch")
+st.session_state["challenger_id"] = run_of[choice].run_id if choice in run_of else ""
+linked.publish(links.ARENA, "arena", right)
 
 
 # --- the live evaluation ------------------------------------------------------------------------
@@ -100,27 +86,20 @@ if st.button("Evaluate", type="primary", key="evaluate"):
             str(info.path) if info else ("reference" if choice == REFERENCE else folder)
         )
         prompts = data.load_prompts("bundled", split=split, limit=int(num_prompts)).prompts
-        challenger = load_model(source.model, weights_version(source.model))
+        challenger = cached.arena_model(source.model, cached.weights_version(source.model))
         same = source.model == "default" and reference_source == "default"
-        reference = challenger if same else load_model(reference_source, weights_version(reference_source))
-        reward_fn = load_reward_fn(reward_source, run_config.get("reward_label"))
+        reference = (
+            challenger
+            if same
+            else cached.arena_model(reference_source, cached.weights_version(reference_source))
+        )
+        reward_fn = cached.reward(reward_source, run_config.get("reward_label") or "")
         st.session_state.setdefault("loaded_models", {})["arena challenger"] = source.label
         progress, metrics, chart = st.progress(0.0, "sampling…"), st.empty(), st.empty()
-        history = []
         for state in arena.run_arena(
-            challenger,
-            reference,
-            reward_fn,
-            prompts,
-            n=int(n),
-            k=int(k),
-            max_new_tokens=int(max_new_tokens),
-            temperature=float(temperature),
-            top_p=float(top_p),
-            seed=int(seed),
-            prompts_per_batch=int(batch),
-        ):
-            history.append((state.done, state.estimate))
+            challenger, reference, reward_fn, prompts, n=int(n), k=int(k), max_new_tokens=int(max_new_tokens),
+            temperature=float(temperature), top_p=float(top_p), seed=int(seed), prompts_per_batch=int(batch),
+        ):  # fmt: skip
             progress.progress(
                 state.done / state.total_prompts,
                 f"{state.done}/{state.total_prompts} prompts · {state.seconds:.0f} s",
@@ -134,22 +113,19 @@ if st.button("Evaluate", type="primary", key="evaluate"):
                 kl = state.kl  # None at top-p < 1 (kl_note says why)
                 cols[3].metric("KL(π‖π_ref), nats", f"{kl.k1:.3f}" if kl else "—", help=state.kl_note or None)
                 cols[3].caption(f"± {kl.k1_stderr:.3f} (k3 {kl.k3:.3f})" if kl else state.kl_note)
-            chart.plotly_chart(arena_figures.convergence_figure(history), key=f"convergence-{state.done}")
+            chart.plotly_chart(
+                arena_figures.convergence_figure(state.estimate), key=f"convergence-{state.done}"
+            )
         settings = {
-            "n": int(n),
-            "k": int(k),
-            "prompts": f"bundled:{split}",
-            "num_prompts": state.done,
-            "max_new_tokens": int(max_new_tokens),
-            "temperature": float(temperature),
-            "top_p": float(top_p),
-            "seed": int(seed),
-            "reference": reference.fingerprint,
-            "reward": reward_fn.fingerprint,
-        }
+            "n": int(n), "k": int(k), "prompts": f"bundled:{split}", "num_prompts": state.done,
+            "max_new_tokens": int(max_new_tokens), "temperature": float(temperature), "top_p": float(top_p),
+            "seed": int(seed), "reference": reference.fingerprint, "reward": reward_fn.fingerprint,
+        }  # fmt: skip
         record = arena.arena_record(state, settings, source.run_config)
-        record["label"] = source.label
-        if source.run_dir is not None:
+        record["label"], record["picks"] = source.label, gallery.picks_record(state)
+        if source.run_dir is not None and gallery.is_gallery(source.run_dir):
+            st.info("Gallery runs are read-only: this evaluation is kept for this session, not saved.")
+        elif source.run_dir is not None:
             arena.save_arena_result(source.run_dir, record)
         st.session_state.setdefault("arena_results", {})[f"{source.label} · N={n} · K={k}"] = record
         st.session_state["arena_last"], st.session_state["arena_last_config"] = state, source.run_config
@@ -161,11 +137,14 @@ if "arena_last" in st.session_state:
     arena_views.show_procedure(st.session_state["arena_last"], st.session_state.get("arena_last_config"))
 
 # --- every evaluation so far: on the theory's chart and in a table ----------------------------------
-records = dict(st.session_state.get("arena_results", {}))
-for info in runs.list_runs():
+records, evaluated = dict(st.session_state.get("arena_results", {})), []
+for info in runs.list_all_runs():
     for record in arena.load_arena_results(info.path):
-        key = f"run {info.run_id} · N={record['settings']['n']} · K={record['settings']['k']}"
-        records.setdefault(key, {**record, "label": f"run {info.run_id}"})
+        name = f"gallery · {gallery.title(info.run_id)}" if info.gallery else f"run {info.run_id}"
+        records.setdefault(
+            f"{name} · N={record['settings']['n']} · K={record['settings']['k']}", {**record, "label": name}
+        )
+        evaluated.append(info.run_id)
 if records:
     st.subheader("Measured points on the theory's curves")
     st.caption(
@@ -175,11 +154,23 @@ if records:
     )
     place = st.radio("Place each run at", list(arena_figures.KL_PLACES), horizontal=True, key="kl_place", help=arena_figures.KL_PLACE_HELP)  # fmt: skip
     for tab, (name, label) in zip(st.tabs(["best-of-N", "worst-of-N"]), list(LABELS.items())[1:]):
-        fig, notes = arena_figures.frontier_figure(
-            records, name, label, theory_curve, at=arena_figures.KL_PLACES[place]
-        )
+        at = arena_figures.KL_PLACES[place]
+        fig, notes = arena_figures.frontier_figure(records, name, label, cached.theory_curve, at=at)
         tab.plotly_chart(fig, key=f"frontier-{name}")
         for note in notes:
             tab.info(note)
-    st.dataframe(arena_figures.comparison_table(records), hide_index=True)
-    st.caption("Evaluations of runs are saved in each run's arena.json, so they survive restarts.")
+    st.dataframe(arena_figures.comparison_table(records), hide_index=True, width="stretch")
+    st.caption("Evaluations of your runs are saved in each run's arena.json, so they survive restarts.")
+    chosen = st.multiselect(
+        "Runs in the report", list(dict.fromkeys(evaluated)), default=list(dict.fromkeys(evaluated))
+    )
+    if st.button("Build a stakeholder report", key="build_report", disabled=not chosen):
+        with st.spinner("Writing the report…"):
+            st.session_state["arena_report"] = report.build_report(chosen).encode("utf-8")
+    if st.session_state.get("arena_report"):
+        st.download_button(
+            "Download the report (HTML)",
+            st.session_state["arena_report"],
+            "infalign-report.html",
+            "text/html",
+        )

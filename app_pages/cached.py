@@ -66,3 +66,33 @@ def prompts(source, column, split, filename, subset=None):
         return data.load_prompts(source, column=column, split=split, filename=filename, subset=subset)
     except InfAlignError as err:
         return str(err)
+
+
+# --- the arena ----------------------------------------------------------------------------------
+
+
+def weights_version(source: str) -> float:
+    """Newest weight file's mtime: a cache key that changes when a run writes a new checkpoint."""
+    from pathlib import Path
+
+    from infalign_core.models import BUNDLED
+
+    path = BUNDLED["policy"] if source == "default" else Path(source)
+    files = list(path.glob("*.safetensors")) if path.is_dir() else []
+    return max((f.stat().st_mtime for f in files), default=0.0)
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the model…")
+def arena_model(source: str, version: float):
+    """A policy, loaded once per source and weights version (a running run's checkpoint changes)."""
+    from infalign_core.models import load_policy
+
+    return load_policy(source)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def theory_curve(transform, t, mode, n, phi_beta=None, run_n=None, procedure=None) -> dict | None:
+    """The theory's curve at N for a run's transform (the optimal Φ it trained on, if recorded; cached)."""
+    from infalign_core.figures import arena as arena_figures
+
+    return arena_figures.default_theory_curve(transform, t, mode, n, phi_beta, run_n, procedure)

@@ -48,10 +48,16 @@ with right:
             "seed": int(st.number_input("Seed", 0, 2**31 - 1, 0)),
         }
         for key, default in MODEL_KEYS.items():  # start from the Models page's choice, if any
-            st.session_state.setdefault(key, st.session_state.get(default[0], default[1]))
-        st.text_input("Reference policy (default, a preset, a folder or a hub id)", key="calibration_policy")
-        st.text_input("Reward (default, vader, oracle, a folder or a hub id)", key="calibration_reward")
-        st.text_input("Reward label (for multi-label reward models)", key="calibration_label")
+            st.session_state.setdefault(key, st.session_state.get(default[0]) or default[1])
+        labels = ("Reference policy (default, a preset, a folder or a hub id)", "Reward (default, vader, "
+                  "oracle, a folder or a hub id)", "Reward label (for multi-label reward models)")  # fmt: skip
+        # The boxes' own values, an empty one falling back to the Models page's choice: what Build
+        # uses never depends on whether this expander was opened.
+        sources = {
+            key: st.text_input(label, key=key).strip()
+            or (st.session_state.get(MODEL_KEYS[key][0]) or MODEL_KEYS[key][1])
+            for key, label in zip(MODEL_KEYS, labels)
+        }
         chat = widgets.chat_controls("calibration")
 
 
@@ -74,12 +80,10 @@ if st.button(
             st.session_state.get("model_device", "auto"),
             st.session_state.get("trust_remote_code", False),
         )
-        policy = cached.with_chat(
-            cached.policy(st.session_state["calibration_policy"].strip(), *active), chat
-        )
+        policy = cached.with_chat(cached.policy(sources["calibration_policy"], *active), chat)
         reward_fn = cached.reward(
-            st.session_state["calibration_reward"].strip(),
-            st.session_state["calibration_label"].strip(),
+            sources["calibration_reward"],
+            sources["calibration_label"],
             *active,
             chat.completion,
             chat.system_prompt or "",
@@ -155,13 +159,15 @@ with c2:
     )
 
 st.subheader("Why raw rewards mislead")
-beta = st.select_slider("β (KL coefficient)", (0.01, 0.03, 0.1, 0.3, 1.0, 3.0), value=0.1)
+# β = 1 by default: at small β the raw tilt picks each prompt's best reply (KL = log m everywhere).
+beta = st.select_slider("β (KL coefficient)", (0.01, 0.03, 0.1, 0.3, 1.0, 3.0), value=1.0)
 spread = calibration.raw_reward_spread(bank, beta=beta)
 st.plotly_chart(calibration_figures.kl_figure(spread, beta), width="stretch")
 st.caption(
     "The KL-regularised optimum tilts each prompt's reference replies by exp(r/β). With raw rewards, a "
     "prompt with a wide reward spread moves far from the reference and a narrow one hardly moves, for the "
-    "same β. With calibrated rewards every prompt gets the same KL."
+    "same β. With calibrated rewards every prompt gets the same KL. "
+    + calibration_figures.kl_note(spread, beta, bank.m)
 )
 st.dataframe(spread, width="stretch", hide_index=True)
 csv_bytes = spread.to_csv(index=False).encode("utf-8")

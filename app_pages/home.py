@@ -70,6 +70,11 @@ else:
 st.subheader("A path through the app")
 tour = [
     (
+        "app_pages/tour.py",
+        "Tour",
+        "a guided walk through calibrate → transform → train → arena: predict each answer, then reveal it",
+    ),
+    (
         "app_pages/transforms.py",
         "Transforms & frontiers",
         "see the transforms, the aligned densities and win rate against KL for any N; no model needed",
@@ -87,7 +92,12 @@ tour = [
     (
         "app_pages/ctrl.py",
         "CTRL runs",
-        "train a policy with calibrate-and-transform RL and watch its win rates",
+        "train a policy with calibrate-and-transform RL and watch its win rates (or open a gallery run)",
+    ),
+    (
+        "app_pages/arena.py",
+        "Best-of-N arena",
+        "measure a run's best-of-N and worst-of-N win rates on fresh samples, on the theory's curve",
     ),
 ]
 for file, label, what in tour:

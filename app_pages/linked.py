@@ -11,13 +11,15 @@ import streamlit as st
 from infalign_core import links
 
 
-def restore(spec: Sequence[links.Param], page: str, reader: Callable | None = None) -> None:
+def restore(spec: Sequence[links.Param], page: str, reader: Callable | None = None) -> dict:
     """Once per session and page: defaults for every linked widget, overridden by the URL's values.
+
+    Returns the values read from the URL on that first run ({} afterwards).
 
     Widgets on a linked page take their value from session state only (no ``value=``), so
     the default lives in one place and a restored value raises no streamlit warning.
     """
-    flag = f"_link_restored_{page}"
+    flag, values = f"_link_restored_{page}", {}
     if not st.session_state.get(flag):
         values, errors = (reader or (lambda p: links.read(p, spec)))(st.query_params.to_dict())
         for param in spec:
@@ -30,6 +32,7 @@ def restore(spec: Sequence[links.Param], page: str, reader: Callable | None = No
         st.session_state.setdefault(param.key, param.default)
     for error in st.session_state.get(f"_link_errors_{page}", []):
         st.warning(error)
+    return values
 
 
 def publish(spec: Sequence[links.Param], page: str, container=None) -> str:

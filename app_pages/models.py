@@ -82,10 +82,13 @@ if submitted:
         if reward_choice not in LEXICONS:
             cached.reward_model(reward_choice, device, trust)
     except InfAlignError as err:
-        st.error(str(err))
+        st.error(str(err))  # word for word the CLI's message
+        st.caption("Still using the models loaded before.")
     else:
         if reward_choice != st.session_state.reward_source:
             st.session_state.reward_label = ""
+        if (policy_choice, reward_choice) != (st.session_state.policy_source, st.session_state.reward_source):
+            st.session_state.pop("models_samples", None)  # they came from the models replaced now
         st.session_state.update(
             policy_source=policy_choice,
             reward_source=reward_choice,
@@ -164,6 +167,8 @@ if go_sample and reward_fn is not None:
             rewards = reward_fn.score(samples.row_prompts(), samples.responses)
     except InfAlignError as err:
         st.error(str(err))
+        st.session_state.pop("models_samples", None)  # no stale results under a new error
+        st.session_state.pop("models_rendered", None)
     else:
         st.session_state.models_samples = models_figures.ranked_samples(prompt, samples, rewards)
         st.session_state.models_rendered = (prompt, samples.rendered_prompts[0])

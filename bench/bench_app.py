@@ -37,6 +37,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--moves", type=int, default=9, help="KL-slider moves to time")
     args = parser.parse_args()
+    os.chdir(ROOT)  # the project's .streamlit/config.toml applies, as it does to `make app`
     from streamlit.testing.v1 import AppTest
 
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=600).run()

@@ -219,6 +219,7 @@ def run_arena(
     Both sides sample at ``temperature`` and ``top_p``; the KL is that of the tempered
     distributions. With top-p < 1 it is not measured (``kl_note`` says why; see ``top_p_kl_note``).
     Estimates are recomputed on all prompts seen after each batch, so a caller can draw them converging.
+    The reference and the reward see prompts rendered as the challenger does (``same_rendering``).
     """
     from infalign_core.sampling import sample
 
@@ -236,6 +237,7 @@ def run_arena(
         raise InfAlignError(f"top-p must be in (0, 1], got {top_p}")
     kl_note = top_p_kl_note(top_p) if with_kl else ""
     with_kl = with_kl and not kl_note
+    reference, reward_fn = same_rendering(challenger, reference, reward_fn)
     started = time.perf_counter()
     empty = np.zeros((0, int(k)))
     state = ArenaState([], empty, empty, [], [], empty, empty, len(prompts), n, kl_note=kl_note)
@@ -312,6 +314,24 @@ def top_p_kl_note(top_p: float) -> str:
 
 def _by_prompt(responses: Sequence[str], k: int) -> list[list[str]]:
     return [list(responses[i : i + k]) for i in range(0, len(responses), k)]
+
+
+def same_rendering(challenger, reference, reward_fn):
+    """The reference and reward seeing prompts as the challenger does (its chat template use, system prompt).
+
+    A run trained in completion mode, or with a system prompt, is evaluated the same way: its
+    checkpoint records its rendering, and both sides and the reward follow it.
+    """
+    import dataclasses
+
+    chat = getattr(challenger, "chat", None)
+    if chat is None:
+        return reference, reward_fn
+    if getattr(reference, "chat", chat) != chat:
+        reference = dataclasses.replace(reference, chat=chat)  # shares the weights
+    if hasattr(reward_fn, "with_chat") and getattr(reward_fn, "chat", chat) != chat:
+        reward_fn = reward_fn.with_chat(chat)
+    return reference, reward_fn
 
 
 def rendering_settings(reference, prompt_subset: str | None = None) -> dict:

@@ -191,6 +191,35 @@ def render_conversation(
     return _apply(tokenizer, messages, generation_prompt=False, who="reward model")
 
 
+CHAT_FILE = "infalign_chat.json"  # beside a checkpoint: how the run rendered its prompts
+
+
+def save_chat_format(folder, chat: ChatFormat | None) -> None:
+    """Record in a model folder how its prompts were rendered, so it is evaluated the same way."""
+    import json
+    from pathlib import Path
+
+    chat = chat or ChatFormat()
+    data = {"completion": bool(chat.completion), "system_prompt": chat.system_prompt}
+    (Path(folder) / CHAT_FILE).write_text(json.dumps(data), encoding="utf-8")
+
+
+def saved_chat_format(folder) -> ChatFormat | None:
+    """The rendering a model folder records (None when it records none or the record is unreadable)."""
+    import json
+    from pathlib import Path
+
+    path = Path(folder) / CHAT_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        system = data.get("system_prompt")
+        return ChatFormat(
+            completion=bool(data.get("completion")), system_prompt=system if isinstance(system, str) else None
+        )
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def rendering_key(tokenizer, chat: ChatFormat | None) -> dict:
     """What a cache key records about how a model sees its prompts."""
     chat = chat or ChatFormat()

@@ -244,7 +244,7 @@ def _run_calibrate(args) -> int:
             bar.close()
     for notice in result.bank.notices:
         print(f"note: {notice}", file=sys.stderr)
-    _print_notes(reward_fn)
+    _print_notes(policy, reward_fn)
     out = {
         "ks_statistic": result.uniformity.ks_statistic,
         "ks_pvalue": result.uniformity.ks_pvalue,
@@ -634,14 +634,11 @@ def _run_winrate(args) -> int:
         if args.policy in ("reference", "default") and reference_source == "default"
         else load_policy(reference_source, device=args.device)
     )
-    # Both sides and the reward see prompts as the run was trained on them, unless the flags say otherwise.
+    # Both sides and the reward see prompts as the challenger was trained on them (its checkpoint
+    # records it), unless the flags say otherwise.
     if args.completion_mode or args.system_prompt:
-        chat = _chat_format(args)
-    else:
-        from infalign_core.chat import ChatFormat
-
-        chat = ChatFormat(bool(run.get("completion_mode")), run.get("system_prompt") or None)
-    challenger.chat = reference.chat = chat
+        challenger.chat = _chat_format(args)
+    chat = reference.chat = challenger.chat
     reward_fn = load_reward(
         args.reward or run.get("reward") or "default",
         label=args.label if args.label is not None else run.get("reward_label"),

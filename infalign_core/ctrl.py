@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from infalign_core.chat import save_chat_format
 from infalign_core.errors import InfAlignError
 
 TRANSFORMS = ("raw", "identity", "log", "exp", "optimal")
@@ -768,6 +769,7 @@ def save_checkpoint(
     shutil.rmtree(tmp, ignore_errors=True)
     policy.model.save_pretrained(tmp, safe_serialization=True)
     policy.tokenizer.save_pretrained(tmp)
+    save_chat_format(tmp, policy.chat)
     state = {"step": int(step), "beta": float(beta), "optimizer": optimizer.state_dict()}
     if phi_beta is not None:
         state["phi_beta"] = float(phi_beta)
@@ -934,6 +936,8 @@ def train(
                     temperature=config.temperature,
                     seed=seed,
                 )
+            for note in samples.notes:  # e.g. a batch halved after running out of memory
+                log(note)
             row_prompts = [batch_prompts[i] for i in samples.prompt_index]
             bank_rows = chosen[samples.prompt_index]
 

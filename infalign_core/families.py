@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import interpolate
@@ -126,9 +126,17 @@ class ExponentialFamily:
     log_t: np.ndarray  # (T,)
     log_kl: np.ndarray  # (T, B), increasing along each row
     win_rate: np.ndarray  # (T, len(ns), B): best-of-N or worst-of-N per mode
+    _memo: dict = field(default_factory=dict, compare=False, repr=False)  # (n, kl) → choice
 
     def best_t(self, n: int, kl: float) -> ExponentialChoice:
         """The best t for N at the KL budget, read off the family, with its exact β and win rate."""
+        key = (int(n), float(kl))
+        if key not in self._memo:  # the page asks twice per budget (table and comparison)
+            self._memo[key] = self._best_t(*key)
+        return self._memo[key]
+
+    def _best_t(self, n: int, kl: float) -> ExponentialChoice:
+        """:meth:`best_t`, uncached."""
         n = check_n(n)
         if n not in self.ns:
             return best_exponential_t(n, kl, self.mode)

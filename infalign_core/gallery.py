@@ -79,6 +79,44 @@ def config_for(run_id: str, steps: int, *, seed: int = 0, **overrides):
     ).resolved()
 
 
+def initial_beta(config, kl: float = KL_TARGET) -> float:
+    """The β whose KL-regularised optimum spends ``kl`` nats: where a gallery run starts its KL controller.
+
+    For calibrated transforms the theory gives it exactly; for the raw reward (no theory) it is
+    read off the run's reference bank: the β at which tilting each prompt's bank by exp(r/β)
+    costs ``kl`` nats on average. Starting there, the controller only fine-tunes β, instead of
+    overshooting the target from a β that suits another reward scale.
+    """
+    import numpy as np
+    from scipy import optimize
+
+    from infalign_core import theory
+    from infalign_core.transforms import make_transform
+
+    if config.transform == "optimal":
+        from infalign_core.optimal import optimal_transform_for_kl
+
+        return float(optimal_transform_for_kl(config.n, kl, config.mode).beta)
+    if config.transform != "raw":
+        return float(theory.beta_for_kl(make_transform(config.transform, t=config.t, mode=config.mode), kl))
+    from infalign_core import calibration, ctrl
+    from infalign_core.models import load_policy
+    from infalign_core.rewards import load_reward
+
+    reference = load_policy(config.reference or config.policy, device="cpu")
+    reward_fn = load_reward(config.reward, label=config.reward_label, device="cpu")
+    bank = ctrl.reference_bank(config, reference, reward_fn, ctrl.load_prompt_list(config))
+    return float(
+        np.exp(
+            optimize.brentq(
+                lambda log_beta: calibration.tilted_kl(bank.rewards, float(np.exp(log_beta))).mean() - kl,
+                np.log(1e-3),
+                np.log(1e3),
+            )
+        )
+    )
+
+
 def picks_record(state, count: int = 3) -> dict:
     """Best-of-N and worst-of-N example picks of an arena state, JSON-ready (for reports)."""
     from infalign_core.arena import example_picks
@@ -110,6 +148,8 @@ def build_run(
     from infalign_core.rewards import load_reward
 
     config = config_for(run_id, steps, seed=seed, **overrides)
+    config = config_for(run_id, steps, seed=seed, **{"beta": round(initial_beta(config), 5), **overrides})
+    log(f"{run_id}: initial β {config.beta:g} (its optimum spends {KL_TARGET} nats), KL target {KL_TARGET}")
     with tempfile.TemporaryDirectory(prefix="gallery-") as tmp:
         run_dir = Path(tmp) / run_id
         run_dir.mkdir()

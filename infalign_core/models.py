@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 
 import torch
 
-from infalign_core.chat import ChatFormat
+from infalign_core.chat import ChatFormat, saved_chat_format
 from infalign_core.errors import InfAlignError
 
 ASSETS_WORLD_DIR = Path(__file__).resolve().parent.parent / "assets" / "world"
@@ -323,14 +323,13 @@ class OutOfMemory(InfAlignError):
     """An InfAlignError raised for an allocator out-of-memory (callers may retry with a smaller batch)."""
 
 
-def halve_batch(batch_size: int, what: str, notes: list[str]) -> int:
-    """Half the batch after an out-of-memory error, noted once per call site's notes list."""
+def halve_batch(batch_size: int, what: str, *note_lists: list[str]) -> int:
+    """Half the batch after an out-of-memory error; the note, said once, goes in each notes list."""
     smaller = max(1, int(batch_size) // 2)
-    message = f"Out of memory while {what}: batches halved to {smaller} rows, continuing."
-    if not any(n.startswith(f"Out of memory while {what}") for n in notes):
-        notes.append(message)
-    else:
-        notes[:] = [message if n.startswith(f"Out of memory while {what}") else n for n in notes]
+    head = f"Out of memory while {what}"
+    message = f"{head}: batches halved to {smaller} rows, continuing."
+    for notes in note_lists:
+        notes[:] = [n for n in notes if not n.startswith(head)] + [message]
     return smaller
 
 
@@ -504,6 +503,8 @@ def load_policy(
 
     start = time.perf_counter()
     loc = locate(source, "policy")
+    if chat is None and loc.is_local:
+        chat = saved_chat_format(loc.path)  # a CTRL checkpoint renders as its run did
     if loc.is_local and (Path(loc.path) / ADAPTER_CONFIG).is_file():
         return _load_adapter_policy(
             loc, device=device, dtype=dtype, trust_remote_code=trust_remote_code, chat=chat

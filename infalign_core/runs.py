@@ -282,7 +282,7 @@ def list_gallery() -> list[RunInfo]:
     root = gallery_root()
     infos = []
     for path in sorted(root.iterdir()) if root.is_dir() else []:
-        if (path / CONFIG_FILE).is_file():
+        if _is_run_in(root, path):
             try:
                 config = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
             except (OSError, json.JSONDecodeError):

@@ -504,7 +504,9 @@ def sample(
             except OutOfMemory:
                 if batch_size == 1:
                     raise
-                batch_size = halve_batch(batch_size, "sampling", notes)
+                # Said in the samples' notes and where the model's own notes show (pages, CLI).
+                shown = [policy.notes] if isinstance(getattr(policy, "notes", None), list) else []
+                batch_size = halve_batch(batch_size, "sampling", notes, *shown)
                 continue
             tokens.append(out.cpu())
             done += len(chunk)

@@ -213,3 +213,26 @@ def test_trl_export_of_a_chat_policy_renders_prompts_as_ctrl_train_does(arch_zoo
     )
     direct = models.reward_fn.score(PROMPTS[:1], [" yo"])
     assert as_trl.raw == pytest.approx(direct)
+
+
+def test_a_run_checkpoint_is_evaluated_with_the_rendering_it_was_trained_with(arch_zoo, tmp_path):
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in PROMPTS))
+    config = ctrl.CTRLConfig(
+        policy=str(arch_zoo["policy-qwen2"]), reward=str(arch_zoo["reward-phi3"]), prompts=str(prompts),
+        num_prompts=3, prompts_per_step=2, k=2, m=4, steps=1, max_new_tokens=4, device="cpu",
+        completion_mode=True, cache_dir=str(tmp_path / "banks"),
+    )  # fmt: skip
+    ctrl.train(config, tmp_path / "run")
+    challenger, _ = arena.load_challenger(str(tmp_path / "run" / "checkpoint"), device="cpu")
+    assert challenger.chat == COMPLETION
+    reference = load_policy(str(arch_zoo["policy-qwen2"]), device="cpu")
+    reward = load_reward(str(arch_zoo["reward-phi3"]), device="cpu")
+    assert reference.chat != COMPLETION
+    aligned, aligned_reward = arena.same_rendering(challenger, reference, reward)
+    assert aligned.chat == COMPLETION and aligned.model is reference.model
+    assert aligned_reward.chat == COMPLETION and aligned_reward.fingerprint != reward.fingerprint
+    state = arena.evaluate(
+        challenger, reference, reward, PROMPTS[:2], n=2, k=2, max_new_tokens=3, resamples=20
+    )
+    assert state.done == 2

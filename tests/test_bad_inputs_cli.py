@@ -190,6 +190,13 @@ CASES = [
                          "--num-processes", "1"], "a_file"),
     ("export-bad-config", ["export-trl", "--out", _w("x"), "--config", _w("wrong_type.yaml")], "beta must"),
     ("export-procs-0", ["export-trl", "--out", _w("x"), "--num-processes", "0"], "must be >= 1"),
+    ("build-gallery-unknown", ["build-gallery", "--out", _w("g"), "--only", "nosuch"], "unknown gallery run"),
+    ("build-gallery-steps-0", ["build-gallery", "--out", _w("g"), "--steps", "0"], "must be >= 1"),
+    # runs and report: run ids are names inside the runs root (or the gallery), never paths
+    ("runs-copy-traversal", ["runs", "--copy", "../finished"], "no run '../finished'"),
+    ("runs-copy-unknown", ["runs", "--copy", "nosuch"], "no run 'nosuch'"),
+    ("report-traversal", ["report", "--run", "../finished", "--out", _w("r.html")], "no run '../finished'"),
+    ("report-absolute", ["report", "--run", _w("finished"), "--out", _w("r.html")], "no run"),
     ("build-world-under-file", ["build-world", "--out", _w("a_file/world"), "--quick"], "a_file"),
 ]
 # fmt: on

@@ -139,3 +139,22 @@ def test_rendering_key_changes_with_template_system_prompt_and_mode(chatml, plai
     other = arch_zoo.make_tokenizer(template=arch_zoo.GEMMA_LIKE, pad=True, add_bos=True)
     assert rendering_key(other, None) != rendering_key(chatml, None)
     assert rendering_key(plain, None)["template"] is None
+
+
+def test_bank_key_changes_with_the_policys_rendering(chatml):
+    from types import SimpleNamespace
+
+    from infalign_core import calibration
+
+    reward = SimpleNamespace(fingerprint="r", name="r")
+
+    def key(chat):
+        policy = SimpleNamespace(fingerprint="p", tokenizer=chatml, chat=chat, source="p", dtype="float32")
+        settings = calibration.bank_settings(
+            policy, reward, ["hi"], 4, max_new_tokens=4, temperature=1.0, top_p=1.0, seed=0
+        )
+        return calibration.settings_key(settings)
+
+    keys = {key(None), key(ChatFormat(system_prompt="x")), key(COMPLETION)}
+    assert len(keys) == 3
+    assert key(ChatFormat()) == key(None)  # the default rendering is the default

@@ -77,7 +77,7 @@ if settings.get("click"):
 print(json.dumps({
     "exception": [str(e.value) for e in at.exception],
     "error": [e.value for e in at.error],
-    "success": [e.value for e in at.success],
+    "notice": [e.value for e in [*at.success, *at.info]],
 }))
 """
 
@@ -118,7 +118,7 @@ def test_two_sessions_starting_runs_at_once_both_queue_without_an_error(run_worl
     results = _sessions("ctrl.py", [form(1), form(2)], {"INFALIGN_RUNS_DIR": str(root)})
     for result in results:
         assert result["exception"] == [] and result["error"] == [], result
-        assert any("Started run" in s for s in result["success"]), result
+        assert any("Launched run" in s for s in result["notice"]), result
     infos = runs.list_runs(root)
     assert len(infos) == 2
     for info in infos:

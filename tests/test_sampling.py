@@ -266,10 +266,12 @@ def test_out_of_memory_halves_the_batch_says_so_once_and_keeps_every_sample(tiny
         return real(model, prompt_rows, row_owner, *args)
 
     monkeypatch.setattr(sampling, "_sample_batch_fast", tight)
+    monkeypatch.setattr(tiny_policy, "notes", [])  # the shared fixture keeps its own notes
     out = sample(tiny_policy, PROMPTS, 4, batch_size=16)
     assert len(out) == 4 * len(PROMPTS) and sorted(out.prompt_index) == list(out.prompt_index)
     assert sizes[:3] == [16, 8, 4] and max(sizes[3:]) <= 3  # halved, then never tried larger again
     assert len(out.notes) == 1 and "halved to 2 rows" in out.notes[0]
+    assert tiny_policy.notes == out.notes  # also where the model's notes are shown
 
 
 def test_sampling_a_model_in_training_mode_uses_eval_mode_and_restores_it(tiny_policy):

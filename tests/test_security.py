@@ -132,11 +132,19 @@ def test_a_cli_run_id_is_looked_up_in_the_root_but_a_typed_path_is_taken_as_give
     assert arena.resolve_challenger("../victim", runs_root).run_dir == Path("../victim")
 
 
-def test_the_ctrl_page_offers_only_runs_inside_the_root(runs_root, monkeypatch):
+def test_the_ctrl_page_offers_only_runs_inside_the_root_whatever_its_link_says(runs_root, monkeypatch):
+    from disk_snapshot import changes, snapshot
+
     monkeypatch.setenv("INFALIGN_RUNS_DIR", str(runs_root))
-    at = AppTest.from_file(str(REPO / "app_pages" / "ctrl.py"), default_timeout=60).run()
+    gallery = {info.run_id for info in runs.list_gallery()}
+    before = snapshot(runs_root.parent)
+    at = AppTest.from_file(str(REPO / "app_pages" / "ctrl.py"), default_timeout=60)
+    at.query_params["runs"] = "../victim,escape,/etc,good-run"
+    at.run()
     assert not at.exception
-    assert at.multiselect(key="overlay").options == ["good-run"]
+    assert set(at.multiselect(key="overlay").options) - gallery == {"good-run"}
+    assert at.multiselect(key="overlay").value == ["good-run"]
+    assert changes(before, snapshot(runs_root.parent)) == []
 
 
 # --- uploads: bounded, parsed as data, nothing executed -------------------------------------------

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 
+import numpy as np
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
@@ -20,13 +21,22 @@ KL_PLACE_HELP = (
 )
 
 
-def convergence_figure(history: Sequence[tuple[int, winrate.WinRateEstimate]]) -> go.Figure:
-    """Each estimate with its interval against the prompts seen so far."""
+def convergence_figure(estimate: winrate.WinRateEstimate) -> go.Figure:
+    """Each win rate as the prompts come in: the running mean over prompts with ±1.96 standard errors.
+
+    Drawn from the per-prompt win rates, so it has one point per prompt however the prompts
+    were batched (a single batch still shows how the estimate settles).
+    """
     fig = go.Figure()
-    x = [done for done, _ in history]
     for name, label in LABELS.items():
-        low = [getattr(e, f"{name}_ci_low") for _, e in history]
-        high = [getattr(e, f"{name}_ci_high") for _, e in history]
+        values = np.asarray(estimate.per_prompt.get(name, []), dtype=np.float64)
+        if values.size == 0:
+            continue
+        count = np.arange(1, values.size + 1)
+        mean = np.cumsum(values) / count
+        spread = np.sqrt(np.maximum(np.cumsum(values**2) / count - mean**2, 0.0) / np.maximum(count - 1, 1))
+        x = count.tolist()
+        low, high = (mean - 1.96 * spread).tolist(), (mean + 1.96 * spread).tolist()
         fig.add_trace(
             go.Scatter(
                 x=x + x[::-1],
@@ -42,10 +52,11 @@ def convergence_figure(history: Sequence[tuple[int, winrate.WinRateEstimate]]) -
         fig.add_trace(
             go.Scatter(
                 x=x,
-                y=[getattr(e, name) for _, e in history],
+                y=mean,
                 name=label,
-                mode="lines+markers",
+                mode="lines+markers" if values.size < 40 else "lines",
                 legendgroup=name,
+                hovertemplate=f"{label}: %{{y:.3f}} after %{{x}} prompts<extra></extra>",
             )
         )
     fig.add_hline(y=0.5, line={"dash": "dot", "color": "#888"})
@@ -53,8 +64,9 @@ def convergence_figure(history: Sequence[tuple[int, winrate.WinRateEstimate]]) -
         height=320,
         margin={"t": 20, "b": 40},
         xaxis_title="prompts seen",
-        yaxis_title="win rate against the reference",
+        yaxis_title="win rate against the reference (running mean ± 1.96 se)",
     )
+    fig.update_xaxes(rangemode="tozero")
     return fig
 
 
@@ -160,25 +172,30 @@ def frontier_figure(
 
 
 def comparison_table(records: Mapping[str, dict]) -> pd.DataFrame:
-    """One row per evaluation: the run's setup, its KL and each win rate with its interval."""
+    """One row per evaluation: who, the run's setup, N, K, its KL and each win rate with its interval.
+
+    Short columns (the label split into run, N and K) so the table fits the page's width.
+    """
     rows = []
     for key, record in records.items():
-        run, w, kl = record.get("run") or {}, record["win_rates"], record["kl"]
+        run, w, kl, settings = record.get("run") or {}, record["win_rates"], record["kl"], record["settings"]
         row = {
-            "evaluation": key,
+            "challenger": record.get("label") or key.split(" · ")[0],
             "transform": run.get("transform", "–"),
             "t": run.get("t"),
-            "β": run.get("beta"),
-            "KL": kl.get("k1"),
-            "KL se": kl.get("k1_stderr"),
+            "N": settings["n"],
+            "K": settings["k"],
+            "prompts": record["num_prompts_done"],
+            "KL ± se": f"{kl['k1']:.3f} ± {kl.get('k1_stderr') or 0:.3f}"
+            if kl.get("k1") is not None
+            else "–",
             "KL the reward sees": kl.get("calibrated"),
             "share seen": f"{kl['share_seen']:.0%}" if kl.get("share_seen") is not None else None,
-            "K": record["settings"]["k"],
-            "prompts": record["num_prompts_done"],
         }
         for name, label in LABELS.items():
             row[label] = f"{w[name]:.3f} [{w[f'{name}_ci_low']:.3f}, {w[f'{name}_ci_high']:.3f}]"
-        row["gap to theory (BoN)"] = (record.get("gap_to_theory") or {}).get("bon_win_rate")
+        gap = (record.get("gap_to_theory") or {}).get("bon_win_rate")
+        row["BoN − theory"] = f"{gap:+.3f}" if gap is not None else "–"
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -38,6 +38,21 @@ def ecdf_figure(check) -> go.Figure:
     return fig.update_layout(**_LAYOUT, xaxis_title="calibrated reward u", yaxis_title="fraction ≤ u")
 
 
+def log_ticks(values) -> list[float]:
+    """1-2-5 tick values spanning positive data, for a log axis that reads as numbers.
+
+    Plotly's own log ticks label minor ticks by their leading digit only (… 4, 3, 2, 0.1, 9, 8 …).
+    """
+    values = np.asarray(values, dtype=np.float64)
+    values = values[np.isfinite(values) & (values > 0)]
+    if values.size == 0:
+        return []
+    low, high = np.floor(np.log10(values.min())), np.ceil(np.log10(values.max()))
+    ticks = [m * 10.0**e for e in np.arange(low, high + 1) for m in (1, 2, 5)]
+    inside = [t for t in ticks if values.min() / 1.5 <= t <= values.max() * 1.5]
+    return inside if len(inside) >= 2 else ticks
+
+
 def error_figure(curve) -> go.Figure:
     """Measured RMS error of C from m samples, with the theory's sqrt(u(1−u)/m)."""
     fig = go.Figure()
@@ -49,14 +64,51 @@ def error_figure(curve) -> go.Figure:
     )
     fig.update_layout(**_LAYOUT, xaxis_title="reference samples m", yaxis_title="RMS error of C")
     fig.update_xaxes(type="log", tickvals=m, ticktext=[str(v) for v in m])
-    return fig.update_yaxes(type="log")
+    ticks = log_ticks(np.concatenate([curve.rmse, curve.theory_rmse, curve.theory_rmse_infinite]))
+    return fig.update_yaxes(type="log", tickvals=ticks, ticktext=[f"{t:g}" for t in ticks])
 
 
 def kl_figure(table, beta: float) -> go.Figure:
-    """Per-prompt KL at one β against the prompt's reward spread: raw varies, calibrated does not."""
+    """Per-prompt KL at one β against the prompt's reward spread: raw varies, calibrated does not.
+
+    A log KL axis, so a calibrated KL far below the raw ones still shows as the flat line it is.
+    """
     fig = go.Figure()
-    for key, name in (("kl_raw", "raw reward"), ("kl_calibrated", "calibrated reward")):
-        fig.add_scatter(x=table["iqr"], y=table[key], mode="markers", name=name, text=table["prompt"])
-    return fig.update_layout(
-        **_LAYOUT, xaxis_title="raw reward IQR of the prompt", yaxis_title=f"KL at β = {beta:g}"
+    order = np.argsort(np.asarray(table["iqr"]))
+    for key, name, color in (
+        ("kl_raw", "raw reward", "#F58518"),
+        ("kl_calibrated", "calibrated reward", "#4C78A8"),
+    ):
+        fig.add_scatter(
+            x=np.asarray(table["iqr"])[order],
+            y=np.maximum(np.asarray(table[key])[order], 1e-6),
+            mode="markers+lines",
+            name=name,
+            text=np.asarray(table["prompt"])[order],
+            line={"color": color},
+            hovertemplate="%{text}<br>IQR %{x:.3f}<br>KL %{y:.4f} nats<extra>%{fullData.name}</extra>",
+        )
+    fig.update_layout(
+        **_LAYOUT, xaxis_title="raw reward IQR of the prompt", yaxis_title=f"KL at β = {beta:g}, nats"
     )
+    ticks = log_ticks(np.concatenate([np.asarray(table["kl_raw"]), np.asarray(table["kl_calibrated"])]))
+    return fig.update_yaxes(type="log", tickvals=ticks, ticktext=[f"{t:g}" for t in ticks])
+
+
+def kl_note(table, beta: float, m: int) -> str:
+    """What the KL chart shows at this β, in words: the raw tilt saturates when β is small against the spread."""
+    raw, calibrated = np.asarray(table["kl_raw"]), np.asarray(table["kl_calibrated"])
+    saturated = float(np.mean(raw > 0.9 * np.log(m)))
+    spread = raw.max() / max(raw.min(), 1e-12)
+    text = (
+        f"At β = {beta:g} the raw KL ranges over a factor {spread:.3g} across prompts "
+        f"({raw.min():.3f}–{raw.max():.3f} nats); the calibrated KL is {calibrated.mean():.3f} nats on every prompt "
+        f"(spread {calibrated.max() - calibrated.min():.1e})."
+    )
+    if saturated >= 0.5:
+        text += (
+            f" {saturated:.0%} of the prompts are at the ceiling log m = {np.log(m):.2f}: this β is so small "
+            "against the raw rewards that each prompt's optimum is its single best reply. Raise β to see the "
+            "spread matter."
+        )
+    return text

@@ -34,13 +34,26 @@ def _layout(*, x: str, y: str, height: int = 360, **extra) -> dict:
     }
 
 
+class _Figure(go.Figure):
+    """A figure whose ``to_dict`` skips plotly's deep copy.
+
+    Streamlit serialises a chart with ``to_dict`` and drops the result; the deep copy (tens of
+    thousands of calls for a page of charts) was a quarter of a live rerun. Callers that mutate
+    the returned dict get a copy with :func:`copy.deepcopy` themselves.
+    """
+
+    def to_dict(self) -> dict:
+        """Data and layout as plain dicts, shared with the figure (not copied)."""
+        return {"data": list(self._data), "layout": self._layout}
+
+
 def _figure(traces: list[dict], layout: dict) -> go.Figure:
     """One figure from plain trace and layout dicts, without plotly's per-property validation.
 
     Validation costs several times the data on a live page's rerun; the dicts here are
     fixed by this module, and a test rebuilds every figure with validation on.
     """
-    return go.Figure({"data": traces, "layout": layout}, _validate=False)
+    return _Figure({"data": traces, "layout": layout}, _validate=False)
 
 
 def transform_curves_figure(curves: Sequence[Mapping]) -> go.Figure:

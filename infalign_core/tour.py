@@ -1,0 +1,270 @@
+"""The guided Tour: predict-then-reveal steps through calibrate → transform → train → arena.
+
+The questions, choices and explanations live in ``assets/tour.yaml``; each step names an
+answer function here, which computes the answer live from the core (theory, calibration)
+or from the gallery's finished runs. No answer is typed in anywhere. Every answer runs in
+well under 2 s on a CPU (the theory ones are closed-form or one solve).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import plotly.graph_objects as go
+
+from infalign_core.errors import InfAlignError
+
+TOUR_FILE = Path(__file__).resolve().parent.parent / "assets" / "tour.yaml"
+STAGES = ("calibrate", "transform", "train", "arena")
+KL, N = 0.5, 4
+
+
+@dataclass(frozen=True)
+class Step:
+    """One question of the tour, as written in the YAML file."""
+
+    title: str
+    stage: str
+    question: str
+    choices: tuple[str, ...]
+    answer: str
+    explain: str
+
+
+@dataclass
+class Reveal:
+    """A computed answer: which choice is right, the numbers behind it, and a chart or table."""
+
+    correct: str
+    summary: str
+    figure: go.Figure | None = None
+    table: list[dict] = field(default_factory=list)
+
+
+def load_steps(path: Path | None = None) -> list[Step]:
+    """The tour's steps, validated: known stages, known answer functions, at least two choices."""
+    import yaml
+
+    path = Path(path) if path is not None else TOUR_FILE
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as err:
+        raise InfAlignError(f"cannot read the tour file {path}: {err}") from None
+    steps = []
+    for number, raw in enumerate((data or {}).get("steps", []), start=1):
+        missing = {"title", "stage", "question", "choices", "answer", "explain"} - set(raw)
+        if missing:
+            raise InfAlignError(f"tour step {number} lacks {', '.join(sorted(missing))}")
+        if raw["stage"] not in STAGES or raw["answer"] not in ANSWERS:
+            raise InfAlignError(
+                f"tour step {number}: unknown stage {raw['stage']!r} or answer {raw['answer']!r}"
+            )
+        choices = raw["choices"]
+        if choices != "from_gallery" and (not isinstance(choices, list) or len(choices) < 2):
+            raise InfAlignError(f"tour step {number} needs at least two choices")
+        steps.append(
+            Step(
+                title=str(raw["title"]),
+                stage=raw["stage"],
+                question=" ".join(str(raw["question"]).split()),
+                choices=tuple(choices) if isinstance(choices, list) else ("from_gallery",),
+                answer=raw["answer"],
+                explain=" ".join(str(raw["explain"]).split()),
+            )
+        )
+    if not steps:
+        raise InfAlignError(f"the tour file {path} has no steps")
+    return steps
+
+
+def choices_of(step: Step) -> tuple[str, ...]:
+    """The step's choices; ``from_gallery`` becomes the gallery runs' titles."""
+    if step.choices != ("from_gallery",):
+        return step.choices
+    return tuple(title for title, _ in _gallery_records())
+
+
+def reveal(step: Step) -> Reveal:
+    """Compute the step's answer now."""
+    return ANSWERS[step.answer]()
+
+
+# --- the answers -----------------------------------------------------------------------------
+
+
+def calibrated_histogram(prompts: int = 12, m: int = 64, heldout: int = 64, seed: int = 0) -> Reveal:
+    """Reference replies ranked against their prompt's bank: a reward model with a scale per prompt."""
+    from infalign_core import calibration
+
+    rng = np.random.default_rng(seed)
+    scales, shifts = np.exp(rng.uniform(-2, 2, prompts)), rng.normal(0, 5, prompts)  # per-prompt scale
+    index = np.repeat(np.arange(prompts), m)
+    bank = calibration.bank_from_samples(
+        [f"prompt {i}" for i in range(prompts)],
+        index,
+        shifts[index] + scales[index] * rng.standard_normal(index.size),
+    )
+    held = np.repeat(np.arange(prompts), heldout)
+    rewards = shifts[held] + scales[held] * rng.standard_normal(held.size)
+    check = calibration.uniformity_check(bank, held, rewards, num_permutations=200, seed=seed)
+    fig = go.Figure(
+        go.Histogram(x=check.calibrated, xbins={"start": 0, "end": 1, "size": 0.1}, marker_color="#4C78A8")
+    )
+    fig.update_layout(
+        height=300, margin={"t": 20, "b": 40}, xaxis_title="calibrated reward", yaxis_title="held-out replies"
+    )
+    flat = check.ks_pvalue >= 0.05
+    summary = (
+        f"{check.num_samples} held-out replies over {prompts} prompts whose raw scores range from "
+        f"{rewards.min():.1f} to {rewards.max():.1f}: KS distance to Uniform[0, 1] {check.ks_statistic:.3f}, "
+        f"p = {check.ks_pvalue:.2f} ({'consistent with' if flat else 'not consistent with'} uniform)."
+    )
+    return Reveal(
+        "flat: uniform on [0, 1]" if flat else "it depends on the reward model's scale", summary, fig
+    )
+
+
+def _points_at(kl: float = KL, n: int = N):
+    """Calibrated RLHF, the best exponential and the optimal transform at one KL, for best-of-N."""
+    from infalign_core import explorer
+
+    return {
+        name: explorer.resolve_transform(name, n=n, mode="best", kl=kl)
+        for name in ("identity", "exp", "optimal")
+    }
+
+
+def _tradeoff_figure(points) -> go.Figure:
+    from infalign_core import explorer, figures
+
+    return figures.tradeoff_figure(explorer.tradeoff(list(points.values())), f"best-of-{N} win rate")
+
+
+def bon_transform_winner() -> Reveal:
+    """Best-of-4 win rate at 0.5 nats: identity against the best exponential (and the optimum)."""
+    points = _points_at()
+    identity, exp, best = (points[k].win_rate for k in ("identity", "exp", "optimal"))
+    tie = abs(exp - identity) < 5e-4
+    correct = (
+        "they tie"
+        if tie
+        else ("the best exponential exp(t·u)" if exp > identity else "identity (calibrated RLHF)")
+    )
+    summary = (
+        f"Best-of-{N} win rate at {KL} nats: identity {identity:.4f}, best exponential {exp:.4f} "
+        f"({points['exp'].label}), optimal {best:.4f}. The exponential is {100 * (best - exp):.3f} points below the optimum."
+    )
+    return Reveal(correct, summary, _tradeoff_figure(points))
+
+
+def standard_price() -> Reveal:
+    """The standard win rate of the best exponential for best-of-4 against calibrated RLHF's, at 0.5 nats."""
+    points = _points_at()
+    identity, exp = (points[k].point.standard_win_rate for k in ("identity", "exp"))
+    if abs(exp - identity) < 5e-4:
+        correct = "leaves it unchanged"
+    else:
+        correct = "lowers it" if exp < identity else "raises it"
+    summary = (
+        f"Standard win rate at {KL} nats: calibrated RLHF {identity:.4f}, best exponential for best-of-{N} "
+        f"{exp:.4f} ({100 * (exp - identity):+.2f} points), while its best-of-{N} win rate rises by "
+        f"{100 * (points['exp'].win_rate - points['identity'].win_rate):+.2f} points."
+    )
+    return Reveal(correct, summary, _tradeoff_figure(points))
+
+
+def bon_policy_kl() -> Reveal:
+    """The best-of-4 policy's KL from the reference, and its win rate."""
+    from infalign_core import theory
+
+    point = theory.bon_policy_point(N, 1)
+    options = {"about 0.1 nats": 0.1, "about 0.64 nats": 0.64, "about 1.4 nats (log 4)": float(np.log(N))}
+    correct = min(options, key=lambda k: abs(options[k] - point.kl))
+    summary = (
+        f"KL(best-of-{N} ‖ reference) = log {N} − {N - 1}/{N} = {point.kl:.4f} nats; its standard win rate "
+        f"is {point.standard_win_rate:.4f} (= {N}/{N + 1})."
+    )
+    return Reveal(correct, summary)
+
+
+def _gallery_records() -> list[tuple[str, dict]]:
+    """(title, best arena record) of every gallery run with arena results."""
+    from infalign_core import gallery, report, runs
+
+    found = [
+        (gallery.title(info.run_id) or info.run_id, report._best_record(info.path))
+        for info in runs.list_gallery()
+    ]
+    found = [(title, record) for title, record in found if record is not None]
+    if not found:
+        raise InfAlignError(
+            "the gallery has no evaluated runs yet: build it with `make gallery`, or train and evaluate a run"
+        )
+    return found
+
+
+def gallery_vs_theory() -> Reveal:
+    """The gallery's CTRL best-of-4 (exp) run: measured best-of-4 win rate against the theory at its KL."""
+    from infalign_core import gallery
+
+    title = gallery.title("gallery-ctrl-bo4-exp")
+    records = dict(_gallery_records())
+    if title not in records:
+        raise InfAlignError(
+            "the gallery's CTRL best-of-4 (exp) run is missing: rebuild it with `make gallery`"
+        )
+    record = records[title]
+    w, theory_point = record["win_rates"], record.get("theory")
+    if theory_point is None:
+        raise InfAlignError(
+            "the gallery run's arena record has no theory point; rebuild it with `make gallery`"
+        )
+    low, high, predicted = w["bon_win_rate_ci_low"], w["bon_win_rate_ci_high"], theory_point["bon_win_rate"]
+    correct = (
+        "on the curve (within its interval)"
+        if low <= predicted <= high
+        else ("above the curve" if low > predicted else "below the curve")
+    )
+    summary = (
+        f"Measured best-of-{record['settings']['n']} win rate {w['bon_win_rate']:.3f} "
+        f"[{low:.3f}, {high:.3f}] at KL {record['kl']['k1']:.3f} nats; the theory's curve there: {predicted:.3f}."
+    )
+    return Reveal(correct, summary, table=[_row(title, record)])
+
+
+def _row(title: str, record: dict) -> dict:
+    """One gallery run as a table row."""
+    w = record["win_rates"]
+    return {
+        "run": title,
+        "KL": round(record["kl"].get("k1", float("nan")), 3),
+        "standard": round(w["standard_win_rate"], 3),
+        "best-of-4": round(w["bon_win_rate"], 3),
+        "worst-of-4": round(w["won_win_rate"], 3),
+        "theory best-of-4": round((record.get("theory") or {}).get("bon_win_rate", float("nan")), 3),
+    }
+
+
+def best_worst_of_4() -> Reveal:
+    """Which gallery run has the highest measured worst-of-4 win rate."""
+    records = _gallery_records()
+    title, record = max(records, key=lambda item: item[1]["win_rates"]["won_win_rate"])
+    summary = (
+        f"Highest worst-of-{record['settings']['n']} win rate: **{title}**, "
+        f"{record['win_rates']['won_win_rate']:.3f} [{record['win_rates']['won_win_rate_ci_low']:.3f}, "
+        f"{record['win_rates']['won_win_rate_ci_high']:.3f}] at KL {record['kl'].get('k1', float('nan')):.3f} nats."
+    )
+    return Reveal(title, summary, table=[_row(t, r) for t, r in records])
+
+
+ANSWERS: dict[str, Callable[[], Reveal]] = {
+    "calibrated_histogram": calibrated_histogram,
+    "bon_transform_winner": bon_transform_winner,
+    "standard_price": standard_price,
+    "bon_policy_kl": bon_policy_kl,
+    "gallery_vs_theory": gallery_vs_theory,
+    "best_worst_of_4": best_worst_of_4,
+}

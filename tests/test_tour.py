@@ -1,0 +1,110 @@
+"""The Tour: questions come from data, answers are computed, each step renders quickly."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from infalign_core import runs, tour
+from infalign_core.errors import InfAlignError
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = str(ROOT / "app.py")
+THEORY_STEPS = [i for i, s in enumerate(tour.load_steps()) if s.stage in ("calibrate", "transform")]
+
+
+def test_the_tour_has_5_to_6_steps_through_every_stage_in_order():
+    steps = tour.load_steps()
+    assert 5 <= len(steps) <= 6
+    stages = [s.stage for s in steps]
+    assert set(stages) == set(tour.STAGES)
+    assert stages == sorted(stages, key=tour.STAGES.index)
+
+
+@pytest.mark.parametrize("number", THEORY_STEPS)
+def test_each_theory_answer_is_one_of_its_choices_and_computed_in_under_2_s(number):
+    step = tour.load_steps()[number]
+    start = time.process_time()
+    result = tour.reveal(step)
+    assert time.process_time() - start < 2.0  # CPU time, so a busy machine does not fail it
+    assert result.correct in tour.choices_of(step)
+    assert result.summary
+
+
+def test_answers_follow_the_theory_not_a_typed_value(monkeypatch):
+    # If the exponential did not beat identity, the revealed winner would change with it.
+    import infalign_core.explorer as explorer
+
+    real = explorer.resolve_transform
+
+    def swapped(name, **kwargs):
+        return real({"exp": "identity", "identity": "exp"}.get(name, name), **kwargs)
+
+    monkeypatch.setattr(explorer, "resolve_transform", swapped)
+    assert tour.bon_transform_winner().correct == "identity (calibrated RLHF)"
+
+
+def test_a_tour_file_with_an_unknown_answer_is_refused(tmp_path):
+    bad = tmp_path / "tour.yaml"
+    bad.write_text(
+        "steps:\n  - {title: t, stage: arena, question: q, choices: [a, b], answer: nope, explain: e}\n"
+    )
+    with pytest.raises(InfAlignError, match="answer 'nope'"):
+        tour.load_steps(bad)
+
+
+def _fake_gallery(folder: Path) -> None:
+    """Two evaluated gallery runs (arena records only: the tour reads nothing else)."""
+    for run_id, won in (("gallery-ctrl-bo4-exp", 0.55), ("gallery-ctrl-wo4-exp", 0.71)):
+        run = folder / run_id
+        run.mkdir(parents=True)
+        (run / runs.CONFIG_FILE).write_text(json.dumps({"transform": "exp", "mode": "best", "n": 4}))
+        (run / runs.STATUS_FILE).write_text(json.dumps({"state": "finished", "gallery": True}))
+        w = {"standard_win_rate": 0.6, "bon_win_rate": 0.7, "won_win_rate": won}
+        w |= {f"{k}_ci_low": v - 0.03 for k, v in list(w.items())} | {
+            f"{k}_ci_high": v + 0.03 for k, v in list(w.items())
+        }
+        record = {"settings": {"n": 4, "k": 64}, "num_prompts_done": 32, "win_rates": w, "kl": {"k1": 0.5}}
+        record["theory"] = {"bon_win_rate": 0.75}
+        (run / "arena.json").write_text(json.dumps([record]))
+
+
+@pytest.mark.gallery
+def test_gallery_answers_come_from_the_gallerys_arena_records(tmp_path, monkeypatch):
+    monkeypatch.setenv("INFALIGN_GALLERY_DIR", str(tmp_path))
+    _fake_gallery(tmp_path)
+    assert tour.best_worst_of_4().correct == "CTRL worst-of-4 (exp)"
+    assert tour.gallery_vs_theory().correct == "below the curve"  # 0.7 [0.67, 0.73] against 0.75
+
+
+def test_an_empty_gallery_says_how_to_build_it():
+    with pytest.raises(InfAlignError, match="make gallery"):
+        tour.best_worst_of_4()
+
+
+def test_the_tour_page_is_next_after_home_and_reveals_after_a_prediction():
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    pages = [link.proto.label for link in at.get("page_link")]
+    assert pages  # Home lists the path through the app, the Tour first
+    at.switch_page("app_pages/tour.py").run()
+    assert not at.exception
+    assert at.button(key="tour_reveal_0").disabled  # no guess yet
+    at.radio(key="tour_guess_0").set_value("piled up near 1").run()
+    at.button(key="tour_reveal_0").click().run()
+    assert any("the answer is **flat" in w.value for w in at.warning)
+    assert len(at.get("plotly_chart")) == 1
+    at.button(key="tour_next").click().run()
+    assert "Which transform wins best-of-4" in " ".join(h.value for h in at.subheader)
+
+
+def test_the_app_lists_the_tour_right_after_home():
+    source = (ROOT / "app.py").read_text()
+    assert (
+        source.index('"app_pages/home.py"')
+        < source.index('"app_pages/tour.py"')
+        < source.index('"app_pages/transforms.py"')
+    )
