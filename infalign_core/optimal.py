@@ -64,7 +64,7 @@ _RTOL, _ATOL = 1e-10, 1e-12
 _BLOW_UP = 700.0  # log E beyond this: λ(μ) is effectively infinite
 # A solved Φ counts as hitting a KL (or β) when the quadrature engine's KL for it agrees
 # this closely (relative): well above the engine's 1e-6 accuracy, far below a visible miss.
-KL_TOLERANCE = 1e-4
+KL_TOLERANCE = 1e-3
 _KL_FLOOR = 1e-12  # absolute slack for KLs near 0
 
 
