@@ -92,3 +92,15 @@ def test_theory_figures_are_valid_plotly_when_validated():
     ]
     for fig in built:
         go.Figure(fig.to_dict())  # raises on any invalid property
+
+
+def test_a_family_holds_only_verified_shots_and_refuses_past_the_reachable_kl():
+    from infalign_core.errors import InfAlignError
+
+    family = families.optimal_family(64, "worst")
+    edge_kl, _ = optimal.reachable(64, "worst")
+    assert np.exp(family.log_kl[-1]) <= edge_kl * (1 + 1e-9)
+    inside = family.at_kl(0.9 * edge_kl)
+    assert theory.evaluate(inside, inside.beta, 64).kl == pytest.approx(0.9 * edge_kl, rel=1e-3)
+    with pytest.raises(InfAlignError, match="nats"):
+        family.at_kl(1.5)  # the ODE alone once claimed 1.5 nats here; its Φ really spends 0.58
