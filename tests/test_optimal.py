@@ -72,6 +72,10 @@ def test_small_kl_optimum_behaves_like_u_to_the_2n_minus_1(mode):
 @given(n=st.integers(2, 32), kl=st.floats(0.05, 1.5), mode=st.sampled_from(["best", "worst"]))
 @settings(max_examples=8, deadline=None)
 def test_optimal_is_never_below_the_best_exponential_at_equal_kl(n, kl, mode):
+    if kl > optimal.reachable(n, mode)[0]:  # past the verified edge the solver must refuse, not guess
+        with pytest.raises(InfAlignError, match="nats"):
+            optimal.optimal_transform_for_kl(n, kl, mode)
+        return
     solved = optimal.optimal_transform_for_kl(n, kl, mode)
     assert solved.kl == pytest.approx(kl, rel=1e-6)
     point = theory.evaluate(solved, solved.beta, n)
