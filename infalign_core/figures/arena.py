@@ -36,7 +36,8 @@ def convergence_figure(estimate: winrate.WinRateEstimate) -> go.Figure:
         mean = np.cumsum(values) / count
         spread = np.sqrt(np.maximum(np.cumsum(values**2) / count - mean**2, 0.0) / np.maximum(count - 1, 1))
         x = count.tolist()
-        low, high = (mean - 1.96 * spread).tolist(), (mean + 1.96 * spread).tolist()
+        # A win rate lies in [0, 1]: clip the normal band, which overshoots over the first few prompts.
+        low, high = np.clip(mean - 1.96 * spread, 0, 1).tolist(), np.clip(mean + 1.96 * spread, 0, 1).tolist()
         fig.add_trace(
             go.Scatter(
                 x=x + x[::-1],
