@@ -194,9 +194,15 @@ def optimal_gap(n: int, mode: str = "best", kl_max: float = 3.0, count: int = 10
     return OptimalGap(frontier, np.array(ts), np.array(rates))
 
 
-def best_t_table(ns: Sequence[int], kl: float, mode: str = "best") -> list[dict[str, float | str]]:
-    """For each N: the best exponential t at the KL budget, its β and win rate, and calibrated RLHF's."""
+def best_t_table(
+    ns: Sequence[int], kl: float, mode: str = "best", choose: Callable | None = None
+) -> list[dict[str, float | str]]:
+    """For each N: the best exponential t at the KL budget, its β and win rate, and calibrated RLHF's.
+
+    ``choose(n, kl)`` finds the best t (default: the exact search; the page passes a cached family's).
+    """
     mode = check_mode(mode)
+    choose = choose or (lambda n, kl: best_exponential_t(n, kl, mode))
     identity = Transform("identity")
     try:
         identity_beta = beta_for_kl(identity, kl)
@@ -210,7 +216,7 @@ def best_t_table(ns: Sequence[int], kl: float, mode: str = "best") -> list[dict[
         )
         row.update({"N": int(n), "gain (points)": np.nan, "note": ""})
         try:
-            choice = best_exponential_t(n, kl, mode)
+            choice = choose(n, kl)
             row.update({"best t": choice.t, "β": choice.beta, "win rate": choice.win_rate})
             if choice.t >= 0.999 * BEST_T_RANGE[1]:
                 row["note"] = f"t capped at {BEST_T_RANGE[1]:g}"

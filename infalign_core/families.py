@@ -233,31 +233,9 @@ def exponential_family(
 
 def best_t_rows(family: ExponentialFamily, ns: Sequence[int], kl: float) -> list[dict[str, float | str]]:
     """The page's best-t table (the columns of :func:`explorer.best_t_table`), from the family."""
-    from infalign_core.explorer import BEST_T_RANGE, inference_win_rate
+    from infalign_core.explorer import best_t_table
 
-    identity = Transform("identity")
-    try:
-        identity_beta = beta_for_kl(identity, kl)
-    except InfAlignError:
-        identity_beta = None
-    rows: list[dict[str, float | str]] = []
-    for n in ns:
-        row: dict[str, float | str] = dict.fromkeys(
-            ("N", "best t", "β", "win rate", "identity win rate"), np.nan
-        )
-        row.update({"N": int(n), "gain (points)": np.nan, "note": ""})
-        try:
-            choice = family.best_t(n, kl)
-            row.update({"best t": choice.t, "β": choice.beta, "win rate": choice.win_rate})
-            if choice.t >= 0.999 * BEST_T_RANGE[1]:
-                row["note"] = f"t capped at {BEST_T_RANGE[1]:g}"
-        except InfAlignError as err:
-            row["note"] = str(err)
-        if identity_beta is not None:
-            row["identity win rate"] = inference_win_rate(evaluate(identity, identity_beta, n), family.mode)
-            row["gain (points)"] = 100.0 * (float(row["win rate"]) - float(row["identity win rate"]))
-        rows.append(row)
-    return rows
+    return best_t_table(ns, kl, family.mode, choose=family.best_t)
 
 
 def resolve_transform(
