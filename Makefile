@@ -47,7 +47,7 @@ bench: $(VENV)/.dev-installed
 	for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 ## gallery: retrain and re-evaluate the gallery's five runs in assets/gallery (fixed seeds; ~30 min on 2 busy cores)
-GALLERY_STEPS ?= 120
+GALLERY_STEPS ?= 300
 gallery: $(VENV)/.app-installed
 	OMP_NUM_THREADS=2 $(BIN)/python -m infalign_core build-gallery --out assets/gallery --steps $(GALLERY_STEPS)
 

@@ -775,7 +775,7 @@ def _add_build_gallery(sub) -> None:
     )
     p.add_argument("--out", default=None, help="gallery folder (default assets/gallery)")
     p.add_argument(
-        "--steps", type=_positive_int, default=150, help="policy-gradient steps per run (default 150)"
+        "--steps", type=_positive_int, default=300, help="policy-gradient steps per run (default 300)"
     )
     p.add_argument("--arena-prompts", type=_positive_int, default=32, help="eval prompts in the arena")
     p.add_argument("--only", nargs="*", default=None, help="build only these gallery ids")

@@ -216,7 +216,7 @@ def build_run(
 def build_gallery(
     out: Path | None = None,
     *,
-    steps: int = 150,
+    steps: int = 300,
     only: Sequence[str] | None = None,
     arena_prompts: int = 32,
     arena_k: int = ARENA_K,
