@@ -22,23 +22,10 @@ from scipy import integrate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench_theory import best_of, load
+
 from infalign_core import procedures, theory
 from infalign_core.transforms import Transform
-
-
-def load() -> str:
-    """The 1/5/15-minute load averages."""
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-
-
-def best_of(fn, repeats: int) -> float:
-    """Fastest wall time of several calls."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def quadrature_win_rate(phi, beta: float, proc: procedures.Procedure) -> float:
