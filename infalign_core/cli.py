@@ -281,8 +281,13 @@ def _add_sample(sub) -> None:
     )
     p.add_argument("--n", type=_positive_int, required=True, help="how many responses")
     p.add_argument("--policy", default="default", help="policy: default, a preset, a folder or a hub id")
-    p.add_argument("--reward", default="default", help="reward: default, vader, oracle, a folder or a hub id")
+    p.add_argument(
+        "--reward",
+        default="default",
+        help="reward: default, vader, oracle, judge:RUBRIC, a folder or a hub id",
+    )
     p.add_argument("--label", default=None, help="which label of a multi-label reward model is the reward")
+    _add_judge_flag(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-new-tokens", type=_positive_int, default=24)
     p.add_argument("--temperature", type=_finite_float, default=1.0, help="0 = greedy")
@@ -305,7 +310,11 @@ def _run_sample(args) -> int:
     chat = _chat_format(args)
     policy = load_policy(args.policy, device=args.device, trust_remote_code=args.trust_remote_code, chat=chat)
     reward_fn = load_reward(
-        args.reward, label=args.label, device=args.device, trust_remote_code=args.trust_remote_code, chat=chat
+        _reward_source(args.reward, args.judge),
+        label=args.label,
+        device=args.device,
+        trust_remote_code=args.trust_remote_code,
+        chat=chat,
     )
     _print_notes(policy)
     samples = sample(
@@ -319,12 +328,14 @@ def _run_sample(args) -> int:
     )
     rewards = reward_fn.score(samples.row_prompts(), samples.responses)
     _print_notes(samples, reward_fn)
-    order = sorted(range(len(rewards)), key=lambda i: -rewards[i])
+    _print_unscored(reward_fn)
+    # Unscored responses (a judge's unparseable answers) sort last and print as null, never 0.
+    order = sorted(range(len(rewards)), key=lambda i: (math.isnan(rewards[i]), -rewards[i]))
     rendered = samples.rendered_prompts[0]
     rows = [
         {
             "text": samples.responses[i],
-            "reward": float(rewards[i]),
+            "reward": None if math.isnan(rewards[i]) else float(rewards[i]),
             "finished": bool(samples.finished[i]),
             "rendered_prompt": rendered,
         }
@@ -339,8 +350,39 @@ def _run_sample(args) -> int:
         shown = prompt if rendered == prompt else ""
         for rank, row in enumerate(rows, 1):
             tail = "" if row["finished"] else " …"
-            print(f"{rank:>3}  {row['reward']:+9.4f}  {shown}{row['text']}{tail}")
+            value = "unscored" if row["reward"] is None else f"{row['reward']:+9.4f}"
+            print(f"{rank:>3}  {value:>9}  {shown}{row['text']}{tail}")
     return 0
+
+
+def _add_judge_flag(p) -> None:
+    p.add_argument(
+        "--judge",
+        default=None,
+        help="the judge model for --reward judge:RUBRIC: a chat model's folder, a hub id or a preset",
+    )
+
+
+def _reward_source(reward: str | None, judge: str | None) -> str | None:
+    """The reward source with the judge folded in (``judge:RUBRIC@MODEL``), so configs and records carry it."""
+    from infalign_core.judge import is_judge, judge_spec, split_spec
+
+    if judge is None:
+        return reward
+    if not is_judge(reward):
+        raise InfAlignError(
+            f"--judge {judge} needs a judge reward: give --reward judge:RUBRIC (e.g. judge:helpfulness)."
+        )
+    rubric, _ = split_spec(reward)
+    return judge_spec(rubric, judge)
+
+
+def _print_unscored(*rewards) -> None:
+    """Say how many responses each judge left unscored (on stderr, so --json stays one value)."""
+    for reward_fn in rewards:
+        note = getattr(reward_fn, "unscored_note", lambda: "")()
+        if note:
+            print(f"note: {note}", file=sys.stderr)
 
 
 def _messages_prompt(text: str) -> str:
@@ -610,7 +652,7 @@ def _add_winrate(sub) -> None:
 
 
 def _run_winrate(args) -> int:
-    from infalign_core import arena, data
+    from infalign_core import arena, arena_results, challengers, data
     from infalign_core.models import load_policy
     from infalign_core.rewards import load_reward
 
@@ -619,7 +661,7 @@ def _run_winrate(args) -> int:
         raise InfAlignError(
             f"N = {args.n} needs K ≥ N samples per prompt; raise K to at least {args.n} or lower N"
         )
-    challenger, source = arena.load_challenger(args.policy, device=args.device)
+    challenger, source = challengers.load_challenger(args.policy, device=args.device)
     if args.save and source.run_dir is not None:
         from infalign_core.gallery import is_gallery
 
@@ -710,13 +752,13 @@ def _run_winrate(args) -> int:
             "reward": reward_fn.fingerprint,
         }
         settings.update(arena.rendering_settings(reference, args.prompt_subset))
-        record = arena.arena_record(state, settings, source.run_config)
+        record = arena_results.arena_record(state, settings, source.run_config)
         theory_point = record.get("theory")
         if theory_point:
             out["theory_bon_win_rate"] = theory_point["bon_win_rate"]
             out["theory_won_win_rate"] = theory_point["won_win_rate"]
         if args.save:
-            out["saved"] = str(arena.save_arena_result(source.run_dir, record))
+            out["saved"] = str(arena_results.save_arena_result(source.run_dir, record))
     out = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in out.items()}
     if args.json:
         _print_json(out)
