@@ -21,7 +21,7 @@ def run_phi_at_kl(config: dict | None, kl: float):
     A run's recorded Φ (its t, or the optimal Φ it trained on) is tilted to spend ``kl``; an
     optimal run whose Φ was not recorded gets the optimal Φ for that KL, as the theory overlay does.
     """
-    from infalign_core.arena import run_transform
+    from infalign_core.arena_theory import run_transform
     from infalign_core.explorer import transform_at
 
     config = config or {}

@@ -29,7 +29,7 @@ CURVES_CAPTION = (
     "exact optimum shows less than its KL through a finite bank (90 % for best-of-4 at 0.5 nats with "
     "m = 64), so compare it with what the optimum shows at the same KL. Per step it is noisy (a standard "
     "deviation of about 0.08 nats near 0.1 nats, 0.1–0.3 nats at 0.5–2 nats) but nearly unbiased "
-    "(within 5 % on the theory's own densities): read the trend, not a step."
+    "(within 10 % on the theory's own densities): read the trend, not a step."
 )
 
 
