@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from infalign_core import classroom
 from infalign_core.errors import InfAlignError
 from infalign_core.winrate import (
     METRICS,
@@ -115,6 +116,7 @@ def resolve_challenger(source: str, runs_root: str | Path | None = None) -> Chal
         )
     if text in ("reference", "default"):
         return ChallengerSource("default", "reference (bundled default policy)")
+    classroom.guard_source(text, "challenger folder")
     path = Path(os.path.expanduser(text))
     if not path.exists() and "/" not in text:
         from infalign_core.gallery import gallery_root
