@@ -3,7 +3,7 @@
 import streamlit as st
 
 from app_pages import arena_views, cached, linked
-from infalign_core import arena, data, gallery, links, report, runs
+from infalign_core import arena, arena_results, challengers, data, gallery, links, report, runs
 from infalign_core.errors import InfAlignError
 from infalign_core.figures import arena as arena_figures
 
@@ -82,7 +82,7 @@ if st.button("Evaluate", type="primary", key="evaluate"):
         if int(n) > int(k):
             raise InfAlignError(f"N = {n} needs K ≥ N samples per prompt; raise K to at least {n} or lower N")
         info = run_of.get(choice)
-        source = arena.resolve_challenger(
+        source = challengers.resolve_challenger(
             str(info.path) if info else ("reference" if choice == REFERENCE else folder)
         )
         prompts = data.load_prompts("bundled", split=split, limit=int(num_prompts)).prompts
@@ -121,12 +121,12 @@ if st.button("Evaluate", type="primary", key="evaluate"):
             "max_new_tokens": int(max_new_tokens), "temperature": float(temperature), "top_p": float(top_p),
             "seed": int(seed), "reference": reference.fingerprint, "reward": reward_fn.fingerprint,
         }  # fmt: skip
-        record = arena.arena_record(state, settings, source.run_config)
+        record = arena_results.arena_record(state, settings, source.run_config)
         record["label"], record["picks"] = source.label, gallery.picks_record(state)
         if source.run_dir is not None and gallery.is_gallery(source.run_dir):
             st.info("Gallery runs are read-only: this evaluation is kept for this session, not saved.")
         elif source.run_dir is not None:
-            arena.save_arena_result(source.run_dir, record)
+            arena_results.save_arena_result(source.run_dir, record)
         st.session_state.setdefault("arena_results", {})[f"{source.label} · N={n} · K={k}"] = record
         st.session_state["arena_last"], st.session_state["arena_last_config"] = state, source.run_config
     except InfAlignError as err:
@@ -139,7 +139,7 @@ if "arena_last" in st.session_state:
 # --- every evaluation so far: on the theory's chart and in a table ----------------------------------
 records, evaluated = dict(st.session_state.get("arena_results", {})), []
 for info in runs.list_all_runs():
-    for record in arena.load_arena_results(info.path):
+    for record in arena_results.load_arena_results(info.path):
         name = f"gallery · {gallery.title(info.run_id)}" if info.gallery else f"run {info.run_id}"
         records.setdefault(
             f"{name} · N={record['settings']['n']} · K={record['settings']['k']}", {**record, "label": name}

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from infalign_core import arena
+from infalign_core import arena, arena_theory
 from infalign_core.errors import InfAlignError
 from infalign_core.figures import arena as arena_figures
 
@@ -27,7 +27,7 @@ def show_picks(state: arena.ArenaState) -> None:
 def _curve(config_items: tuple, spec: str):
     """The procedure's theory curve for a run's Φ (None without one), or the error message."""
     try:
-        return arena.procedure_theory_curve(dict(config_items) if config_items else None, spec)
+        return arena_theory.procedure_theory_curve(dict(config_items) if config_items else None, spec)
     except InfAlignError as err:
         return str(err)
 

@@ -611,7 +611,7 @@ def _add_winrate(sub) -> None:
 
 
 def _run_winrate(args) -> int:
-    from infalign_core import arena, data
+    from infalign_core import arena, arena_results, challengers, data
     from infalign_core.models import load_policy
     from infalign_core.rewards import load_reward
 
@@ -620,7 +620,7 @@ def _run_winrate(args) -> int:
         raise InfAlignError(
             f"N = {args.n} needs K ≥ N samples per prompt; raise K to at least {args.n} or lower N"
         )
-    challenger, source = arena.load_challenger(args.policy, device=args.device)
+    challenger, source = challengers.load_challenger(args.policy, device=args.device)
     if args.save and source.run_dir is not None:
         from infalign_core.gallery import is_gallery
 
@@ -711,13 +711,13 @@ def _run_winrate(args) -> int:
             "reward": reward_fn.fingerprint,
         }
         settings.update(arena.rendering_settings(reference, args.prompt_subset))
-        record = arena.arena_record(state, settings, source.run_config)
+        record = arena_results.arena_record(state, settings, source.run_config)
         theory_point = record.get("theory")
         if theory_point:
             out["theory_bon_win_rate"] = theory_point["bon_win_rate"]
             out["theory_won_win_rate"] = theory_point["won_win_rate"]
         if args.save:
-            out["saved"] = str(arena.save_arena_result(source.run_dir, record))
+            out["saved"] = str(arena_results.save_arena_result(source.run_dir, record))
     out = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in out.items()}
     if args.json:
         _print_json(out)

@@ -143,7 +143,7 @@ def build_run(
     **overrides,
 ) -> Path:
     """Train one gallery run, evaluate it in the arena and write it to ``out/run_id`` (replacing it)."""
-    from infalign_core import arena, ctrl, data, runs
+    from infalign_core import arena, arena_results, challengers, ctrl, data, runs
     from infalign_core.models import load_policy
     from infalign_core.rewards import load_reward
 
@@ -188,11 +188,11 @@ def build_run(
             "reference": reference.fingerprint,
             "reward": reward_fn.fingerprint,
         }
-        source = arena.resolve_challenger(str(run_dir))
-        record = arena.arena_record(state, settings, source.run_config)
+        source = challengers.resolve_challenger(str(run_dir))
+        record = arena_results.arena_record(state, settings, source.run_config)
         record["label"] = f"run {run_id}"
         record["picks"] = picks_record(state)
-        arena.save_arena_result(run_dir, record)
+        arena_results.save_arena_result(run_dir, record)
         log(
             f"{run_id}: arena K={arena_k} on {state.done} prompts in {time.monotonic() - started:.0f} s: "
             f"BoN {state.estimate.bon_win_rate:.3f}, WoN {state.estimate.won_win_rate:.3f}, KL {state.kl.k1:.3f}"

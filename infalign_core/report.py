@@ -65,9 +65,9 @@ def _table(rows: Sequence[Sequence], header: Sequence[str] | None = None) -> str
 
 def _best_record(run_dir: Path) -> dict | None:
     """The run's most informative arena evaluation: the largest K, then the most prompts."""
-    from infalign_core import arena
+    from infalign_core import arena_results
 
-    records = arena.load_arena_results(run_dir)
+    records = arena_results.load_arena_results(run_dir)
     return max(records, key=lambda r: (r["settings"].get("k", 0), r.get("num_prompts_done", 0)), default=None)
 
 
@@ -142,7 +142,7 @@ def build_report(run_ids: Sequence[str], runs_root: Path | None = None, *, title
     """The report's HTML for these runs (ids of yours or the gallery's)."""
     import plotly.offline
 
-    from infalign_core import arena, gallery, runs
+    from infalign_core import arena_theory, gallery, runs
     from infalign_core.figures import arena as arena_figures
 
     if not run_ids:
@@ -166,7 +166,9 @@ def build_report(run_ids: Sequence[str], runs_root: Path | None = None, *, title
             win, kl, s = record["win_rates"], record["kl"], record["settings"]
             evaluations[name] = record
             frontier_records[name] = record
-            theory = record.get("theory") or arena.theory_at_kl(config, s["n"], kl.get("k1", float("nan")))
+            theory = record.get("theory") or arena_theory.theory_at_kl(
+                config, s["n"], kl.get("k1", float("nan"))
+            )
             measured = [
                 [label, _interval(win, key), _fmt(theory.get(key) if theory else None)]
                 for key, label in RATES

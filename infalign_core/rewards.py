@@ -269,10 +269,10 @@ class OracleReward(RewardFunction):
     name = "oracle"
 
     def __init__(self):
-        from infalign_core import world
+        from infalign_core import lexicon
 
-        self._score = world.sentiment_intensity
-        source = inspect.getsourcefile(world)
+        self._score = lexicon.sentiment_intensity
+        source = inspect.getsourcefile(lexicon)
         digest = hashlib.sha256(open(source, "rb").read()).hexdigest()[:16] if source else "unknown"
         self.fingerprint = f"oracle:{digest}"
 

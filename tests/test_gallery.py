@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from infalign_core import arena, ctrl, gallery, runs
+from infalign_core import arena_results, challengers, ctrl, gallery, runs
 from infalign_core.errors import InfAlignError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,7 +38,7 @@ def test_gallery_checkpoint_is_weights_only_and_loaders_accept_it(tiny_gallery):
     checkpoint = ctrl.checkpoint_path(run_dir)
     assert checkpoint is not None and not (checkpoint / ctrl.TRAINER_STATE).exists()
     assert runs.has_checkpoint(run_dir)
-    challenger, source = arena.load_challenger("gallery-ctrl-bo4-exp", device="cpu")
+    challenger, source = challengers.load_challenger("gallery-ctrl-bo4-exp", device="cpu")
     assert source.run_dir == run_dir and source.run_config["transform"] == "exp"
     assert challenger.num_parameters > 0
 
@@ -49,7 +49,7 @@ def test_gallery_run_carries_metrics_arena_results_and_picks_without_absolute_pa
     assert status["state"] == "finished" and status["gallery"] is True
     assert "pid" not in status and "checkpoint" not in status
     assert len(ctrl.read_metrics(run_dir)) == 2
-    (record,) = arena.load_arena_results(run_dir)
+    (record,) = arena_results.load_arena_results(run_dir)
     assert record["settings"]["k"] == 4 and record["run"]["kl_target"] == 0.5
     assert set(record["picks"]) == {"best", "worst"} and record["picks"]["best"]
 

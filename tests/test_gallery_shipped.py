@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from infalign_core import arena, ctrl, gallery, runs
+from infalign_core import arena_results, challengers, ctrl, gallery, runs
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "assets" / "gallery"
@@ -31,7 +31,7 @@ def test_each_gallery_run_is_finished_weights_only_and_evaluated_at_k_64(run_id,
     checkpoint = ctrl.checkpoint_path(run_dir)
     assert checkpoint is not None and not (checkpoint / ctrl.TRAINER_STATE).exists()
     assert len(ctrl.read_metrics(run_dir)) == config["steps"]
-    (record,) = arena.load_arena_results(run_dir)
+    (record,) = arena_results.load_arena_results(run_dir)
     assert record["settings"]["k"] == gallery.ARENA_K and record["settings"]["n"] == 4
     assert record["picks"]["best"] and record["picks"]["worst"]
-    assert arena.resolve_challenger(run_id).run_dir == run_dir  # the id works as a run id
+    assert challengers.resolve_challenger(run_id).run_dir == run_dir  # the id works as a run id

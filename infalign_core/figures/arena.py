@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
-from infalign_core import arena, winrate
+from infalign_core import arena_theory, winrate
 
 LABELS = {"standard_win_rate": "standard", "bon_win_rate": "best-of-N", "won_win_rate": "worst-of-N"}
 KL_PLACES = {"sequence KL": "k1", "KL the reward sees": "calibrated"}  # where a run sits on the chart
@@ -88,7 +88,7 @@ def default_theory_curve(
 ) -> dict | None:
     """The theory's curve at N for a run's transform, at the β its optimal Φ was trained for if recorded."""
     config = {"transform": transform, "t": t, "mode": mode, "n": run_n or n, "phi_beta": phi_beta}
-    return arena.theory_curve({**config, "procedure": procedure}, n)
+    return arena_theory.theory_curve({**config, "procedure": procedure}, n)
 
 
 def frontier_figure(
