@@ -533,8 +533,75 @@ def score_reference_samples(
         rewards[start:stop] = scores.astype(np.float64).reshape(-1)
         if progress is not None:
             progress(stop, total, "scoring")
+    if getattr(reward_fn, "may_abstain", False) and np.isnan(rewards).any():
+        rewards = _redraw_unscored(
+            policy,
+            reward_fn,
+            prompts,
+            prompt_index,
+            rewards,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            seed=seed,
+            batch_size=batch_size,
+        )
     _reject_nan(rewards, f"rewards of '{reward_fn.name}' on the reference samples")
     return prompt_index, rewards
+
+
+REDRAW_ROUNDS = 3
+
+
+def _redraw_unscored(
+    policy, reward_fn, prompts, prompt_index, rewards, *, seed: int, **sampling
+) -> np.ndarray:
+    """Replace reference samples a judge left unscored with fresh ones for the same prompt.
+
+    A bank must hold m *scored* rewards per prompt. Redrawing conditions it on "the judge could
+    score it", the same condition the policy's samples meet when their unscored ones are left
+    out, so calibrated rewards compare like with like. Up to REDRAW_ROUNDS rounds; a judge that
+    still fails is refused with its unscored share, never filled in.
+    """
+    from infalign_core.sampling import sample
+
+    rewards, total_redrawn = rewards.copy(), 0
+    for round_ in range(1, REDRAW_ROUNDS + 1):
+        holes = np.flatnonzero(np.isnan(rewards))
+        if not holes.size:
+            break
+        total_redrawn += holes.size
+        owners = prompt_index[holes]
+        needed = np.bincount(owners, minlength=len(prompts))
+        asked = np.flatnonzero(needed)
+        fresh = sample(
+            policy,
+            [prompts[i] for i in asked],
+            int(needed.max()),
+            seed=int(seed) + 7_919 * round_ + 1,
+            **sampling,
+        )
+        per_prompt = int(needed.max())
+        picks = [j * per_prompt + t for j, p in enumerate(asked) for t in range(needed[p])]
+        scores = np.asarray(
+            reward_fn.score(
+                [prompts[asked[i // per_prompt]] for i in picks], [fresh.responses[i] for i in picks]
+            ),
+            dtype=np.float64,
+        )
+        # holes are sorted by position and rows are grouped by prompt, so picks line up with holes.
+        rewards[holes[np.argsort(owners, kind="stable")]] = scores
+    left = int(np.isnan(rewards).sum())
+    if left:
+        raise InfAlignError(
+            f"'{reward_fn.name}' left {left} of {rewards.size} reference samples unscored even after "
+            f"{REDRAW_ROUNDS} redraws: its answers do not follow the rubric's format. Use a stronger judge "
+            "or raise its max_new_tokens."
+        )
+    note = f"{total_redrawn} reference sample(s) the judge left unscored were redrawn for the bank."
+    if isinstance(getattr(reward_fn, "notes", None), list) and note not in reward_fn.notes:
+        reward_fn.notes.append(note)
+    return rewards
 
 
 def heldout_rewards(
