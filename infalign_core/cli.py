@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from infalign_core import classroom
 from infalign_core.errors import InfAlignError, one_line, user_error
 
 
@@ -884,11 +885,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_PATH_ARGS = {
+    "run_dir": "run folder",
+    "config": "config file",
+    "out": "output path",
+    "cache_dir": "bank cache folder",
+}
+"""Every flag that names a file or folder (model, reward and prompt sources are checked where they load)."""
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the process exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        for name, what in _PATH_ARGS.items():  # classroom mode: every typed path inside the roots
+            if getattr(args, name, None):
+                classroom.confine(getattr(args, name), what)
         return args.func(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
