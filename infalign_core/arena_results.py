@@ -15,6 +15,7 @@ import numpy as np
 
 from infalign_core.arena import ArenaState, example_picks
 from infalign_core.arena_theory import theory_at_kl
+from infalign_core.optimum import optimum_visible_kl
 from infalign_core.winrate import METRICS
 
 ARENA_FILE = "arena.json"
@@ -27,7 +28,14 @@ def arena_record(state: ArenaState, settings: dict, run_config: dict | None = No
     if state.calibrated_kl is not None:
         kl["calibrated"] = state.calibrated_kl
         if kl.get("k1", 0.0) > 0:
-            kl["share_seen"] = state.calibrated_kl / kl["k1"]
+            kl["share_of_sequence"] = state.calibrated_kl / kl["k1"]
+            # The yardstick: what the exact optimum for the run's Φ shows through the same K reference
+            # samples at the run's sequence KL (the bank's coarseness cancels).
+            m = int(np.shape(state.reference_rewards)[1])
+            optimum_seen = optimum_visible_kl(run_config, kl["k1"], m) if run_config is not None else None
+            if optimum_seen:
+                kl["optimum_visible"] = optimum_seen
+                kl["share_seen"] = state.calibrated_kl / optimum_seen
     per_prompt = {
         name: np.round(v, 8).tolist()
         for name, v in (state.estimate.per_prompt if state.estimate else {}).items()

@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from infalign_core import classroom
 from infalign_core.errors import InfAlignError, one_line, user_error
 
 
@@ -281,8 +282,13 @@ def _add_sample(sub) -> None:
     )
     p.add_argument("--n", type=_positive_int, required=True, help="how many responses")
     p.add_argument("--policy", default="default", help="policy: default, a preset, a folder or a hub id")
-    p.add_argument("--reward", default="default", help="reward: default, vader, oracle, a folder or a hub id")
+    p.add_argument(
+        "--reward",
+        default="default",
+        help="reward: default, vader, oracle, judge:RUBRIC, a folder or a hub id",
+    )
     p.add_argument("--label", default=None, help="which label of a multi-label reward model is the reward")
+    _add_judge_flag(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-new-tokens", type=_positive_int, default=24)
     p.add_argument("--temperature", type=_finite_float, default=1.0, help="0 = greedy")
@@ -305,7 +311,11 @@ def _run_sample(args) -> int:
     chat = _chat_format(args)
     policy = load_policy(args.policy, device=args.device, trust_remote_code=args.trust_remote_code, chat=chat)
     reward_fn = load_reward(
-        args.reward, label=args.label, device=args.device, trust_remote_code=args.trust_remote_code, chat=chat
+        _reward_source(args.reward, args.judge),
+        label=args.label,
+        device=args.device,
+        trust_remote_code=args.trust_remote_code,
+        chat=chat,
     )
     _print_notes(policy)
     samples = sample(
@@ -319,12 +329,14 @@ def _run_sample(args) -> int:
     )
     rewards = reward_fn.score(samples.row_prompts(), samples.responses)
     _print_notes(samples, reward_fn)
-    order = sorted(range(len(rewards)), key=lambda i: -rewards[i])
+    _print_unscored(reward_fn)
+    # Unscored responses (a judge's unparseable answers) sort last and print as null, never 0.
+    order = sorted(range(len(rewards)), key=lambda i: (math.isnan(rewards[i]), -rewards[i]))
     rendered = samples.rendered_prompts[0]
     rows = [
         {
             "text": samples.responses[i],
-            "reward": float(rewards[i]),
+            "reward": None if math.isnan(rewards[i]) else float(rewards[i]),
             "finished": bool(samples.finished[i]),
             "rendered_prompt": rendered,
         }
@@ -339,8 +351,39 @@ def _run_sample(args) -> int:
         shown = prompt if rendered == prompt else ""
         for rank, row in enumerate(rows, 1):
             tail = "" if row["finished"] else " …"
-            print(f"{rank:>3}  {row['reward']:+9.4f}  {shown}{row['text']}{tail}")
+            value = "unscored" if row["reward"] is None else f"{row['reward']:+9.4f}"
+            print(f"{rank:>3}  {value:>9}  {shown}{row['text']}{tail}")
     return 0
+
+
+def _add_judge_flag(p) -> None:
+    p.add_argument(
+        "--judge",
+        default=None,
+        help="the judge model for --reward judge:RUBRIC: a chat model's folder, a hub id or a preset",
+    )
+
+
+def _reward_source(reward: str | None, judge: str | None) -> str | None:
+    """The reward source with the judge folded in (``judge:RUBRIC@MODEL``), so configs and records carry it."""
+    from infalign_core.judge import is_judge, judge_spec, split_spec
+
+    if judge is None:
+        return reward
+    if not is_judge(reward):
+        raise InfAlignError(
+            f"--judge {judge} needs a judge reward: give --reward judge:RUBRIC (e.g. judge:helpfulness)."
+        )
+    rubric, _ = split_spec(reward)
+    return judge_spec(rubric, judge)
+
+
+def _print_unscored(*rewards) -> None:
+    """Say how many responses each judge left unscored (on stderr, so --json stays one value)."""
+    for reward_fn in rewards:
+        note = getattr(reward_fn, "unscored_note", lambda: "")()
+        if note:
+            print(f"note: {note}", file=sys.stderr)
 
 
 def _messages_prompt(text: str) -> str:
@@ -842,11 +885,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_PATH_ARGS = {
+    "run_dir": "run folder",
+    "config": "config file",
+    "out": "output path",
+    "cache_dir": "bank cache folder",
+}
+"""Every flag that names a file or folder (model, reward and prompt sources are checked where they load)."""
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the process exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        for name, what in _PATH_ARGS.items():  # classroom mode: every typed path inside the roots
+            if getattr(args, name, None):
+                classroom.confine(getattr(args, name), what)
         return args.func(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

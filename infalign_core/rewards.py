@@ -40,6 +40,7 @@ class RewardFunction:
     name: str = "reward"
     fingerprint: str = ""
     notes: Sequence[str] = ()  # things a user should know, said once (e.g. a template fallback)
+    may_abstain: bool = False  # a judge may leave a response unscored: NaN, never a made-up number
 
     def score(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
         """The reward of each prompt + response pair (float64, finite)."""
@@ -55,7 +56,7 @@ class RewardFunction:
             raise InfAlignError(
                 f"Reward {self.name!r} returned {values.shape[0]} scores for {len(prompts)} texts."
             )
-        bad = np.flatnonzero(~np.isfinite(values))
+        bad = np.flatnonzero(np.isinf(values) if self.may_abstain else ~np.isfinite(values))
         if bad.size:
             i = int(bad[0])
             raise InfAlignError(
@@ -335,9 +336,16 @@ def load_reward(
     probability: bool = False,
     batch_size: int = 64,
     chat: ChatFormat | None = None,
+    judge: str | None = None,
 ) -> RewardFunction:
-    """A reward by name: "default", "vader", "oracle", a preset, a local folder or a hub id."""
+    """A reward by name: "default", "vader", "oracle", ``judge:RUBRIC`` (with ``judge``), a preset, a folder or a hub id."""
     key = (source or "").strip()
+    if key.startswith("judge:"):
+        from infalign_core.judge import load_judge_reward
+
+        return load_judge_reward(
+            key, judge=judge, device=device, dtype=dtype, trust_remote_code=trust_remote_code
+        )
     if key.lower() == "vader":
         return VaderReward()
     if key.lower() == "oracle":
