@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8501
 
-.PHONY: app dev gallery test lint format bench world chromium clean-venv
+.PHONY: app classroom dev gallery test lint format bench world chromium clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,11 @@ $(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/python
 ## app: install what is missing and start the app on the bundled models, on 127.0.0.1 only
 app: $(VENV)/.app-installed
 	$(BIN)/python -m streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT)
+
+## classroom: the app for a room of students: typed paths confined to assets/, models/, data/, runs/ and
+## the bank cache, trust_remote_code off, trainings capped (see README, Security > Classroom mode)
+classroom: $(VENV)/.app-installed
+	INFALIGN_CLASSROOM=1 $(BIN)/python -m streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT)
 
 ## dev: the app with Streamlit's file watcher on (reruns on save); costs CPU while a tab is open
 dev: $(VENV)/.app-installed

@@ -126,7 +126,7 @@ if st.button("Evaluate", type="primary", key="evaluate"):
             "seed": int(seed), "reference": reference.fingerprint, "reward": reward_fn.fingerprint,
         }  # fmt: skip
         record = arena_results.arena_record(state, settings, source.run_config)
-        record["label"], record["picks"] = source.label, gallery.picks_record(state)
+        record["label"], record["picks"] = source.label, arena_results.picks_record(state)
         if eval_specs:
             with st.spinner("Scoring both sides with the other rewards…"):
                 others = {s: cached.reward(eval_rewards.with_judge(s, judge)) for s in eval_specs}

@@ -61,18 +61,20 @@ def measure_kl(policy, reference, samples, *, batch_size: int = 64, temperature:
 
 
 def reward_visible_kl(challenger_rewards, reference_rewards) -> float:
-    """The KL the reward sees: each challenger sample's mid-rank among its prompt's K reference samples, pooled.
+    """The KL the reward sees: each challenger sample's mid-rank among its prompt's K reference samples.
 
-    The binned, Miller–Madow corrected KL of those ranks against the reference's own law
-    (``calibration.calibrated_kl``); by data processing at most the sequence KL, so their ratio
-    is the share of the KL that moves the reward.
+    Counted on the K + 1 rank levels and jackknifed over prompts (``calibration.visible_kl``),
+    so it reads what the bank lets the reward see; by data processing at most the sequence KL.
+    Compare it with ``optimum.optimum_visible_kl`` at the run's KL and m = K, not with the
+    sequence KL: even the exact optimum shows less than its KL through K reference samples.
     """
     from infalign_core.calibration import calibrated_kl, calibrated_reward
 
     ours = np.asarray(challenger_rewards, dtype=np.float64)
     bank = np.sort(np.asarray(reference_rewards, dtype=np.float64), axis=1)
     rows = np.repeat(np.arange(ours.shape[0]), ours.shape[1])
-    return calibrated_kl(calibrated_reward(bank, rows, ours.ravel()), m=bank.shape[1])
+    calibrated = calibrated_reward(bank, rows, ours.ravel()).reshape(ours.shape)  # one row per prompt
+    return calibrated_kl(calibrated, m=bank.shape[1])
 
 
 def top_p_kl_note(top_p: float) -> str:

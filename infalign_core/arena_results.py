@@ -8,12 +8,14 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
-from infalign_core.arena import ArenaState
+from infalign_core.arena import ArenaState, example_picks
 from infalign_core.arena_theory import theory_at_kl
+from infalign_core.optimum import optimum_visible_kl
 from infalign_core.winrate import METRICS
 
 ARENA_FILE = "arena.json"
@@ -26,7 +28,14 @@ def arena_record(state: ArenaState, settings: dict, run_config: dict | None = No
     if state.calibrated_kl is not None:
         kl["calibrated"] = state.calibrated_kl
         if kl.get("k1", 0.0) > 0:
-            kl["share_seen"] = state.calibrated_kl / kl["k1"]
+            kl["share_of_sequence"] = state.calibrated_kl / kl["k1"]
+            # The yardstick: what the exact optimum for the run's Φ shows through the same K reference
+            # samples at the run's sequence KL (the bank's coarseness cancels).
+            m = int(np.shape(state.reference_rewards)[1])
+            optimum_seen = optimum_visible_kl(run_config, kl["k1"], m) if run_config is not None else None
+            if optimum_seen:
+                kl["optimum_visible"] = optimum_seen
+                kl["share_seen"] = state.calibrated_kl / optimum_seen
     per_prompt = {
         name: np.round(v, 8).tolist()
         for name, v in (state.estimate.per_prompt if state.estimate else {}).items()
@@ -88,3 +97,8 @@ def save_arena_result(run_dir: str | Path, record: dict) -> Path:
 def find_arena_result(run_dir: str | Path, settings: dict) -> dict | None:
     """The saved evaluation with exactly these settings, if any."""
     return next((r for r in load_arena_results(run_dir) if r.get("settings") == settings), None)
+
+
+def picks_record(state, count: int = 3) -> dict:
+    """Best-of-N and worst-of-N example picks of an arena state, JSON-ready (for reports)."""
+    return {mode: [asdict(p) for p in example_picks(state, count, mode)] for mode in ("best", "worst")}

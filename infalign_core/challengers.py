@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from infalign_core import classroom
 from infalign_core.errors import InfAlignError
 
 RUN_CONFIG_FILE = "config.json"
@@ -46,6 +47,7 @@ def resolve_challenger(source: str, runs_root: str | Path | None = None) -> Chal
         )
     if text in ("reference", "default"):
         return ChallengerSource("default", "reference (bundled default policy)")
+    classroom.guard_source(text, "challenger folder")
     path = Path(os.path.expanduser(text))
     if not path.exists() and "/" not in text:
         from infalign_core.runs import run_dir_of

@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from infalign_core import classroom
 from infalign_core.errors import InfAlignError, one_line, user_error
 
 
@@ -834,11 +835,11 @@ def _add_runs(sub) -> None:
 
 
 def _run_runs(args) -> int:
-    from infalign_core import gallery, runs
+    from infalign_core import runs
 
     if args.copy:
         print(
-            f"copied {args.copy} to {gallery.copy_to_runs(args.copy)}",
+            f"copied {args.copy} to {runs.copy_to_runs(args.copy)}",
             file=sys.stderr if args.json else sys.stdout,
         )
     rows = [runs.summary(info) for info in runs.list_all_runs()]
@@ -874,9 +875,9 @@ def _add_build_gallery(sub) -> None:
 
 
 def _run_build_gallery(args) -> int:
-    from infalign_core import gallery
+    from infalign_core import gallery_build
 
-    gallery.build_gallery(
+    gallery_build.build_gallery(
         Path(args.out) if args.out else None,
         steps=args.steps,
         only=args.only,
@@ -933,11 +934,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_PATH_ARGS = {
+    "run_dir": "run folder",
+    "config": "config file",
+    "out": "output path",
+    "cache_dir": "bank cache folder",
+}
+"""Every flag that names a file or folder (model, reward and prompt sources are checked where they load)."""
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the process exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        for name, what in _PATH_ARGS.items():  # classroom mode: every typed path inside the roots
+            if getattr(args, name, None):
+                classroom.confine(getattr(args, name), what)
         return args.func(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -995,8 +995,9 @@ def train(
                 "reward/total": float(total.mean()),
                 "kl/k1": float(kl_k1.mean()),
                 "kl/k3": float(kl_k3.mean()),
-                # The KL the reward sees: pooled calibrated rewards against the bank's uniform law.
-                "kl/calibrated": calibration.calibrated_kl(calibrated, m=bank.m),
+                # The KL the reward sees: calibrated rewards against the bank's uniform law, one row
+                # per prompt (they share its bank), so the jackknife is over prompts.
+                "kl/calibrated": calibration.calibrated_kl(calibrated.reshape(-1, config.k), m=bank.m),
                 "kl/beta": beta,
                 "policy/entropy": grads.entropy_sum / max(1, int(tokens.sum())),
                 "policy/response_length": float(tokens.mean()),

@@ -17,7 +17,9 @@ KL_PLACE_HELP = (
     "The theory's curves live in calibrated space. A run's sequence KL also counts changes the reward "
     "cannot see, so there it sits right of its curve; at the KL its calibrated rewards carry (pooled "
     "over prompts, against the reference's samples) it shows what the transform achieves for the KL "
-    "the reward does see. The table gives the share of the sequence KL the reward sees."
+    'the reward does see. The table\'s "share seen" is that KL as a share of what the exact optimum for '
+    "the run's Φ shows through the same K reference samples at the run's sequence KL: even the optimum "
+    "shows less than its KL through a finite bank, so 100 % means no KL spent where the reward does not look."
 )
 
 
@@ -191,7 +193,8 @@ def comparison_table(records: Mapping[str, dict]) -> pd.DataFrame:
             if kl.get("k1") is not None
             else "–",
             "KL the reward sees": kl.get("calibrated"),
-            "share seen": f"{kl['share_seen']:.0%}" if kl.get("share_seen") is not None else None,
+            # Only against the optimum's visible KL (records before it divided by the sequence KL).
+            "share seen": f"{kl['share_seen']:.0%}" if kl.get("optimum_visible") else None,
         }
         for name, label in LABELS.items():
             row[label] = f"{w[name]:.3f} [{w[f'{name}_ci_low']:.3f}, {w[f'{name}_ci_high']:.3f}]"
