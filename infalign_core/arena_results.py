@@ -8,12 +8,13 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 from infalign_core import filememo
-from infalign_core.arena import ArenaState
+from infalign_core.arena import ArenaState, example_picks
 from infalign_core.arena_theory import theory_at_kl
 from infalign_core.optimum import optimum_visible_kl
 from infalign_core.winrate import METRICS
@@ -52,6 +53,8 @@ def arena_record(state: ArenaState, settings: dict, run_config: dict | None = No
         "per_prompt": per_prompt,
         "seconds": round(state.seconds, 2),
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "tie_share": state.tie_share,
+        "unscored_share": state.unscored_share,
     }
     if state.kl_note:
         record["kl_note"] = state.kl_note
@@ -101,3 +104,8 @@ def save_arena_result(run_dir: str | Path, record: dict) -> Path:
 def find_arena_result(run_dir: str | Path, settings: dict) -> dict | None:
     """The saved evaluation with exactly these settings, if any."""
     return next((r for r in load_arena_results(run_dir) if r.get("settings") == settings), None)
+
+
+def picks_record(state, count: int = 3) -> dict:
+    """Best-of-N and worst-of-N example picks of an arena state, JSON-ready (for reports)."""
+    return {mode: [asdict(p) for p in example_picks(state, count, mode)] for mode in ("best", "worst")}
