@@ -3,7 +3,7 @@
 import streamlit as st
 
 from app_pages import arena_views, cached, linked
-from infalign_core import arena, arena_results, challengers, data, gallery, links, report, runs
+from infalign_core import arena, arena_results, challengers, data, eval_rewards, gallery, links, report, runs
 from infalign_core.errors import InfAlignError
 from infalign_core.figures import arena as arena_figures
 
@@ -52,6 +52,8 @@ if st.session_state.get("_arena_challenger") != choice:  # a new challenger: N f
         st.session_state["n"] = min(int(run_config["n"]), 64)
 reference_source = left.text_input("Reference", defaults.reference, key="reference")
 reward_source = left.text_input("Reward", defaults.reward, key="reward")
+eval_specs = left.multiselect("Also score with", eval_rewards.CHOICES, key="eval_rewards", accept_new_options=True, help=eval_rewards.CHOICES_HELP)  # fmt: skip
+judge = left.text_input("Judge model", key="judge", help="For judge:RUBRIC: a chat model's folder, hub id or preset") if any(s.startswith("judge:") for s in eval_specs) else None  # fmt: skip
 n = mid.number_input("N (best-of-N / worst-of-N)", 1, 64, key="n")
 k = mid.number_input("K samples per prompt (≥ N)", 1, 512, key="k")
 split = right.selectbox("Prompts (bundled)", ["eval", "train"], key="split")
@@ -110,6 +112,8 @@ if st.button("Evaluate", type="primary", key="evaluate"):
                 kl = state.kl  # None at top-p < 1 (kl_note says why)
                 cols[3].metric("KL(π‖π_ref), nats", f"{kl.k1:.3f}" if kl else "—", help=state.kl_note or None)
                 cols[3].caption(f"± {kl.k1_stderr:.3f} (k3 {kl.k3:.3f})" if kl else state.kl_note)
+                if getattr(reward_fn, "may_abstain", False):  # a judge's integer scores tie often
+                    st.caption(arena_views.judge_shares(state))
             chart.plotly_chart(
                 arena_figures.convergence_figure(state.estimate), key=f"convergence-{state.done}"
             )
@@ -120,16 +124,22 @@ if st.button("Evaluate", type="primary", key="evaluate"):
         }  # fmt: skip
         record = arena_results.arena_record(state, settings, source.run_config)
         record["label"], record["picks"] = source.label, arena_results.picks_record(state)
+        if eval_specs:
+            with st.spinner("Scoring both sides with the other rewards…"):
+                others = {s: cached.reward(eval_rewards.with_judge(s, judge)) for s in eval_specs}
+                record["eval_rewards"] = {"trained_on": reward_fn.name, **eval_rewards.eval_reward_results(state, others, seed=int(seed))}  # fmt: skip
         if source.run_dir is not None and gallery.is_gallery(source.run_dir):
             st.info("Gallery runs are read-only: this evaluation is kept for this session, not saved.")
         elif source.run_dir is not None:
             arena_results.save_arena_result(source.run_dir, record)
         st.session_state.setdefault("arena_results", {})[f"{source.label} · N={n} · K={k}"] = record
         st.session_state["arena_last"], st.session_state["arena_last_config"] = state, source.run_config
+        st.session_state["arena_last_record"] = record
     except InfAlignError as err:
         st.error(str(err))
 
 if "arena_last" in st.session_state:
+    arena_views.show_eval_rewards(st.session_state.get("arena_last_record"), st.session_state["arena_last"])
     arena_views.show_picks(st.session_state["arena_last"])
     arena_views.show_procedure(st.session_state["arena_last"], st.session_state.get("arena_last_config"))
 

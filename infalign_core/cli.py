@@ -618,8 +618,19 @@ def _add_winrate(sub) -> None:
         "--policy", required=True, help="'reference', a CTRL run folder or id, a model folder or a hub id"
     )
     p.add_argument("--reference", default=None, help="reference policy (default: the run's, else 'default')")
-    p.add_argument("--reward", default=None, help="reward: default, vader, oracle, a folder or hub id")
+    p.add_argument(
+        "--reward", default=None, help="reward: default, vader, oracle, judge:RUBRIC, a folder or hub id"
+    )
     p.add_argument("--label", default=None, help="which label of a multi-label reward model is the reward")
+    p.add_argument(
+        "--eval-reward",
+        action="append",
+        default=[],
+        metavar="R",
+        help="also score both sides' samples with R (oracle, vader, judge:RUBRIC, a folder or hub id) and "
+        "give the three win rates under it; repeatable",
+    )
+    _add_judge_flag(p)
     p.add_argument("--n", type=_positive_int, required=True, help="N of best-of-N / worst-of-N")
     p.add_argument("--k", type=_positive_int, required=True, help="samples per prompt from each side (K ≥ N)")
     p.add_argument("--num-prompts", type=_positive_int, default=32, help="the first P prompts (default 32)")
@@ -653,7 +664,8 @@ def _add_winrate(sub) -> None:
 
 
 def _run_winrate(args) -> int:
-    from infalign_core import arena, arena_results, challengers, data
+    from infalign_core import arena, arena_results, challengers, data, eval_rewards
+    from infalign_core.judge import is_judge
     from infalign_core.models import load_policy
     from infalign_core.rewards import load_reward
 
@@ -682,12 +694,18 @@ def _run_winrate(args) -> int:
     if args.completion_mode or args.system_prompt:
         challenger.chat = _chat_format(args)
     chat = reference.chat = challenger.chat
+    trained_source = args.reward or run.reward
+    if args.judge is not None and is_judge(trained_source):
+        trained_source = _reward_source(trained_source, args.judge)
+    elif args.judge is not None and not any(is_judge(spec) for spec in args.eval_reward):
+        raise InfAlignError("--judge needs a judge reward: give --reward or --eval-reward judge:RUBRIC.")
     reward_fn = load_reward(
-        args.reward or run.reward,
+        trained_source,
         label=args.label if args.label is not None else run.reward_label,
         device=args.device,
         chat=chat,
     )
+    others = eval_rewards.load_eval_rewards(args.eval_reward, judge=args.judge, device=args.device, chat=chat)
     _print_notes(challenger, reference)
     split = args.split or ("eval" if args.prompts == "bundled" else None)
     prompt_set = data.load_prompts(
@@ -735,8 +753,16 @@ def _run_winrate(args) -> int:
         "kl_stderr": state.kl.k1_stderr if state.kl else None,
         "kl_k3": state.kl.k3 if state.kl else None,
         "kl_k3_stderr": state.kl.k3_stderr if state.kl else None,
+        "tie_share": state.tie_share,
+        "unscored_share": state.unscored_share,
         "seconds": round(state.seconds, 2),
     }
+    if others:
+        out["eval_rewards"] = eval_rewards.eval_reward_results(
+            state, others, resamples=args.resamples, seed=args.seed
+        )
+    _print_unscored(reward_fn, *others.values())
+    _print_notes(*others.values())
     if state.kl_note:
         print(f"note: {state.kl_note}", file=sys.stderr)
     if source.run_dir is not None:
@@ -754,20 +780,43 @@ def _run_winrate(args) -> int:
         }
         settings.update(arena.rendering_settings(reference, args.prompt_subset))
         record = arena_results.arena_record(state, settings, source.run_config)
+        if others:
+            record["eval_rewards"] = {"trained_on": reward_fn.name, **out["eval_rewards"]}
         theory_point = record.get("theory")
         if theory_point:
             out["theory_bon_win_rate"] = theory_point["bon_win_rate"]
             out["theory_won_win_rate"] = theory_point["won_win_rate"]
         if args.save:
             out["saved"] = str(arena_results.save_arena_result(source.run_dir, record))
-    out = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in out.items()}
+    out = _json_safe(out)
     if args.json:
         _print_json(out)
     else:
         width = max(len(k) for k in out)
         for key, value in out.items():
+            if key == "eval_rewards":
+                continue
             print(f"{key:<{width}}  {value:.4f}" if isinstance(value, float) else f"{key:<{width}}  {value}")
+        if others:
+            trained = eval_rewards.trained_summary(state)
+            rows = eval_rewards.table_rows(reward_fn.name, trained, out["eval_rewards"], args.n)
+            print("\nwin rates under each reward (95 % CI; ties count ½):")
+            widths = {key: max(len(key), *(len(str(row[key])) for row in rows)) for key in rows[0]}
+            print("  ".join(f"{key:<{widths[key]}}" for key in rows[0]))
+            for row in rows:
+                print("  ".join(f"{row[key]!s:<{widths[key]}}" for key in row))
     return 0
+
+
+def _json_safe(value):
+    """NaN and infinities as null, recursively (JSON has no NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 # --- runs, gallery ----------------------------------------------------------
