@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import linked, widgets
-from infalign_core import ctrl, gallery, links, runs
+from infalign_core import ctrl, gallery, links, optimum_gap, runs
 from infalign_core.errors import InfAlignError
 from infalign_core.figures import ctrl as ctrl_figures
 
@@ -70,7 +70,7 @@ with st.expander("New run", expanded=True):
     learning_rate = right.number_input(
         "Learning rate", value=preset["learning_rate"], format="%.1e", help=help_texts["learning_rate"], key="learning_rate"
     )  # fmt: skip
-    with st.popover("Models, prompts and sampling"):
+    with st.popover("Models, prompts, sampling and trainer"):
         policy = st.text_input("Policy", preset["policy"], help=help_texts["policy"], key="policy")
         reward = st.text_input("Reward", preset["reward"], help=help_texts["reward"], key="reward")
         prompts = st.text_input("Prompts", preset["prompts"], help=help_texts["prompts"], key="prompts")
@@ -79,7 +79,7 @@ with st.expander("New run", expanded=True):
         max_new_tokens = st.number_input("Max new tokens", value=preset["max_new_tokens"], step=1, key="max_new_tokens")  # fmt: skip
         device = st.selectbox("Device", ctrl.DEVICES, key="device")
         seed = st.number_input("Seed", value=preset["seed"], step=1, key="seed")
-        options = widgets.run_options(help_texts)
+        options = {**widgets.run_options(help_texts), **widgets.trainer_options(help_texts)}
     if st.button("Start", type="primary", key="start"):
         try:
             config = ctrl.CTRLConfig(
@@ -173,6 +173,9 @@ def _live_body() -> None:
     missing = next((r["winrate/missing"] for r in reversed(metrics) if r.get("winrate/missing")), None)
     if missing:
         st.info(f"{focus.run_id}: {missing}.")
+    gap = optimum_gap.for_run_dir(focus.path, focus.config, metrics)
+    if gap is not None:  # how far from the exact optimum at its KL, and where the KL went
+        st.info(f"{focus.run_id}: {gap.text()}")
     warning = ctrl.saturation_warning(metrics)
     if warning:
         st.warning(warning)

@@ -386,12 +386,14 @@ PRESETS: dict[str, dict] = {
 }
 """Named starting points for the page: fields that differ from the defaults."""
 
-RECOMMENDED_RUN: dict = {"steps": 300, "kl_target": 0.5}
+RECOMMENDED_RUN: dict = {"steps": 300, "kl_target": 0.5, "kl_controller": "pi"}
 """The recommended run: what differs from ``CTRLConfig``'s defaults (``recommended_config``).
 
 A 0.5-nat KL target, which the exp transform's default t is tuned for (a fixed β overshoots it),
 and 300 steps, by which the KL controller settles near its target (at 100 it lags: the gallery's
-100-step runs ended at 0.33-0.99 nats). The CTRL page's form, the gallery (``make gallery``,
+100-step runs ended at 0.33-0.99 nats). The PI KL controller (issue 17): the proportional one cut β
+while the policy still lagged and overshot (0.27 → 0.90 → 0.35 nats on the gallery's worst-of-4
+run); the PI one ended that run at 0.46 nats, its 10-step mean never above 0.83. The CTRL page's form, the gallery (``make gallery``,
 ``build-gallery``) and the headline experiment all start from it: change the recommendation here.
 """
 
@@ -1123,11 +1125,11 @@ def train(
         if ckpt is not None:
             step, beta, solved_at, controller_state = _restore(ckpt, policy, optimizer, device)
             log(f"resumed from {ckpt} at step {step}")
+        truncate_metrics(run_dir, step)
     controller = None
     if config.kl_target is not None and config.kl_controller == "pi":
         controller = PIController(float(config.beta), float(config.kl_target))
         controller.load(controller_state)
-        truncate_metrics(run_dir, step)
     phi, phi_solved_at = make_phi(config, beta), None
     micro = None  # rows per forward/backward pass; None = the whole batch at once
     policy.model.eval()  # dropout off: the sampled and the scored policy must be the same

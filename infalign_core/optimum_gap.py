@@ -32,6 +32,7 @@ class OptimumGap:
     measured: float
     optimum: float
     kl_seen: float | None = None
+    optimum_seen: float | None = None  # what the exact optimum at this KL shows through the same bank
 
     @property
     def gap(self) -> float:
@@ -44,6 +45,13 @@ class OptimumGap:
         if self.kl_seen is None or not self.kl > 0:
             return None
         return float(min(1.0, max(0.0, self.kl_seen / self.kl)))
+
+    @property
+    def share_of_optimum_seen(self) -> float | None:
+        """The run's reward-visible KL over the exact optimum's through the same bank (None: unknown)."""
+        if self.kl_seen is None or not self.optimum_seen:
+            return None
+        return float(max(0.0, self.kl_seen) / self.optimum_seen)
 
     def text(self) -> str:
         """The reading in words a learner follows (two or three sentences)."""
@@ -71,6 +79,13 @@ class OptimumGap:
                 f"{self.kl - self.kl_seen:.2f} nats change the text in ways the reward does not rank "
                 "(length, wording, less variety), so they cost KL without buying win rate."
             )
+        of_optimum = self.share_of_optimum_seen
+        if of_optimum is not None:
+            out += (
+                f" Through the same bank the exact optimum at this KL would show {self.optimum_seen:.2f} nats "
+                f"(a bank of reference samples cannot show all of any KL), so the run shows {of_optimum:.0%} "
+                "of what the reward could see."
+            )
         return out
 
 
@@ -95,7 +110,11 @@ def from_arena(config: dict, record: dict) -> OptimumGap | None:
     if point is None or point.get(key) is None:
         return None
     seen = (record.get("kl") or {}).get("calibrated")
-    return OptimumGap("arena", label, float(kl), float(measured), float(point[key]), _finite(seen))
+    bank = int(
+        (record.get("settings") or {}).get("k") or 0
+    )  # each sample is ranked among K reference samples
+    ceiling = _optimum_seen({**config, **(record.get("run") or {})}, float(kl), bank)
+    return OptimumGap("arena", label, float(kl), float(measured), float(point[key]), _finite(seen), ceiling)
 
 
 def from_training(config: dict, metrics: list[dict]) -> OptimumGap | None:
@@ -114,7 +133,8 @@ def from_training(config: dict, metrics: list[dict]) -> OptimumGap | None:
     if point is None or point.get(key) is None:
         return None
     seen = float(np.mean([r["kl/calibrated"] for r in rows if "kl/calibrated" in r] or [np.nan]))
-    return OptimumGap("training", label, kl, measured, float(point[key]), _finite(seen))
+    ceiling = _optimum_seen(config, kl, int(config.get("m") or 0))
+    return OptimumGap("training", label, kl, measured, float(point[key]), _finite(seen), ceiling)
 
 
 def for_run(config: dict, metrics: list[dict], arena_records: list[dict]) -> OptimumGap | None:
@@ -124,6 +144,23 @@ def for_run(config: dict, metrics: list[dict], arena_records: list[dict]) -> Opt
         if gap is not None:
             return gap
     return from_training(config, metrics)
+
+
+def for_run_dir(run_dir, config: dict, metrics: list[dict]) -> OptimumGap | None:
+    """``for_run`` with the arena results saved in the run's folder."""
+    from infalign_core.arena_results import load_arena_results
+
+    return for_run(config, metrics, load_arena_results(run_dir))
+
+
+def _optimum_seen(config: dict, kl: float, m: int) -> float | None:
+    """The exact optimum's reward-visible KL through a bank of m at ``kl`` (None when unknown)."""
+    from infalign_core.optimum import optimum_visible_kl
+
+    if m < 1:
+        return None
+    value = optimum_visible_kl(config, kl, m)
+    return value if value is not None and value > 0 else None
 
 
 def _finite(value) -> float | None:

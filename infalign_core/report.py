@@ -166,7 +166,7 @@ def build_report(run_ids: Sequence[str], runs_root: Path | None = None, *, title
     """The report's HTML for these runs (ids of yours or the gallery's)."""
     import plotly.offline
 
-    from infalign_core import arena_theory, gallery, runs
+    from infalign_core import arena_theory, gallery, optimum_gap, runs
     from infalign_core.figures import arena as arena_figures
 
     if not run_ids:
@@ -204,6 +204,9 @@ def build_report(run_ids: Sequence[str], runs_root: Path | None = None, *, title
                 f"KL(π‖π_ref) = <b>{kl.get('k1', float('nan')):.3f}</b> ± {kl.get('k1_stderr') or 0:.3f} nats.</p>"
             )
             parts.append(_table(measured, ["win rate", "measured [interval]", "theory at the measured KL"]))
+            gap = optimum_gap.from_arena(config, record)
+            if gap is not None:  # the run's own objective: its exact optimum at the KL it spent
+                parts.append(f"<p><b>Against the exact optimum.</b> {html.escape(gap.text())}</p>")
             if theory is None:
                 parts.append(
                     '<p class="muted">No theory curve for this transform: the raw reward is a '

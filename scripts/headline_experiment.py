@@ -77,11 +77,11 @@ def lever_suffix(lever: str) -> str:
     Runs trained before the default changed keep their names, so a new default starts fresh runs
     instead of skipping old finished ones as done.
     """
-    from infalign_core.ctrl import CTRLConfig
+    from infalign_core.ctrl import recommended_config
 
     if lever != "none":
         return LEVERS[lever][0]
-    default = CTRLConfig()
+    default = recommended_config()
     if (default.algorithm, default.kl_controller) == ("rloo", "proportional"):
         return ""
     return f"-{default.algorithm}-{default.kl_controller}"
@@ -147,9 +147,14 @@ def run_configs(args) -> dict[str, dict]:
         t = args.t
         beta_exp = theory.beta_for_kl(Transform("exp", t, "best"), args.kl_target)
     beta_identity = theory.beta_for_kl(Transform("identity"), args.kl_target)
+    from infalign_core.ctrl import recommended_config
+
     suffix, lever_fields = lever_suffix(args.lever), LEVERS[args.lever][1]
     world = world_tag() + suffix
+    run = recommended_config()
     common = {
+        "algorithm": run.algorithm,
+        "kl_controller": run.kl_controller,
         "num_prompts": args.num_prompts,
         "m": args.m,
         "k": args.k,

@@ -31,9 +31,9 @@ def _value(text: str):
 
 def summary(run_dir: Path) -> dict:
     """Arena figures, the theory beside them, and the training KL's path, for one built run."""
-    from infalign_core import arena, ctrl
+    from infalign_core import arena_results, ctrl
 
-    record = arena.load_arena_results(run_dir)[-1]
+    record = arena_results.load_arena_results(run_dir)[-1]
     rows = ctrl.read_metrics(run_dir)
     kl = [r["kl/k1"] for r in rows]
     theory = record.get("theory", {})
@@ -61,7 +61,7 @@ def summary(run_dir: Path) -> dict:
 
 def main(argv=None) -> None:
     """Build the run with the overrides and print its summary as one JSON line."""
-    from infalign_core import gallery
+    from infalign_core import gallery, gallery_build
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("run_id", choices=list(gallery.RUNS))
@@ -73,7 +73,7 @@ def main(argv=None) -> None:
     overrides = dict(item.split("=", 1) for item in args.set)
     overrides = {k: _value(v) for k, v in overrides.items()}
     started = time.time()
-    run_dir = gallery.build_run(
+    run_dir = gallery_build.build_run(
         args.run_id, Path(args.out), steps=args.steps, seed=args.seed, log=print, **overrides
     )
     out = {
