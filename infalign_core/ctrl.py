@@ -13,7 +13,14 @@ The loop, in the order it runs (one step):
     A_i    ← R_i − mean_{j≠i} R_j   within each prompt's k samples     (leave-one-out, RLOO)
     loss   ← −mean_i A_i · log π(y_i|x)   (log π summed over the response's tokens)
     θ      ← AdamW(θ, ∇loss)
-    β      ← β·(1 + clip((KL − target)/target, ±0.2)·batch/horizon)   (only with kl_target)
+    β      ← β·(1 + clip((KL − target)/target, ±0.2)·batch/horizon)   (kl_controller=proportional)
+             or β₀·exp(kp·e + ki·Σe) on an EMA of the KL       (kl_controller=pi; PIController)
+
+``algorithm=distil`` replaces steps A–θ by weighted max-likelihood on k fresh reference samples
+per prompt, weights e^{Φ(C)/β}/Z within the prompt (``tilted_weights``): the forward KL to the
+tilted optimum π* ∝ π_ref·e^{Φ(C)/β}. The policy's own k samples are still drawn to measure the
+KL and the win rates. ``distil-rloo`` distils for the first half of the steps, then runs RLOO
+from the configured β.
 
 Baselines use the same loop: ``raw`` puts the raw reward where Φ(c) goes (standard RLHF),
 ``identity`` is calibrated RLHF (Φ(u) = u).
