@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from app_pages import linked, widgets
+from app_pages import ctrl_form, linked
 from infalign_core import ctrl, gallery, links, runs
 from infalign_core.errors import InfAlignError
 from infalign_core.figures import ctrl as ctrl_figures
@@ -29,83 +29,12 @@ def _notify(kind: str, text: str, follow: str | None = None) -> None:
 # No min/max on the number boxes: a value out of range must reach Start and be refused there
 # with the reason, not stay red in the box while Start silently uses the last valid one.
 with st.expander("New run", expanded=True):
-    preset_name = st.selectbox("Preset", list(ctrl.PRESETS), index=2, key="preset")
-    preset = {**ctrl.CTRLConfig().to_dict(), **ctrl.PRESETS[preset_name]}  # fields that differ
-    left, mid, right = st.columns(3)
-    transform = left.selectbox(
-        "Transform Φ",
-        ctrl.TRANSFORMS,
-        index=ctrl.TRANSFORMS.index(preset["transform"]),
-        help=help_texts["transform"],
-        key=f"transform-{preset_name}",
-    )
-    mode = left.radio(
-        "Mode", ctrl.MODES, index=ctrl.MODES.index(preset["mode"]), horizontal=True, key=f"mode-{preset_name}"
-    )
-    n = left.number_input("N", value=int(preset["n"]), step=1, help=help_texts["n"], key="n")
-    # A KL target by default: the preset's t is tuned for 0.5 nats, and a fixed β overshoots it.
-    kl_target = mid.number_input(
-        "KL target (0 = fixed β)", value=0.5, step=0.05, help=help_texts["kl_target"], key="kl_target"
-    )
-    beta = mid.number_input(
-        "β",
-        value=float(preset["beta"]),
-        step=0.01,
-        format="%.3f",
-        help=help_texts["beta"],
-        key=f"beta-{preset_name}",
-    )
-    t_value = None
-    if transform == "exp":
-        from infalign_core.theory import best_exponential_t
-
-        budget = kl_target if 0 < kl_target <= 20 else 0.5
-        suggested = best_exponential_t(int(n) if 1 <= n <= 1024 else 4, budget, mode)
-        t_value = mid.number_input("t", value=round(suggested.t, 2), help=help_texts["t"], key="t")
-        mid.caption(f"Theory's best t for {mode}-of-{n} at KL {budget:g}: {suggested.t:.2f}")
-    # 300 steps: the KL controller settles near its target by then (at 100 it lags: 0.33-0.99 nats).
-    steps = right.number_input("Steps", value=300, step=1, help=help_texts["steps"], key="steps")
-    k = right.number_input("k (samples per prompt)", value=8, step=1, help=help_texts["k"], key="k")
-    prompts_per_step = right.number_input(
-        "Prompts per step", value=8, step=1, help=help_texts["prompts_per_step"], key="prompts_per_step"
-    )
-    learning_rate = right.number_input(
-        "Learning rate", value=2e-4, format="%.1e", help=help_texts["learning_rate"], key="learning_rate"
-    )
-    with st.popover("Models, prompts and sampling"):
-        policy = st.text_input("Policy", "default", help=help_texts["policy"], key="policy")
-        reward = st.text_input("Reward", "default", help=help_texts["reward"], key="reward")
-        prompts = st.text_input("Prompts", "bundled", help=help_texts["prompts"], key="prompts")
-        num_prompts = st.number_input("Prompts used", value=64, step=1, key="num_prompts")
-        m = st.number_input("m (reference samples per prompt)", value=64, step=1, key="m")
-        max_new_tokens = st.number_input("Max new tokens", value=24, step=1, key="max_new_tokens")
-        device = st.selectbox("Device", ctrl.DEVICES, key="device")
-        seed = st.number_input("Seed", value=0, step=1, key="seed")
-        options = widgets.run_options(help_texts)
+    fields, problem = ctrl_form.new_run_form(help_texts)
     if st.button("Start", type="primary", key="start"):
         try:
-            config = ctrl.CTRLConfig(
-                policy=policy,
-                reward=reward,
-                prompts=prompts,
-                num_prompts=int(num_prompts),
-                m=int(m),
-                transform=transform,
-                t=t_value,
-                mode=mode,
-                n=int(n),
-                beta=float(beta),
-                kl_target=float(kl_target) if kl_target != 0 else None,
-                k=int(k),
-                prompts_per_step=int(prompts_per_step),
-                learning_rate=float(learning_rate),
-                steps=int(steps),
-                max_new_tokens=int(max_new_tokens),
-                device=device,
-                seed=int(seed),
-                **options,
-            ).resolved()
-            run_id = runs.launch_run(config)
+            if problem:
+                raise InfAlignError(problem)
+            run_id = runs.launch_run(ctrl.CTRLConfig(**fields).resolved())
             _notify(
                 "info", f"Launched run {run_id}, shown below (it queues while the device is busy).", run_id
             )

@@ -132,3 +132,22 @@ def show_model(title: str, loaded) -> None:
     cols[4].metric("Load time", f"{loaded.load_seconds:.2f} s")
     for note in loaded.notes:
         st.info(note)
+
+
+def following(slot, kind: str, label: str, suggestion, key: str, source: str, **kwargs):
+    """A widget (``slot.<kind>``) whose value follows `suggestion` until the user edits it.
+
+    A fixed key alone keeps the first default for ever (switching the preset kept best-of-4's t
+    for a worst-of-4 run); a key per suggestion forgets an edit. So the last suggestion is
+    remembered: while the widget still holds it, a new one replaces it; once the user has changed
+    it, the value is theirs and a caption says how it differs from `source`'s suggestion.
+    """
+    remembered = f"_suggested_{key}"
+    if key not in st.session_state or st.session_state[key] == st.session_state.get(remembered):
+        st.session_state[key] = suggestion
+    st.session_state[remembered] = suggestion
+    value = getattr(slot, kind)(label, key=key, **kwargs)
+    if value != suggestion:
+        shown = f"{suggestion:g}" if isinstance(suggestion, float) else str(suggestion)
+        slot.caption(f"{label} = {value} is your value; {source} suggests {shown}.")
+    return value

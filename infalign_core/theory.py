@@ -27,6 +27,7 @@ down to 1e-3. All β of a sweep share one grid and are evaluated in one array pa
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from functools import cached_property, lru_cache
@@ -268,12 +269,21 @@ def beta_for_kl(phi: Phi, kl: float, beta_range: tuple[float, float] = BETA_RANG
     if kl > kl_max:
         raise InfAlignError(
             f"KL budget {kl:g} nats is beyond this transform's reach for β ≥ {lo:g} "
-            f"(at most {kl_max:.3g} nats); lower the budget or pick a steeper transform"
+            f"(at most {kl_max:.3g} nats); lower the budget or {_reach_further(phi)}"
         )
     if kl < kl_min:
         raise InfAlignError(f"KL budget {kl:g} nats needs β above {hi:g}; raise the budget")
     root = optimize.brentq(lambda lb: np.log(kl_at(lb)) - np.log(kl), np.log(lo), np.log(hi), xtol=1e-12)
     return float(np.exp(root))
+
+
+def _reach_further(phi: Phi) -> str:
+    """Which way a transform reaches more KL: a steeper best-of-N exponential, a flatter worst-of-N one."""
+    if getattr(phi, "name", None) == "exp" and getattr(phi, "mode", "best") == "worst":
+        return "pick a smaller t (a flatter worst-of-N exponential reaches further)"
+    if getattr(phi, "name", None) == "exp":
+        return "pick a larger t"
+    return "pick a transform steeper near u = 1"
 
 
 @dataclass(frozen=True)
@@ -342,6 +352,38 @@ class ExponentialChoice:
     n: int
     kl: float
 
+    @property
+    def at_beta_floor(self) -> bool:
+        """True when the search stopped at the β floor: a steeper t would need β below it."""
+        return self.beta <= BETA_RANGE[0] * 1.02
+
+    @property
+    def label(self) -> str:
+        """This t as every page shows it (one rounding: :func:`rounded_t`)."""
+        return t_label(self.t)
+
+
+def rounded_t(t: float) -> float:
+    """The exponential's t rounded as pages show and CTRL uses it: two decimals, one place for all."""
+    return round(float(t), 2)
+
+
+def t_label(t: float) -> str:
+    """The exponential's t as text, from :func:`rounded_t` (12.63, never 12.6 here and 12.7 there)."""
+    return f"{rounded_t(t):.2f}"
+
+
+@lru_cache(maxsize=8)
+def exponential_kl_reach(mode: str = "best") -> float:
+    """The largest KL any exponential t in its range reaches at the β floor (best: steepest t; worst: flattest).
+
+    For best-of-N the reach grows with t, for worst-of-N it shrinks (e^{−t·u} saturates early, so
+    the tilted policy spreads over the flat top), so the extreme is at one end of the t range.
+    """
+    mode = check_mode(mode)
+    ends = [aligned_policy(Transform("exp", t, mode), BETA_RANGE[0]).kl[0] for t in (0.05, MAX_T)]
+    return float(max(ends))
+
 
 def best_exponential_t(
     n: int, kl: float, mode: str = "best", t_range: tuple[float, float] | None = None
@@ -361,8 +403,11 @@ def best_exponential_t(
     log_ts = np.linspace(np.log(t_range[0]), np.log(t_range[1]), 14)
     scores = [_safe(win_rate, lt) for lt in log_ts]
     if np.all(np.isnan(scores)):
+        reach = exponential_kl_reach(mode)
         raise InfAlignError(
-            f"KL budget {kl:g} nats is beyond the exponential transform's reach for every t; lower the budget"
+            f"KL budget {kl:g} nats is beyond the exponential transform's reach for every t "
+            f"({mode}-of-N reaches at most {reach:.3g} nats at β ≥ {BETA_RANGE[0]:g}); "
+            f"choose a budget in (0, {math.floor(reach * 10) / 10:g}]"
         )
     best = int(np.nanargmax(scores))
     lo, hi = log_ts[max(best - 1, 0)], log_ts[min(best + 1, len(log_ts) - 1)]
