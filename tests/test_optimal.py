@@ -171,7 +171,7 @@ def test_every_member_of_the_family_is_confirmed_by_the_engine(n, mode):
 def test_a_refusal_never_names_a_range_that_contains_the_refused_value(monkeypatch):
     """β = 0.001 at N = 64 once read "…i.e. β ≥ 9.96e-09": the refused value inside the stated range."""
     monkeypatch.setattr(optimal, "_solve_verified", lambda *args: None)  # the stiff shot fails
-    kl_max, beta_min = optimal.reachable(64, "best")
+    kl_max, _ = optimal.reachable(64, "best")
     with pytest.raises(InfAlignError) as inside:
         optimal.optimal_transform(64, 0.001, "best")
     assert "could not verify β = 0.001" in str(inside.value) and "although" in str(inside.value)

@@ -18,7 +18,13 @@ def _rendered_text(markdown: str) -> str:
 
 
 def test_the_issues_examples_render_literally():
-    for text in ["T(x) = x**3", "__import__ is refused", "a_b *c* [l](u) <b>x</b> $y$", "# not a heading", "1. no"]:
+    for text in [
+        "T(x) = x**3",
+        "__import__ is refused",
+        "a_b *c* [l](u) <b>x</b> $y$",
+        "# not a heading",
+        "1. no",
+    ]:
         assert _rendered_text(literal(text)) == text
 
 
