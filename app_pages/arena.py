@@ -6,6 +6,7 @@ from app_pages import arena_views, cached, linked
 from infalign_core import arena, data, gallery, links, report, runs
 from infalign_core.errors import InfAlignError
 from infalign_core.figures import arena as arena_figures
+from infalign_core.text import literal
 
 REFERENCE, FOLDER = "reference (bundled default policy)", "a local model folder…"
 LABELS = arena_figures.LABELS
@@ -40,7 +41,9 @@ if wanted:
     if wanted in label_of:
         st.session_state["challenger"] = label_of[wanted]
     else:
-        st.warning(f"link parameter run={wanted}: no such run with a checkpoint; kept the page's default")
+        st.warning(
+            f"link parameter run={literal(wanted)}: no such run with a checkpoint; kept the page's default"
+        )
 left, mid, right = st.columns(3)
 choice = left.selectbox("Challenger", [*run_of, REFERENCE, FOLDER], key="challenger")
 folder = left.text_input("Model folder", key="folder") if choice == FOLDER else ""
@@ -130,7 +133,7 @@ if st.button("Evaluate", type="primary", key="evaluate"):
         st.session_state.setdefault("arena_results", {})[f"{source.label} · N={n} · K={k}"] = record
         st.session_state["arena_last"], st.session_state["arena_last_config"] = state, source.run_config
     except InfAlignError as err:
-        st.error(str(err))
+        st.error(literal(err))
 
 if "arena_last" in st.session_state:
     arena_views.show_picks(st.session_state["arena_last"])

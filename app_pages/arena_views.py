@@ -5,6 +5,7 @@ import streamlit as st
 from infalign_core import arena
 from infalign_core.errors import InfAlignError
 from infalign_core.figures import arena as arena_figures
+from infalign_core.text import literal
 
 
 def show_picks(state: arena.ArenaState) -> None:
@@ -44,7 +45,7 @@ def show_procedure(state: arena.ArenaState, run_config: dict | None) -> None:
     try:
         estimate = arena.procedure_estimate(state, spec)
     except InfAlignError as err:
-        st.error(str(err))
+        st.error(literal(err))
         return
     metric, chart = st.columns([1, 3])
     metric.metric(
@@ -64,7 +65,7 @@ def show_procedure(state: arena.ArenaState, run_config: dict | None) -> None:
     config = tuple(sorted((run_config or {}).items())) if run_config else None
     curve = _curve(config, estimate.spec)
     if isinstance(curve, str):
-        st.error(curve)
+        st.error(literal(curve))
         curve = None
     kl = state.kl.k1 if state.kl is not None else None
     kl_stderr = state.kl.k1_stderr if state.kl is not None else 0.0

@@ -7,6 +7,7 @@ from app_pages import ctrl_form, linked
 from infalign_core import ctrl, gallery, links, runs
 from infalign_core.errors import InfAlignError
 from infalign_core.figures import ctrl as ctrl_figures
+from infalign_core.text import literal
 
 st.title("CTRL runs")
 st.caption(
@@ -15,7 +16,12 @@ st.caption(
     "reloads; Stop checkpoints it, Resume continues. Gallery runs are finished examples: read-only, copyable."
 )
 help_texts = ctrl.help_texts()
-linked.restore(links.CTRL, "ctrl")
+restored = linked.restore(links.CTRL, "ctrl")
+if "overlay" in restored:  # once per session: a link's run ids that name no run are said, not swapped
+    known = [info.run_id for info in runs.list_all_runs()]
+    st.session_state["ctrl_link_warning"] = links.missing_runs_warning(restored["overlay"], known)
+if st.session_state.get("ctrl_link_warning"):
+    st.warning(literal(st.session_state["ctrl_link_warning"]))
 
 
 def _notify(kind: str, text: str, follow: str | None = None) -> None:
@@ -39,7 +45,7 @@ with st.expander("New run", expanded=True):
                 "info", f"Launched run {run_id}, shown below (it queues while the device is busy).", run_id
             )
         except InfAlignError as err:
-            _notify("error", f"Not started: {err}")
+            _notify("error", f"Not started: {literal(err)}")
 
 
 # --- live view ------------------------------------------------------------------------------
@@ -52,7 +58,7 @@ def _act(action, run_id: str, done: str) -> None:
         if follow:  # the run selector is drawn already: redraw the page to follow the copy
             st.rerun()
     except InfAlignError as err:
-        _notify("error", str(err))
+        _notify("error", literal(err))
 
 
 @st.fragment(run_every=2)
@@ -94,7 +100,7 @@ def _live_body() -> None:
     if buttons[4].button("Copy to my runs", disabled=not focus.gallery, key="copy"):
         _act(gallery.copy_to_runs, focus.run_id, "Copied {run_id} to your runs as {result}.")
     if focus.status.get("error"):
-        st.error(f"{focus.run_id} failed: {focus.status['error']}")
+        st.error(f"{focus.run_id} failed: {literal(focus.status['error'])}")
     st.plotly_chart(ctrl_figures.curves_figure(selected))
     st.caption(ctrl_figures.CURVES_CAPTION)
     missing = next((r["winrate/missing"] for r in reversed(metrics) if r.get("winrate/missing")), None)

@@ -9,6 +9,7 @@ import streamlit as st
 from app_pages import widgets
 from infalign_core import ctrl, theory
 from infalign_core.errors import InfAlignError
+from infalign_core.text import literal
 
 
 def suggested_t(n, mode: str, kl_target) -> tuple[float | None, str | None]:
@@ -42,7 +43,7 @@ def new_run_form(help_texts: dict) -> tuple[dict, str | None]:
         suggestion, problem = suggested_t(n, mode, kl_target)
         where = f"theory (best t for {mode}-of-{n} at KL {kl_target or 0.5:g})"
         if suggestion is None:
-            mid.error(f"No t for this run: {problem}")
+            mid.error(f"No t for this run: {literal(problem)}")
             t_value = mid.number_input("t", value=10.0, help=help_texts["t"], key="t_unsuggested")
         else:
             t_value = follow(mid, "number_input", "t", suggestion, "t", f"the {where}", help=help_texts["t"])

@@ -8,6 +8,7 @@ import streamlit as st
 
 from infalign_core import tour
 from infalign_core.errors import InfAlignError
+from infalign_core.text import literal
 
 STAGE_ICONS = {
     "calibrate": ":material/tune:",
@@ -52,7 +53,7 @@ st.markdown(step.question)
 try:
     choices = tour.choices_of(step)
 except InfAlignError as err:
-    st.error(str(err))
+    st.error(literal(err))
     choices = ()
 guess = st.radio("Your prediction", choices, index=None, key=f"tour_guess_{number}") if choices else None
 revealed = f"tour_revealed_{number}"
@@ -64,7 +65,7 @@ if st.session_state.get(revealed) and guess is not None:
     root = gallery_root()
     result = _reveal(number, root.stat().st_mtime if root.exists() else 0.0)
     if isinstance(result, str):
-        st.error(result)
+        st.error(literal(result))
     else:
         if guess == result.correct:
             st.success(f"Right: **{result.correct}**.")

@@ -7,6 +7,7 @@ from infalign_core import data
 from infalign_core.chat import ChatFormat
 from infalign_core.errors import InfAlignError
 from infalign_core.models import describe_size
+from infalign_core.text import literal
 
 SOURCES = ["Bundled", "Upload a file", "Hugging Face dataset"]
 UPLOAD_TYPES = ["jsonl", "ndjson", "json", "csv", "tsv", "txt", "parquet"]
@@ -62,7 +63,7 @@ def choose_prompts(key: str):
         try:
             choices = data.needs_column_choice(payload, filename=upload.name)
         except InfAlignError as err:
-            st.error(str(err))
+            st.error(literal(err))
             return None
         column = None
         if choices:
@@ -71,7 +72,7 @@ def choose_prompts(key: str):
                 key=f"{key}_column",
             )  # fmt: skip
             if column is None:
-                st.info(f"{upload.name} has several text columns; choose the one with the prompts.")
+                st.info(f"{literal(upload.name)} has several text columns; choose the one with the prompts.")
                 return None
         result = cached.prompts(payload, column, None, upload.name)
     else:
@@ -86,10 +87,10 @@ def choose_prompts(key: str):
             name.strip(), column.strip() or None, split.strip() or None, None, subset.strip() or None
         )
     if isinstance(result, str):
-        st.error(result)
+        st.error(literal(result))
         return None
     for notice in result.notices:
-        st.info(notice)
+        st.info(literal(notice))
     return result
 
 

@@ -19,7 +19,7 @@ number they show comes from here (so it can be tested without streamlit):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,6 +35,7 @@ from infalign_core.theory import (
     check_n,
     default_betas,
     evaluate,
+    t_label,
 )
 from infalign_core.transforms import MAX_T, Transform, check_mode, make_transform
 
@@ -172,6 +173,9 @@ class OptimalGap:
     frontier: OptimalFrontier
     exponential_t: np.ndarray  # NaN where the KL is out of the exponential's reach
     exponential_win_rate: np.ndarray
+    # True where the exponential's best t is pinned by the β floor (its win rate there is the
+    # steepest reachable t's, so the gap reopens: an artefact of the β range, not of the theory).
+    exponential_at_beta_floor: np.ndarray | None = None
 
     @property
     def gap(self) -> np.ndarray:
@@ -182,16 +186,42 @@ class OptimalGap:
 def optimal_gap(n: int, mode: str = "best", kl_max: float = 3.0, count: int = 10) -> OptimalGap:
     """How much win rate the optimal transform adds over the best exponential, across KL."""
     frontier = optimal_frontier(n, mode, kl_max, count)
-    ts, rates = [], []
+    ts, rates, floor = [], [], []
     for kl in frontier.kl:
         try:
             choice = best_exponential_t(frontier.n, float(kl), mode)
             ts.append(choice.t)
             rates.append(choice.win_rate)
+            floor.append(choice.at_beta_floor)
         except InfAlignError:
             ts.append(np.nan)
             rates.append(np.nan)
-    return OptimalGap(frontier, np.array(ts), np.array(rates))
+            floor.append(False)
+    return OptimalGap(frontier, np.array(ts), np.array(rates), np.array(floor, dtype=bool))
+
+
+def best_t_trend(rows: Sequence[Mapping], mode: str) -> str:
+    """One sentence on how the best t moves with N in these rows, true to the rows (floor-pinned ones named)."""
+    ok = [row for row in rows if np.isfinite(row["best t"])]
+    pinned = [int(row["N"]) for row in ok if str(row.get("note", "")).startswith("β at its floor")]
+    if len(ok) < 2:
+        trend = "With one N there is no trend to read."
+    else:
+        ts = [float(row["best t"]) for row in ok]
+        first, last = ok[0], ok[-1]
+        span = f"from t = {t_label(ts[0])} at N = {first['N']} to {t_label(ts[-1])} at N = {last['N']}"
+        if np.all(np.diff(ts) >= 0):
+            trend = f"Here it grows with N, {span}: the {mode} of N samples sits nearer u = {1 if mode == 'best' else 0}."
+        else:
+            top = ok[int(np.argmax(ts))]
+            trend = f"Here it peaks at N = {top['N']} (t = {t_label(max(ts))}) and does not grow throughout ({span})."
+    if pinned:
+        trend += (
+            f" For N = {', '.join(map(str, pinned))} the best t sits where β reaches its floor {BETA_RANGE[0]:g}: "
+            "a steeper t would need a smaller β than the engine resolves, so the t shown is the steepest reachable "
+            "and the true best may lie beyond it."
+        )
+    return trend
 
 
 def best_t_table(
@@ -220,6 +250,11 @@ def best_t_table(
             row.update({"best t": choice.t, "β": choice.beta, "win rate": choice.win_rate})
             if choice.t >= 0.999 * BEST_T_RANGE[1]:
                 row["note"] = f"t capped at {BEST_T_RANGE[1]:g}"
+            elif getattr(choice, "at_beta_floor", False):
+                row["note"] = (
+                    f"β at its floor {BETA_RANGE[0]:g}: a steeper t would need a smaller β, "
+                    "so this is the steepest t that reaches the KL"
+                )
         except InfAlignError as err:
             row["note"] = str(err)
         if identity_beta is not None:

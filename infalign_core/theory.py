@@ -355,7 +355,7 @@ class ExponentialChoice:
     @property
     def at_beta_floor(self) -> bool:
         """True when the search stopped at the β floor: a steeper t would need β below it."""
-        return self.beta <= BETA_RANGE[0] * 1.02
+        return self.beta <= BETA_RANGE[0] * 1.1
 
     @property
     def label(self) -> str:

@@ -10,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from infalign_core import ctrl, runs, theory
 from infalign_core.errors import InfAlignError
+from infalign_core.text import unescaped
 
 PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "ctrl.py")
 
@@ -103,7 +104,7 @@ def test_out_of_range_fields_are_refused_at_start_with_the_accepted_range(isolat
     at.selectbox(key="transform").set_value("identity").run()  # no t to suggest: validate speaks
     at.number_input(key=key).set_value(value)
     at.button(key="start").click().run()
-    assert message in " ".join(e.value for e in at.error)
+    assert message in unescaped(" ".join(e.value for e in at.error))
     assert not isolated
 
 
@@ -115,3 +116,27 @@ def test_resume_refuses_a_saved_run_whose_config_is_out_of_range(isolated):
     with pytest.raises(InfAlignError, match=r"cannot resume: learning_rate must be a number in"):
         runs.resume_run(run.name)
     assert runs.read_status(run)["state"] == "failed"
+
+
+@pytest.mark.parametrize("link", ["nonexistent", "../../etc", "nonexistent,../x"])
+def test_a_link_to_runs_that_do_not_exist_warns_and_names_them(isolated, link):
+    existing = runs.create_run(ctrl.CTRLConfig(steps=3), name="real")
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.query_params["runs"] = link
+    at.run()
+    assert not at.exception
+    warning = unescaped(" ".join(w.value for w in at.warning))
+    for run_id in link.split(","):
+        assert repr(run_id) in warning
+    assert "showing the newest run instead" in warning
+    assert at.multiselect(key="overlay").value == [existing.name]
+
+
+def test_a_link_to_a_real_run_shows_it_without_a_warning(isolated):
+    runs.create_run(ctrl.CTRLConfig(steps=3), name="older")
+    wanted = runs.create_run(ctrl.CTRLConfig(steps=3), name="wanted")
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.query_params["runs"] = wanted.name
+    at.run()
+    assert not at.warning
+    assert at.multiselect(key="overlay").value == [wanted.name]
