@@ -117,7 +117,7 @@ def resolve_transform(
             raise InfAlignError("the best t is defined at equal KL: choose a KL budget, or set t yourself")
         choice = best_exponential_t(n, kl, mode)
         phi = Transform("exp", choice.t, mode)
-        label = f"exp (best t={choice.t:.3g} for N={n})"
+        label = f"exp (best t={t_label(choice.t)} for N={n})"
         return Resolved(name, label, phi, choice.beta, n, mode, evaluate(phi, choice.beta, n))
     phi = make_transform(name, t=t, mode=mode)
     label = f"exp (t={t:g})" if name == "exp" else name
@@ -484,7 +484,7 @@ def procedure_at_kl(spec: str, kl: float) -> ProcedureAtKL:
     line = {
         "name": "exp",
         "label": "exp",
-        "legend": f"exp, best t={choice.t:.3g} at {kl:g} nats",
+        "legend": f"exp, best t={t_label(choice.t)} at {kl:g} nats",
         "n": proc.spec,
         "n_index": 0,
         "kl": front.kl,

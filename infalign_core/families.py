@@ -35,6 +35,7 @@ from infalign_core.theory import (
     check_n,
     evaluate,
     frontier,
+    t_label,
 )
 from infalign_core.transforms import MAX_T, Transform, check_mode
 
@@ -264,6 +265,6 @@ def resolve_transform(
         if name == "exp" and t is None and exponential is not None and exponential.mode == mode:
             choice = exponential.best_t(n, kl)
             phi = Transform("exp", choice.t, mode)
-            label = f"exp (best t={choice.t:.3g} for N={n})"
+            label = f"exp (best t={t_label(choice.t)} for N={n})"
             return Resolved(name, label, phi, choice.beta, n, mode, evaluate(phi, choice.beta, n))
     return exact(name, n=n, mode=mode, t=t, beta=beta, kl=kl)

@@ -140,3 +140,24 @@ def test_a_link_to_a_real_run_shows_it_without_a_warning(isolated):
     at.run()
     assert not at.warning
     assert at.multiselect(key="overlay").value == [wanted.name]
+
+
+def test_the_runs_table_shows_kl_as_a_final_window_mean_and_the_arenas_figure(isolated):
+    from infalign_core import arena
+    from infalign_core.figures import ctrl as ctrl_figures
+
+    run = runs.create_run(ctrl.CTRLConfig(steps=40), name="noisy")
+    with (run / ctrl.METRICS_FILE).open("w") as out:
+        for step in range(1, 41):  # the last step is an outlier; the final 20 average 0.5
+            kl = 2.0 if step == 40 else (0.5 if step > 20 else 0.1)
+            out.write(json.dumps({"step": step, "kl/k1": kl}) + "\n")
+    runs.write_status(run, state="finished", step=40)
+    table = ctrl_figures.runs_table(runs.list_runs())
+    row = table.iloc[0]
+    assert row["KL, mean of last 20 steps"] == pytest.approx((19 * 0.5 + 2.0) / 20)
+    assert "KL" not in table.columns  # no unlabelled last-step KL
+    assert row["KL in the arena"] is None or row["KL in the arena"] != row["KL in the arena"]
+    record = {"settings": {"k": 64}, "num_prompts_done": 8, "kl": {"k1": 0.497}}
+    (run / "arena.json").write_text(json.dumps([record]))
+    assert arena.load_arena_results(run)
+    assert ctrl_figures.runs_table(runs.list_runs()).iloc[0]["KL in the arena"] == 0.497
