@@ -2,10 +2,31 @@
 
 import streamlit as st
 
-from infalign_core import arena
+from infalign_core import arena, arena_theory, eval_rewards
 from infalign_core.errors import InfAlignError
 from infalign_core.figures import arena as arena_figures
 from infalign_core.text import literal
+
+
+def judge_shares(state: arena.ArenaState) -> str:
+    """The tie and unscored shares beside a judge's win rates."""
+    ties = "—" if state.tie_share is None else f"{100 * state.tie_share:.1f} %"
+    return f"Judge reward: {ties} of sample pairs tie (each counts ½); {100 * state.unscored_share:.1f} % unscored (left out, not 0)."
+
+
+def show_eval_rewards(record: dict | None, state: arena.ArenaState) -> None:
+    """The three win rates under the trained reward and each other reward, side by side."""
+    others = dict((record or {}).get("eval_rewards") or {})
+    trained = others.pop("trained_on", None)
+    if not others or trained is None:
+        return
+    st.subheader("Under other rewards")
+    st.caption(
+        "The same samples of both sides, scored again by each reward. A win rate the trained reward shows "
+        "but the others do not is over-optimisation of the trained reward (Goodhart)."
+    )
+    rows = eval_rewards.table_rows(trained, eval_rewards.trained_summary(state), others, state.n)
+    st.dataframe(rows, hide_index=True, width="stretch")
 
 
 def show_picks(state: arena.ArenaState) -> None:
@@ -28,7 +49,7 @@ def show_picks(state: arena.ArenaState) -> None:
 def _curve(config_items: tuple, spec: str):
     """The procedure's theory curve for a run's Φ (None without one), or the error message."""
     try:
-        return arena.procedure_theory_curve(dict(config_items) if config_items else None, spec)
+        return arena_theory.procedure_theory_curve(dict(config_items) if config_items else None, spec)
     except InfAlignError as err:
         return str(err)
 

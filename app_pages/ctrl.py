@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from app_pages import ctrl_form, linked
+from app_pages import ctrl_form, linked, widgets
 from infalign_core import ctrl, gallery, links, runs
 from infalign_core.errors import InfAlignError
 from infalign_core.figures import ctrl as ctrl_figures
@@ -40,7 +40,7 @@ with st.expander("New run", expanded=True):
         try:
             if problem:
                 raise InfAlignError(problem)
-            run_id = runs.launch_run(ctrl.CTRLConfig(**fields).resolved())
+            run_id = runs.launch_run(ctrl.CTRLConfig(**fields).resolved(), owner=widgets.session_id())
             _notify(
                 "info", f"Launched run {run_id}, shown below (it queues while the device is busy).", run_id
             )
@@ -93,12 +93,16 @@ def _live_body() -> None:
         _act(runs.stop_run, focus.run_id, "Stopping {run_id}: it checkpoints first.")
     can_resume = focus.state in ("stopped", "interrupted", "failed") and not focus.gallery
     if buttons[1].button("Resume", disabled=not can_resume, key="resume"):
-        _act(runs.resume_run, focus.run_id, "Resuming {run_id}.")
+        _act(
+            lambda run_id: runs.resume_run(run_id, owner=widgets.session_id()),
+            focus.run_id,
+            "Resuming {run_id}.",
+        )
     confirm = buttons[3].checkbox("Really delete", key="confirm_delete", disabled=focus.gallery)
     if buttons[2].button("Delete", disabled=not confirm or focus.gallery, key="delete"):
         _act(runs.delete_run, focus.run_id, "Deleted {run_id}.")
     if buttons[4].button("Copy to my runs", disabled=not focus.gallery, key="copy"):
-        _act(gallery.copy_to_runs, focus.run_id, "Copied {run_id} to your runs as {result}.")
+        _act(runs.copy_to_runs, focus.run_id, "Copied {run_id} to your runs as {result}.")
     if focus.status.get("error"):
         st.error(f"{focus.run_id} failed: {literal(focus.status['error'])}")
     st.plotly_chart(ctrl_figures.curves_figure(selected))

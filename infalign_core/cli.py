@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from infalign_core import classroom
 from infalign_core.errors import InfAlignError, one_line, user_error
 
 
@@ -281,8 +282,13 @@ def _add_sample(sub) -> None:
     )
     p.add_argument("--n", type=_positive_int, required=True, help="how many responses")
     p.add_argument("--policy", default="default", help="policy: default, a preset, a folder or a hub id")
-    p.add_argument("--reward", default="default", help="reward: default, vader, oracle, a folder or a hub id")
+    p.add_argument(
+        "--reward",
+        default="default",
+        help="reward: default, vader, oracle, judge:RUBRIC, a folder or a hub id",
+    )
     p.add_argument("--label", default=None, help="which label of a multi-label reward model is the reward")
+    _add_judge_flag(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-new-tokens", type=_positive_int, default=24)
     p.add_argument("--temperature", type=_finite_float, default=1.0, help="0 = greedy")
@@ -305,7 +311,11 @@ def _run_sample(args) -> int:
     chat = _chat_format(args)
     policy = load_policy(args.policy, device=args.device, trust_remote_code=args.trust_remote_code, chat=chat)
     reward_fn = load_reward(
-        args.reward, label=args.label, device=args.device, trust_remote_code=args.trust_remote_code, chat=chat
+        _reward_source(args.reward, args.judge),
+        label=args.label,
+        device=args.device,
+        trust_remote_code=args.trust_remote_code,
+        chat=chat,
     )
     _print_notes(policy)
     samples = sample(
@@ -319,12 +329,14 @@ def _run_sample(args) -> int:
     )
     rewards = reward_fn.score(samples.row_prompts(), samples.responses)
     _print_notes(samples, reward_fn)
-    order = sorted(range(len(rewards)), key=lambda i: -rewards[i])
+    _print_unscored(reward_fn)
+    # Unscored responses (a judge's unparseable answers) sort last and print as null, never 0.
+    order = sorted(range(len(rewards)), key=lambda i: (math.isnan(rewards[i]), -rewards[i]))
     rendered = samples.rendered_prompts[0]
     rows = [
         {
             "text": samples.responses[i],
-            "reward": float(rewards[i]),
+            "reward": None if math.isnan(rewards[i]) else float(rewards[i]),
             "finished": bool(samples.finished[i]),
             "rendered_prompt": rendered,
         }
@@ -339,8 +351,39 @@ def _run_sample(args) -> int:
         shown = prompt if rendered == prompt else ""
         for rank, row in enumerate(rows, 1):
             tail = "" if row["finished"] else " …"
-            print(f"{rank:>3}  {row['reward']:+9.4f}  {shown}{row['text']}{tail}")
+            value = "unscored" if row["reward"] is None else f"{row['reward']:+9.4f}"
+            print(f"{rank:>3}  {value:>9}  {shown}{row['text']}{tail}")
     return 0
+
+
+def _add_judge_flag(p) -> None:
+    p.add_argument(
+        "--judge",
+        default=None,
+        help="the judge model for --reward judge:RUBRIC: a chat model's folder, a hub id or a preset",
+    )
+
+
+def _reward_source(reward: str | None, judge: str | None) -> str | None:
+    """The reward source with the judge folded in (``judge:RUBRIC@MODEL``), so configs and records carry it."""
+    from infalign_core.judge import is_judge, judge_spec, split_spec
+
+    if judge is None:
+        return reward
+    if not is_judge(reward):
+        raise InfAlignError(
+            f"--judge {judge} needs a judge reward: give --reward judge:RUBRIC (e.g. judge:helpfulness)."
+        )
+    rubric, _ = split_spec(reward)
+    return judge_spec(rubric, judge)
+
+
+def _print_unscored(*rewards) -> None:
+    """Say how many responses each judge left unscored (on stderr, so --json stays one value)."""
+    for reward_fn in rewards:
+        note = getattr(reward_fn, "unscored_note", lambda: "")()
+        if note:
+            print(f"note: {note}", file=sys.stderr)
 
 
 def _messages_prompt(text: str) -> str:
@@ -575,8 +618,19 @@ def _add_winrate(sub) -> None:
         "--policy", required=True, help="'reference', a CTRL run folder or id, a model folder or a hub id"
     )
     p.add_argument("--reference", default=None, help="reference policy (default: the run's, else 'default')")
-    p.add_argument("--reward", default=None, help="reward: default, vader, oracle, a folder or hub id")
+    p.add_argument(
+        "--reward", default=None, help="reward: default, vader, oracle, judge:RUBRIC, a folder or hub id"
+    )
     p.add_argument("--label", default=None, help="which label of a multi-label reward model is the reward")
+    p.add_argument(
+        "--eval-reward",
+        action="append",
+        default=[],
+        metavar="R",
+        help="also score both sides' samples with R (oracle, vader, judge:RUBRIC, a folder or hub id) and "
+        "give the three win rates under it; repeatable",
+    )
+    _add_judge_flag(p)
     p.add_argument("--n", type=_positive_int, required=True, help="N of best-of-N / worst-of-N")
     p.add_argument("--k", type=_positive_int, required=True, help="samples per prompt from each side (K ≥ N)")
     p.add_argument("--num-prompts", type=_positive_int, default=32, help="the first P prompts (default 32)")
@@ -610,7 +664,8 @@ def _add_winrate(sub) -> None:
 
 
 def _run_winrate(args) -> int:
-    from infalign_core import arena, data
+    from infalign_core import arena, arena_results, challengers, data, eval_rewards
+    from infalign_core.judge import is_judge
     from infalign_core.models import load_policy
     from infalign_core.rewards import load_reward
 
@@ -619,7 +674,7 @@ def _run_winrate(args) -> int:
         raise InfAlignError(
             f"N = {args.n} needs K ≥ N samples per prompt; raise K to at least {args.n} or lower N"
         )
-    challenger, source = arena.load_challenger(args.policy, device=args.device)
+    challenger, source = challengers.load_challenger(args.policy, device=args.device)
     if args.save and source.run_dir is not None:
         from infalign_core.gallery import is_gallery
 
@@ -627,8 +682,8 @@ def _run_winrate(args) -> int:
             raise InfAlignError(
                 f"{source.run_dir.name} is a gallery run and read-only: drop --save, or copy it to your runs first"
             )
-    run = source.run_config or {}
-    reference_source = args.reference or run.get("reference") or run.get("policy") or "default"
+    run = challengers.arena_settings(source.run_config)
+    reference_source = args.reference or run.reference
     reference = (
         challenger
         if args.policy in ("reference", "default") and reference_source == "default"
@@ -639,12 +694,18 @@ def _run_winrate(args) -> int:
     if args.completion_mode or args.system_prompt:
         challenger.chat = _chat_format(args)
     chat = reference.chat = challenger.chat
+    trained_source = args.reward or run.reward
+    if args.judge is not None and is_judge(trained_source):
+        trained_source = _reward_source(trained_source, args.judge)
+    elif args.judge is not None and not any(is_judge(spec) for spec in args.eval_reward):
+        raise InfAlignError("--judge needs a judge reward: give --reward or --eval-reward judge:RUBRIC.")
     reward_fn = load_reward(
-        args.reward or run.get("reward") or "default",
-        label=args.label if args.label is not None else run.get("reward_label"),
+        trained_source,
+        label=args.label if args.label is not None else run.reward_label,
         device=args.device,
         chat=chat,
     )
+    others = eval_rewards.load_eval_rewards(args.eval_reward, judge=args.judge, device=args.device, chat=chat)
     _print_notes(challenger, reference)
     split = args.split or ("eval" if args.prompts == "bundled" else None)
     prompt_set = data.load_prompts(
@@ -652,9 +713,9 @@ def _run_winrate(args) -> int:
     )
     for notice in prompt_set.notices:
         print(f"note: {notice}", file=sys.stderr)
-    max_new_tokens = args.max_new_tokens or int(run.get("max_new_tokens") or 24)
-    temperature = float(args.temperature if args.temperature is not None else run.get("temperature") or 1.0)
-    top_p = float(args.top_p if args.top_p is not None else run.get("top_p") or 1.0)
+    max_new_tokens = args.max_new_tokens or run.max_new_tokens
+    temperature = float(args.temperature if args.temperature is not None else run.temperature)
+    top_p = float(args.top_p if args.top_p is not None else run.top_p)
     bar = None
     if not args.json:
         from tqdm import tqdm
@@ -692,8 +753,16 @@ def _run_winrate(args) -> int:
         "kl_stderr": state.kl.k1_stderr if state.kl else None,
         "kl_k3": state.kl.k3 if state.kl else None,
         "kl_k3_stderr": state.kl.k3_stderr if state.kl else None,
+        "tie_share": state.tie_share,
+        "unscored_share": state.unscored_share,
         "seconds": round(state.seconds, 2),
     }
+    if others:
+        out["eval_rewards"] = eval_rewards.eval_reward_results(
+            state, others, resamples=args.resamples, seed=args.seed
+        )
+    _print_unscored(reward_fn, *others.values())
+    _print_notes(*others.values())
     if state.kl_note:
         print(f"note: {state.kl_note}", file=sys.stderr)
     if source.run_dir is not None:
@@ -710,21 +779,44 @@ def _run_winrate(args) -> int:
             "reward": reward_fn.fingerprint,
         }
         settings.update(arena.rendering_settings(reference, args.prompt_subset))
-        record = arena.arena_record(state, settings, source.run_config)
+        record = arena_results.arena_record(state, settings, source.run_config)
+        if others:
+            record["eval_rewards"] = {"trained_on": reward_fn.name, **out["eval_rewards"]}
         theory_point = record.get("theory")
         if theory_point:
             out["theory_bon_win_rate"] = theory_point["bon_win_rate"]
             out["theory_won_win_rate"] = theory_point["won_win_rate"]
         if args.save:
-            out["saved"] = str(arena.save_arena_result(source.run_dir, record))
-    out = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in out.items()}
+            out["saved"] = str(arena_results.save_arena_result(source.run_dir, record))
+    out = _json_safe(out)
     if args.json:
         _print_json(out)
     else:
         width = max(len(k) for k in out)
         for key, value in out.items():
+            if key == "eval_rewards":
+                continue
             print(f"{key:<{width}}  {value:.4f}" if isinstance(value, float) else f"{key:<{width}}  {value}")
+        if others:
+            trained = eval_rewards.trained_summary(state)
+            rows = eval_rewards.table_rows(reward_fn.name, trained, out["eval_rewards"], args.n)
+            print("\nwin rates under each reward (95 % CI; ties count ½):")
+            widths = {key: max(len(key), *(len(str(row[key])) for row in rows)) for key in rows[0]}
+            print("  ".join(f"{key:<{widths[key]}}" for key in rows[0]))
+            for row in rows:
+                print("  ".join(f"{row[key]!s:<{widths[key]}}" for key in row))
     return 0
+
+
+def _json_safe(value):
+    """NaN and infinities as null, recursively (JSON has no NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 # --- runs, gallery ----------------------------------------------------------
@@ -743,11 +835,11 @@ def _add_runs(sub) -> None:
 
 
 def _run_runs(args) -> int:
-    from infalign_core import gallery, runs
+    from infalign_core import runs
 
     if args.copy:
         print(
-            f"copied {args.copy} to {gallery.copy_to_runs(args.copy)}",
+            f"copied {args.copy} to {runs.copy_to_runs(args.copy)}",
             file=sys.stderr if args.json else sys.stdout,
         )
     rows = [runs.summary(info) for info in runs.list_all_runs()]
@@ -767,15 +859,21 @@ def _run_runs(args) -> int:
 
 
 def _add_build_gallery(sub) -> None:
+    from infalign_core.ctrl import RECOMMENDED_RUN
+
     p = sub.add_parser(
         "build-gallery",
         help="train and evaluate the gallery's five runs (make gallery)",
-        description="Train the five gallery runs at KL target 0.5 on CPU with fixed seeds, keep weights-only "
-        "checkpoints, evaluate each in the arena (K = 64) and write them to assets/gallery.",
+        description=f"Train the five gallery runs as the recommended run (KL target {RECOMMENDED_RUN['kl_target']}) "
+        "on CPU with fixed seeds, keep weights-only checkpoints, evaluate each in the arena (K = 64) and "
+        "write them to assets/gallery.",
     )
     p.add_argument("--out", default=None, help="gallery folder (default assets/gallery)")
     p.add_argument(
-        "--steps", type=_positive_int, default=300, help="policy-gradient steps per run (default 300)"
+        "--steps",
+        type=_positive_int,
+        default=None,
+        help=f"policy-gradient steps per run (default: the recommended run's, {RECOMMENDED_RUN['steps']})",
     )
     p.add_argument("--arena-prompts", type=_positive_int, default=32, help="eval prompts in the arena")
     p.add_argument("--only", nargs="*", default=None, help="build only these gallery ids")
@@ -783,9 +881,9 @@ def _add_build_gallery(sub) -> None:
 
 
 def _run_build_gallery(args) -> int:
-    from infalign_core import gallery
+    from infalign_core import gallery_build
 
-    gallery.build_gallery(
+    gallery_build.build_gallery(
         Path(args.out) if args.out else None,
         steps=args.steps,
         only=args.only,
@@ -842,11 +940,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_PATH_ARGS = {
+    "run_dir": "run folder",
+    "config": "config file",
+    "out": "output path",
+    "cache_dir": "bank cache folder",
+}
+"""Every flag that names a file or folder (model, reward and prompt sources are checked where they load)."""
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the process exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        for name, what in _PATH_ARGS.items():  # classroom mode: every typed path inside the roots
+            if getattr(args, name, None):
+                classroom.confine(getattr(args, name), what)
         return args.func(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
+from infalign_core import classroom
 from infalign_core.errors import InfAlignError
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
@@ -296,6 +297,7 @@ def _open(source, *, split: str | None, filename: str | None, subset: str | None
         text = os.fspath(source).strip()
         if not text:
             raise InfAlignError("No prompt source given: choose 'bundled', a file, or a dataset name.")
+        classroom.guard_source(text, "prompt file or dataset folder")
         path = Path(text).expanduser()
         if path.is_file():
             if path.stat().st_size > MAX_UPLOAD_BYTES:

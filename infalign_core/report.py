@@ -65,10 +65,34 @@ def _table(rows: Sequence[Sequence], header: Sequence[str] | None = None) -> str
 
 def _best_record(run_dir: Path) -> dict | None:
     """The run's most informative arena evaluation: the largest K, then the most prompts."""
-    from infalign_core import arena
+    from infalign_core import arena_results
 
-    records = arena.load_arena_results(run_dir)
+    records = arena_results.load_arena_results(run_dir)
     return max(records, key=lambda r: (r["settings"].get("k", 0), r.get("num_prompts_done", 0)), default=None)
+
+
+def _eval_rewards_html(run_dir: Path, record: dict) -> str:
+    """The three win rates under each other reward the run was scored with (the newest such evaluation)."""
+    from infalign_core import arena_results, eval_rewards
+
+    if not record.get("eval_rewards"):
+        scored = [r for r in arena_results.load_arena_results(run_dir) if r.get("eval_rewards")]
+        record = scored[-1] if scored else record
+    others = dict(record.get("eval_rewards") or {})
+    trained = others.pop("trained_on", None)
+    if not others or trained is None:
+        return ""
+    mine = {
+        **record["win_rates"],
+        "tie_share": record.get("tie_share"),
+        "unscored_share": record.get("unscored_share"),
+    }
+    rows = eval_rewards.table_rows(trained, mine, others, record["settings"]["n"])
+    return (
+        "<h3>Under other rewards</h3><p>The same samples of both sides scored again by each reward; a win "
+        "rate the trained reward shows and the others do not is over-optimisation of the trained reward.</p>"
+        + _table([[html.escape(str(v)) for v in row.values()] for row in rows], list(rows[0]))
+    )
 
 
 def _interval(win: dict, name: str) -> str:
@@ -142,7 +166,7 @@ def build_report(run_ids: Sequence[str], runs_root: Path | None = None, *, title
     """The report's HTML for these runs (ids of yours or the gallery's)."""
     import plotly.offline
 
-    from infalign_core import arena, gallery, runs
+    from infalign_core import arena_theory, gallery, runs
     from infalign_core.figures import arena as arena_figures
 
     if not run_ids:
@@ -166,7 +190,9 @@ def build_report(run_ids: Sequence[str], runs_root: Path | None = None, *, title
             win, kl, s = record["win_rates"], record["kl"], record["settings"]
             evaluations[name] = record
             frontier_records[name] = record
-            theory = record.get("theory") or arena.theory_at_kl(config, s["n"], kl.get("k1", float("nan")))
+            theory = record.get("theory") or arena_theory.theory_at_kl(
+                config, s["n"], kl.get("k1", float("nan"))
+            )
             measured = [
                 [label, _interval(win, key), _fmt(theory.get(key) if theory else None)]
                 for key, label in RATES
@@ -183,12 +209,14 @@ def build_report(run_ids: Sequence[str], runs_root: Path | None = None, *, title
                     '<p class="muted">No theory curve for this transform: the raw reward is a '
                     "prompt-dependent transform, so the theory makes no prediction for it.</p>"
                 )
+            parts.append(_eval_rewards_html(run_dir, record))
             parts += ["<h3>Sample picks</h3>", _picks_html(record)]
         sections.append("".join(parts))
     charts = []
     if evaluations:
         for key, label in RATES[1:]:
             fig, notes = arena_figures.frontier_figure(frontier_records, key, label)
+            fig = go.Figure(fig)  # a copy: the figure is shared with the arena's sessions
             fig.update_layout(title=f"{label} win rate against KL: the theory's curves and the runs")
             charts.append(fig.to_html(full_html=False, include_plotlyjs=False, default_width="100%"))
             charts += [f'<p class="muted">{html.escape(note)}</p>' for note in dict.fromkeys(notes)]
