@@ -124,7 +124,7 @@ if st.button("Evaluate", type="primary", key="evaluate"):
             "n": int(n), "k": int(k), "prompts": f"bundled:{split}", "num_prompts": state.done,
             "max_new_tokens": int(max_new_tokens), "temperature": float(temperature), "top_p": float(top_p),
             "seed": int(seed), "reference": reference.fingerprint, "reward": reward_fn.fingerprint,
-        }  # fmt: skip
+        } | ({} if int(batch) == arena.PROMPTS_PER_BATCH else {"prompts_per_batch": int(batch)})  # fmt: skip
         record = arena_results.arena_record(state, settings, source.run_config)
         record["label"], record["picks"] = source.label, arena_results.picks_record(state)
         if eval_specs:

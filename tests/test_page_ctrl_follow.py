@@ -21,7 +21,7 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.setenv(runs.RUNS_ENV_VAR, str(tmp_path / "runs"))
     launched = []
 
-    def launch(config, runs_root=None, name=None):
+    def launch(config, runs_root=None, name=None, owner=None):
         launched.append(config)
         return runs.create_run(config).name
 
@@ -143,7 +143,7 @@ def test_a_link_to_a_real_run_shows_it_without_a_warning(isolated):
 
 
 def test_the_runs_table_shows_kl_as_a_final_window_mean_and_the_arenas_figure(isolated):
-    from infalign_core import arena
+    from infalign_core import arena_results
     from infalign_core.figures import ctrl as ctrl_figures
 
     run = runs.create_run(ctrl.CTRLConfig(steps=40), name="noisy")
@@ -159,5 +159,5 @@ def test_the_runs_table_shows_kl_as_a_final_window_mean_and_the_arenas_figure(is
     assert row["KL in the arena"] is None or row["KL in the arena"] != row["KL in the arena"]
     record = {"settings": {"k": 64}, "num_prompts_done": 8, "kl": {"k1": 0.497}}
     (run / "arena.json").write_text(json.dumps([record]))
-    assert arena.load_arena_results(run)
+    assert arena_results.load_arena_results(run)
     assert ctrl_figures.runs_table(runs.list_runs()).iloc[0]["KL in the arena"] == 0.497
