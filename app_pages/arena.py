@@ -169,7 +169,7 @@ if records:
         tab.plotly_chart(fig, key=f"frontier-{name}")
         for note in notes:
             tab.info(note)
-    st.dataframe(arena_figures.comparison_table(records), hide_index=True, width="stretch")
+    arena_views.comparison(records)
     st.caption("Evaluations of your runs are saved in each run's arena.json, so they survive restarts.")
     chosen = st.multiselect(
         "Runs in the report", list(dict.fromkeys(evaluated)), default=list(dict.fromkeys(evaluated))

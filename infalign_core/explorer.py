@@ -120,7 +120,7 @@ def resolve_transform(
         label = f"exp (best t={t_label(choice.t)} for N={n})"
         return Resolved(name, label, phi, choice.beta, n, mode, evaluate(phi, choice.beta, n))
     phi = make_transform(name, t=t, mode=mode)
-    label = f"exp (t={t:g})" if name == "exp" else name
+    label = f"exp (t={t_label(t)})" if name == "exp" else name
     beta = beta_for_kl(phi, kl) if beta is None else beta
     return Resolved(name, label, phi, beta, n, mode, evaluate(phi, beta, n))
 

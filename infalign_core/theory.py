@@ -42,6 +42,8 @@ from infalign_core.checks import check_beta as _check_beta
 from infalign_core.checks import check_n as check_n
 from infalign_core.errors import InfAlignError
 from infalign_core.transforms import MAX_T, Transform, check_mode
+from infalign_core.transforms import rounded_t as rounded_t
+from infalign_core.transforms import t_label as t_label
 
 _GAUSS_ORDER = 8
 # Step in λΦ between breakpoints, and how far below the maximum they go: e^{-40} of the
@@ -361,16 +363,6 @@ class ExponentialChoice:
     def label(self) -> str:
         """This t as every page shows it (one rounding: :func:`rounded_t`)."""
         return t_label(self.t)
-
-
-def rounded_t(t: float) -> float:
-    """The exponential's t rounded as pages show and CTRL uses it: two decimals, one place for all."""
-    return round(float(t), 2)
-
-
-def t_label(t: float) -> str:
-    """The exponential's t as text, from :func:`rounded_t` (12.63, never 12.6 here and 12.7 there)."""
-    return f"{rounded_t(t):.2f}"
 
 
 @lru_cache(maxsize=8)

@@ -381,3 +381,30 @@ def test_cli_compare_gives_this_minus_that_paired_over_the_same_prompts(
         == 2
     )
     assert "different seed" in capsys.readouterr().err
+
+
+@pytest.mark.gallery
+def test_the_comparison_table_uses_each_runs_own_procedure_and_pairs_against_the_baseline():
+    from pathlib import Path
+
+    from infalign_core.figures import arena as arena_figures
+
+    root = Path(__file__).resolve().parents[1] / "assets" / "gallery"
+    records = {
+        run.name: {**arena_results.load_arena_results(run)[-1], "label": run.name}
+        for run in sorted(root.iterdir())
+        if arena_results.load_arena_results(run)
+    }
+    if "gallery-ctrl-wo4-exp" not in records or "gallery-calibrated-rlhf" not in records:
+        pytest.skip("the gallery lacks its worst-of-4 or calibrated run")
+    table = arena_figures.comparison_table(records, "gallery-calibrated-rlhf").set_index("challenger")
+    worst = records["gallery-ctrl-wo4-exp"]
+    assert (
+        table.loc["gallery-ctrl-wo4-exp", "− theory (own)"]
+        == f"{worst['gap_to_theory']['won_win_rate']:+.3f} WoN"
+    )
+    paired = arena_results.paired_comparison([worst], [records["gallery-calibrated-rlhf"]], "won_win_rate")
+    assert table.loc["gallery-ctrl-wo4-exp", "Δ vs baseline"].startswith(f"{paired.difference:+.3f}")
+    assert table.loc["gallery-calibrated-rlhf", "Δ vs baseline"] == "baseline"
+    for columns in arena_figures.COMPARISON_PARTS.values():
+        assert set(columns) <= set(table.columns) | {"challenger"} and len(columns) <= 6
