@@ -922,6 +922,16 @@ _COMMANDS = [
 ]
 
 
+def _add_agency_commands(sub) -> None:
+    from infalign_core.cli_agency import add_agency, add_judge_agreement
+
+    add_agency(sub)
+    add_judge_agreement(sub)
+
+
+_COMMANDS.append(_add_agency_commands)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with every command registered."""
     parser = _Parser(

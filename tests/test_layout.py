@@ -40,13 +40,24 @@ LAYERS = {
     "base": ["errors", "checks", "runtime", "expression", "classroom"],
     "theory": ["transforms", "theory", "optimal", "procedures", "winrate", "explorer", "families"],
     "language models": [
-        *("chat", "models", "sampling", "identity", "reward_base", "rewards", "rubrics", "judge", "data"),
+        *(
+            "chat",
+            "models",
+            "sampling",
+            "identity",
+            "reward_base",
+            "rewards",
+            "rubrics",
+            "judge",
+            "data",
+            "hab",
+        ),
         *("world", "lexicon", "reviews"),
     ],
     "training": ["calibration", "ctrl", "integrations"],
-    "evaluation": ["arena", "arena_kl", "arena_theory", "arena_results", "optimum", "eval_rewards"],
+    "evaluation": ["arena", "arena_kl", "arena_theory", "arena_results", "optimum", "eval_rewards", "agency"],
     "store": ["runs", "gallery", "challengers"],
-    "app support": ["cli", "report", "tour", "links", "figures", "gallery_build", "__main__"],
+    "app support": ["cli", "cli_agency", "report", "tour", "links", "figures", "gallery_build", "__main__"],
 }
 MAY_IMPORT = {
     "base": {"base"},
