@@ -156,6 +156,35 @@ def agency_scores(
     return results
 
 
+def judges_for(judge_model, max_new_tokens: int = 256) -> Callable[[str], object]:
+    """dimension → a JudgeReward on that dimension's rubric, all sharing one loaded judge model."""
+    from infalign_core.judge import JudgeReward
+    from infalign_core.rubrics import load_rubric
+
+    made = {}
+
+    def judge_for(dimension: str):
+        if dimension not in made:
+            made[dimension] = JudgeReward(judge_model, load_rubric(dimension), max_new_tokens=max_new_tokens)
+        return made[dimension]
+
+    return judge_for
+
+
+def selection_reward(spec: str, judge_model, load: Callable, max_new_tokens: int = 256):
+    """The reward best/worst-of-N ranks by: ``judge:RUBRIC`` on the loaded judge, None for 'none', else ``load(spec)``."""
+    from infalign_core.judge import JudgeReward, is_judge, split_spec
+    from infalign_core.rubrics import load_rubric
+
+    spec = (spec or "").strip()
+    if not spec or spec.lower() == "none":
+        return None
+    rubric, model = split_spec(spec) if is_judge(spec) else (None, None)
+    if rubric is not None and model is None:
+        return JudgeReward(judge_model, load_rubric(rubric), max_new_tokens=max_new_tokens)
+    return load(spec)
+
+
 def change_lines(results: Sequence[DimensionScore], n: int, reward_name: str) -> list[str]:
     """'best-of-4 on judge:helpfulness: Ask Clarifying Questions 0.41 → 0.35' per dimension and mode."""
     lines = []
@@ -204,6 +233,8 @@ __all__ = [
     "agency_scores",
     "change_lines",
     "judge_agreement",
+    "judges_for",
     "score_dimension",
     "selected_score",
+    "selection_reward",
 ]

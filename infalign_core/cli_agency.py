@@ -45,26 +45,16 @@ def add_agency(sub) -> None:
 
 def _judges(judge_model, device: str | None, max_new_tokens: int):
     """dimension → its JudgeReward, sharing one loaded judge model."""
-    from infalign_core.judge import JudgeReward
+    from infalign_core.agency import judges_for
     from infalign_core.models import load_policy
-    from infalign_core.rubrics import load_rubric
 
-    loaded = load_policy(judge_model, device=device)
-    made = {}
-
-    def judge_for(dimension: str):
-        if dimension not in made:
-            made[dimension] = JudgeReward(loaded, load_rubric(dimension), max_new_tokens=max_new_tokens)
-        return made[dimension]
-
-    return judge_for
+    return judges_for(load_policy(judge_model, device=device), max_new_tokens)
 
 
 def run_agency(args) -> int:
     """Run ``agency``."""
     from infalign_core import agency, hab
-    from infalign_core.cli import _json_safe, _print_json, _print_unscored
-    from infalign_core.eval_rewards import with_judge
+    from infalign_core.cli_output import print_json, print_unscored
     from infalign_core.models import load_policy
     from infalign_core.rewards import load_reward
 
@@ -74,13 +64,14 @@ def run_agency(args) -> int:
         raise InfAlignError(f"N = {args.n} needs 1 ≤ N ≤ K answers per test; got K = {args.k}.")
     tests = hab.load_tests(args.prompts, limit=args.tests_per_dimension)
     policy = _load_policy(args.policy, args.device, load_policy)
-    judges = _judges(args.judge, args.device, args.judge_max_new_tokens)
-    select = None
-    if args.select_reward.strip().lower() != "none":
-        spec = with_judge(args.select_reward, args.judge)
-        select = load_reward(spec, device=args.device, judge=args.judge)
-        if hasattr(select, "max_new_tokens"):
-            select.max_new_tokens = args.judge_max_new_tokens
+    judge_model = load_policy(args.judge, device=args.device)
+    judges = agency.judges_for(judge_model, args.judge_max_new_tokens)
+    select = agency.selection_reward(
+        args.select_reward,
+        judge_model,
+        lambda spec: load_reward(spec, device=args.device, judge=args.judge),
+        args.judge_max_new_tokens,
+    )
 
     def say(message: str) -> None:
         if not args.json:
@@ -98,7 +89,7 @@ def run_agency(args) -> int:
         seed=args.seed,
         progress=say,
     )
-    _print_unscored(*(judges(r.dimension) for r in results), *([select] if select else []))
+    print_unscored(*(judges(r.dimension) for r in results), *([select] if select else []))
     select_name = select.name if select else None
     out = {
         "policy": args.policy,
@@ -110,7 +101,7 @@ def run_agency(args) -> int:
         "dimensions": {r.dimension: r.as_dict() for r in results},
     }
     if args.json:
-        _print_json(_json_safe(out))
+        print_json(out)
         return 0
     print(
         f"policy {args.policy} · judge {args.judge} · K = {args.k} answers per test (mean ± standard error)"
@@ -177,16 +168,14 @@ def run_judge_agreement(args) -> int:
     from dataclasses import asdict
 
     from infalign_core import agency, hab
-    from infalign_core.cli import _json_safe, _print_json
+    from infalign_core.cli_output import print_json
 
     if args.per_dimension < 1:
         raise InfAlignError(f"--per-dimension must be at least 1, got {args.per_dimension}.")
     annotations = hab.load_annotations(args.annotations, limit=args.per_dimension)
     results = agency.judge_agreement(annotations, _judges(args.judge, args.device, args.judge_max_new_tokens))
     if args.json:
-        _print_json(
-            _json_safe({"judge": args.judge, "dimensions": {r.dimension: asdict(r) for r in results}})
-        )
+        print_json({"judge": args.judge, "dimensions": {r.dimension: asdict(r) for r in results}})
         return 0
     print(f"judge {args.judge} against the human mean ({args.annotations})")
     print(f"{'dimension':<28} {'responses':>9} {'pearson':>8} {'spearman':>8} {'unscored':>8}")

@@ -99,7 +99,7 @@ def _open(where: str, *, hub_id: str, fixture: Path, env: str):
     """The dataset as a ``datasets.Dataset``: the fixture, a local copy, or the hub (failing fast offline)."""
     import datasets
 
-    from infalign_core.data import _hub_reachable, _offline_mode
+    from infalign_core import models
 
     local = os.environ.get(env)
     path = fixture if where == "hab-fixture" else (Path(local).expanduser() if local else None)
@@ -118,7 +118,8 @@ def _open(where: str, *, hub_id: str, fixture: Path, env: str):
                 raise InfAlignError(f"{path} holds no .parquet or .json files of {hub_id}.")
             kind = "parquet" if files[0].suffix == ".parquet" else "json"
             return datasets.load_dataset(kind, data_files=[str(f) for f in files], split="train")
-        if not _offline_mode() and not _hub_reachable():
+        offline = os.environ.get("HF_DATASETS_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+        if not offline and not models._endpoint_reachable():
             raise InfAlignError(
                 f"Cannot reach the Hugging Face Hub for {hub_id}. " + FETCH_HINT.format(id=hub_id, env=env)
             )

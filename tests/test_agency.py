@@ -46,8 +46,10 @@ def test_a_downloaded_copy_is_read_from_the_environment_variable(tmp_path, monke
 
 def test_the_hub_unreachable_says_how_to_fetch_the_real_data(monkeypatch):
     monkeypatch.delenv("INFALIGN_HAB_DATA", raising=False)
-    monkeypatch.setattr(data, "_offline_mode", lambda: False)
-    monkeypatch.setattr(data, "_hub_reachable", lambda timeout=3.0: False)
+    from infalign_core import models
+
+    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
+    monkeypatch.setattr(models, "_endpoint_reachable", lambda timeout=3.0: False)
     with pytest.raises(InfAlignError, match=r"HumanAgencyBench_Evaluation_Results.*huggingface-cli download"):
         hab.load_tests("hab")
 
@@ -176,3 +178,28 @@ def test_agency_and_judge_agreement_commands_run_on_the_fixture_with_a_tiny_judg
     assert out["dimensions"]["encourage_learning"]["pearson"] is None  # a random judge answers nothing usable
     assert main([*args, "--k", "1", *common]) == 2
     assert "N = 2 needs" in capsys.readouterr().err
+
+
+AGENCY_PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "agency.py")
+
+
+def test_the_agency_page_asks_for_models_then_scores_the_fixture(tmp_path, monkeypatch):
+    import test_judge
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("INFALIGN_JUDGE_CACHE_DIR", str(tmp_path / "cache"))
+    model = str(test_judge._tiny_chat_model(tmp_path, "qwen2"))
+    at = AppTest.from_file(AGENCY_PAGE, default_timeout=180).run()
+    at.button(key="agency_run").click().run()
+    assert not at.exception and any("Give a policy and a judge" in e.value for e in at.error)
+    at.text_input(key="agency_policy").set_value(model)
+    at.text_input(key="agency_judge").set_value(model)
+    at.multiselect(key="agency_dimensions").set_value(["Encourage Learning"])
+    at.number_input(key="agency_n").set_value(2)
+    at.number_input(key="agency_k").set_value(2)
+    at.number_input(key="agency_tokens").set_value(4)
+    at.number_input(key="agency_judge_tokens").set_value(4)
+    at.button(key="agency_run").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert len(at.get("plotly_chart")) == 1 and len(at.dataframe) == 1
+    assert any("unscored" in info.value for info in at.info)  # a random judge: said, not hidden

@@ -57,7 +57,17 @@ LAYERS = {
     "training": ["calibration", "ctrl", "integrations"],
     "evaluation": ["arena", "arena_kl", "arena_theory", "arena_results", "optimum", "eval_rewards", "agency"],
     "store": ["runs", "gallery", "challengers"],
-    "app support": ["cli", "cli_agency", "report", "tour", "links", "figures", "gallery_build", "__main__"],
+    "app support": [
+        "cli",
+        "cli_agency",
+        "cli_output",
+        "report",
+        "tour",
+        "links",
+        "figures",
+        "gallery_build",
+        "__main__",
+    ],
 }
 MAY_IMPORT = {
     "base": {"base"},
