@@ -45,14 +45,13 @@ left, mid, right = st.columns(3)
 choice = left.selectbox("Challenger", [*run_of, REFERENCE, FOLDER], key="challenger")
 folder = left.text_input("Model folder", key="folder") if choice == FOLDER else ""
 run_config = run_of[choice].config if choice in run_of else {}
+defaults = challengers.arena_settings(run_config)
 if st.session_state.get("_arena_challenger") != choice:  # a new challenger: N follows its run's N
     st.session_state["_arena_challenger"] = choice
     if run_config.get("n") and "n" not in from_link:
         st.session_state["n"] = min(int(run_config["n"]), 64)
-reference_source = left.text_input(
-    "Reference", run_config.get("reference") or run_config.get("policy") or "default", key="reference"
-)
-reward_source = left.text_input("Reward", run_config.get("reward") or "default", key="reward")
+reference_source = left.text_input("Reference", defaults.reference, key="reference")
+reward_source = left.text_input("Reward", defaults.reward, key="reward")
 eval_specs = left.multiselect("Also score with", eval_rewards.CHOICES, key="eval_rewards", accept_new_options=True, help=eval_rewards.CHOICES_HELP)  # fmt: skip
 judge = left.text_input("Judge model", key="judge", help="For judge:RUBRIC: a chat model's folder, hub id or preset") if any(s.startswith("judge:") for s in eval_specs) else None  # fmt: skip
 n = mid.number_input("N (best-of-N / worst-of-N)", 1, 64, key="n")
@@ -60,15 +59,13 @@ k = mid.number_input("K samples per prompt (≥ N)", 1, 512, key="k")
 split = right.selectbox("Prompts (bundled)", ["eval", "train"], key="split")
 num_prompts = right.number_input("Number of prompts", 2, 480, key="num_prompts")
 with right.popover("Sampling"):
-    max_new_tokens = st.number_input(
-        "Max new tokens", 1, 256, int(run_config.get("max_new_tokens") or 24), key="max_new_tokens"
-    )
+    max_new_tokens = st.number_input("Max new tokens", 1, 256, defaults.max_new_tokens, key="max_new_tokens")
     temperature = st.number_input(
-        "Temperature", 0.05, 5.0, float(run_config.get("temperature") or 1.0), 0.05, key="temperature",
+        "Temperature", 0.05, 5.0, defaults.temperature, 0.05, key="temperature",
         help="Both sides sample at it; the KL is that of the tempered distributions. Default: the run's own.",
     )  # fmt: skip
     top_p = st.number_input(
-        "Top-p", 0.01, 1.0, float(run_config.get("top_p") or 1.0), 0.01, key="top_p",
+        "Top-p", 0.01, 1.0, defaults.top_p, 0.01, key="top_p",
         help="Nucleus sampling for both sides. Below 1 the KL is not measured: a response outside the "
         "reference's nucleus has infinite KL.",
     )  # fmt: skip
@@ -95,7 +92,7 @@ if st.button("Evaluate", type="primary", key="evaluate"):
             if same
             else cached.arena_model(reference_source, cached.weights_version(reference_source))
         )
-        reward_fn = cached.reward(reward_source, run_config.get("reward_label") or "")
+        reward_fn = cached.reward(reward_source, defaults.reward_label or "")
         st.session_state.setdefault("loaded_models", {})["arena challenger"] = source.label
         progress, metrics, chart = st.progress(0.0, "sampling…"), st.empty(), st.empty()
         for state in arena.run_arena(

@@ -676,8 +676,8 @@ def _run_winrate(args) -> int:
             raise InfAlignError(
                 f"{source.run_dir.name} is a gallery run and read-only: drop --save, or copy it to your runs first"
             )
-    run = source.run_config or {}
-    reference_source = args.reference or run.get("reference") or run.get("policy") or "default"
+    run = challengers.arena_settings(source.run_config)
+    reference_source = args.reference or run.reference
     reference = (
         challenger
         if args.policy in ("reference", "default") and reference_source == "default"
@@ -688,14 +688,14 @@ def _run_winrate(args) -> int:
     if args.completion_mode or args.system_prompt:
         challenger.chat = _chat_format(args)
     chat = reference.chat = challenger.chat
-    trained_source = args.reward or run.get("reward") or "default"
+    trained_source = args.reward or run.reward
     if args.judge is not None and is_judge(trained_source):
         trained_source = _reward_source(trained_source, args.judge)
     elif args.judge is not None and not any(is_judge(spec) for spec in args.eval_reward):
         raise InfAlignError("--judge needs a judge reward: give --reward or --eval-reward judge:RUBRIC.")
     reward_fn = load_reward(
         trained_source,
-        label=args.label if args.label is not None else run.get("reward_label"),
+        label=args.label if args.label is not None else run.reward_label,
         device=args.device,
         chat=chat,
     )
@@ -707,9 +707,9 @@ def _run_winrate(args) -> int:
     )
     for notice in prompt_set.notices:
         print(f"note: {notice}", file=sys.stderr)
-    max_new_tokens = args.max_new_tokens or int(run.get("max_new_tokens") or 24)
-    temperature = float(args.temperature if args.temperature is not None else run.get("temperature") or 1.0)
-    top_p = float(args.top_p if args.top_p is not None else run.get("top_p") or 1.0)
+    max_new_tokens = args.max_new_tokens or run.max_new_tokens
+    temperature = float(args.temperature if args.temperature is not None else run.temperature)
+    top_p = float(args.top_p if args.top_p is not None else run.top_p)
     bar = None
     if not args.json:
         from tqdm import tqdm
@@ -842,15 +842,21 @@ def _run_runs(args) -> int:
 
 
 def _add_build_gallery(sub) -> None:
+    from infalign_core.ctrl import RECOMMENDED_RUN
+
     p = sub.add_parser(
         "build-gallery",
         help="train and evaluate the gallery's five runs (make gallery)",
-        description="Train the five gallery runs at KL target 0.5 on CPU with fixed seeds, keep weights-only "
-        "checkpoints, evaluate each in the arena (K = 64) and write them to assets/gallery.",
+        description=f"Train the five gallery runs as the recommended run (KL target {RECOMMENDED_RUN['kl_target']}) "
+        "on CPU with fixed seeds, keep weights-only checkpoints, evaluate each in the arena (K = 64) and "
+        "write them to assets/gallery.",
     )
     p.add_argument("--out", default=None, help="gallery folder (default assets/gallery)")
     p.add_argument(
-        "--steps", type=_positive_int, default=300, help="policy-gradient steps per run (default 300)"
+        "--steps",
+        type=_positive_int,
+        default=None,
+        help=f"policy-gradient steps per run (default: the recommended run's, {RECOMMENDED_RUN['steps']})",
     )
     p.add_argument("--arena-prompts", type=_positive_int, default=32, help="eval prompts in the arena")
     p.add_argument("--only", nargs="*", default=None, help="build only these gallery ids")
