@@ -122,7 +122,7 @@ if st.button("Evaluate", type="primary", key="evaluate"):
             "seed": int(seed), "reference": reference.fingerprint, "reward": reward_fn.fingerprint,
         }  # fmt: skip
         record = arena_results.arena_record(state, settings, source.run_config)
-        record["label"], record["picks"] = source.label, gallery.picks_record(state)
+        record["label"], record["picks"] = source.label, arena_results.picks_record(state)
         if source.run_dir is not None and gallery.is_gallery(source.run_dir):
             st.info("Gallery runs are read-only: this evaluation is kept for this session, not saved.")
         elif source.run_dir is not None:

@@ -167,7 +167,7 @@ def _live_body() -> None:
     if buttons[2].button("Delete", disabled=not confirm or focus.gallery, key="delete"):
         _act(runs.delete_run, focus.run_id, "Deleted {run_id}.")
     if buttons[4].button("Copy to my runs", disabled=not focus.gallery, key="copy"):
-        _act(gallery.copy_to_runs, focus.run_id, "Copied {run_id} to your runs as {result}.")
+        _act(runs.copy_to_runs, focus.run_id, "Copied {run_id} to your runs as {result}.")
     if focus.status.get("error"):
         st.error(f"{focus.run_id} failed: {focus.status['error']}")
     st.plotly_chart(ctrl_figures.curves_figure(selected))

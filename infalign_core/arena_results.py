@@ -8,11 +8,12 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
-from infalign_core.arena import ArenaState
+from infalign_core.arena import ArenaState, example_picks
 from infalign_core.arena_theory import theory_at_kl
 from infalign_core.optimum import optimum_visible_kl
 from infalign_core.winrate import METRICS
@@ -94,3 +95,8 @@ def save_arena_result(run_dir: str | Path, record: dict) -> Path:
 def find_arena_result(run_dir: str | Path, settings: dict) -> dict | None:
     """The saved evaluation with exactly these settings, if any."""
     return next((r for r in load_arena_results(run_dir) if r.get("settings") == settings), None)
+
+
+def picks_record(state, count: int = 3) -> dict:
+    """Best-of-N and worst-of-N example picks of an arena state, JSON-ready (for reports)."""
+    return {mode: [asdict(p) for p in example_picks(state, count, mode)] for mode in ("best", "worst")}

@@ -921,11 +921,11 @@ def _add_runs(sub) -> None:
 
 
 def _run_runs(args) -> int:
-    from infalign_core import gallery, runs
+    from infalign_core import runs
 
     if args.copy:
         print(
-            f"copied {args.copy} to {gallery.copy_to_runs(args.copy)}",
+            f"copied {args.copy} to {runs.copy_to_runs(args.copy)}",
             file=sys.stderr if args.json else sys.stdout,
         )
     rows = [runs.summary(info) for info in runs.list_all_runs()]
@@ -961,9 +961,9 @@ def _add_build_gallery(sub) -> None:
 
 
 def _run_build_gallery(args) -> int:
-    from infalign_core import gallery
+    from infalign_core import gallery_build
 
-    gallery.build_gallery(
+    gallery_build.build_gallery(
         Path(args.out) if args.out else None,
         steps=args.steps,
         only=args.only,

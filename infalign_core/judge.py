@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from infalign_core.errors import InfAlignError
-from infalign_core.rewards import RewardFunction
+from infalign_core.reward_base import RewardFunction
 from infalign_core.rubrics import Rubric, judge_prompt, load_rubric, parse_answer
 
 JUDGE_PROMPT_VERSION = "judge-v1"  # bump when judge_prompt's wording changes: old scores no longer apply
@@ -80,7 +80,7 @@ class JudgeReward(RewardFunction):
         cache_dir: str | Path | None = None,
         use_cache: bool = True,
     ):
-        from infalign_core.calibration import policy_identity
+        from infalign_core.identity import policy_identity
 
         if not (np.isfinite(temperature) and temperature >= 0):
             raise InfAlignError(f"The judge's temperature must be ≥ 0, got {temperature}.")

@@ -649,3 +649,25 @@ __all__ = [
     "start_next",
     "stop_run",
 ]
+
+
+def copy_to_runs(run_id: str, runs_root: Path | None = None) -> str:
+    """Copy a gallery run into the user's runs (a new id); returns the new id. The copy is editable."""
+    from infalign_core.gallery import PREFIX, is_gallery
+
+    source = run_dir_of(run_id, runs_root)
+    if not is_gallery(source):
+        raise InfAlignError(f"run {run_id} is not a gallery run; it is already yours")
+    root = Path(runs_root) if runs_root is not None else default_runs_root()
+    new_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{run_id.removeprefix(PREFIX)}-copy"
+    target = root / new_id
+    suffix = 1
+    while target.exists():
+        suffix += 1
+        target = root / f"{new_id}{suffix}"
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(source, target)
+    status = json.loads((target / STATUS_FILE).read_text(encoding="utf-8"))
+    status.update(gallery=False, copied_from=run_id, created=time.time())
+    (target / STATUS_FILE).write_text(json.dumps(status), encoding="utf-8")
+    return target.name

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from infalign_core import arena_results, challengers, ctrl, gallery, runs
+from infalign_core import arena_results, challengers, ctrl, gallery_build, runs
 from infalign_core.errors import InfAlignError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,7 +22,7 @@ def tiny_gallery(tmp_path_factory):
     folder, runs_root = tmp_path_factory.mktemp("gallery"), tmp_path_factory.mktemp("runs")
     old = {k: os.environ.get(k) for k in ("INFALIGN_GALLERY_DIR", runs.RUNS_ENV_VAR)}
     os.environ["INFALIGN_GALLERY_DIR"], os.environ[runs.RUNS_ENV_VAR] = str(folder), str(runs_root)
-    gallery.build_run(
+    gallery_build.build_run(
         "gallery-ctrl-bo4-exp", folder, steps=2, arena_prompts=2, arena_k=4, log=lambda s: None, **TINY
     )
     yield folder, runs_root
@@ -69,7 +69,7 @@ def test_gallery_runs_refuse_delete_resume_and_stop(tiny_gallery, action):
 
 
 def test_copy_to_my_runs_makes_an_editable_copy_that_cannot_resume_weights_only(tiny_gallery):
-    new_id = gallery.copy_to_runs("gallery-ctrl-bo4-exp")
+    new_id = runs.copy_to_runs("gallery-ctrl-bo4-exp")
     (mine,) = runs.list_runs()
     assert mine.run_id == new_id and not mine.gallery
     with pytest.raises(InfAlignError, match="weights only"):

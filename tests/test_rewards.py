@@ -10,8 +10,8 @@ import torch
 
 from infalign_core import models
 from infalign_core.errors import InfAlignError
+from infalign_core.reward_base import RewardFunction
 from infalign_core.rewards import (
-    RewardFunction,
     SequenceClassifierReward,
     callable_reward,
     load_reward,
