@@ -260,7 +260,7 @@ def ess_warning(resolved: ResolvedOptimum, pool: int, ess: float, kl: float) -> 
         return ""
     needed = pool_needed(resolved.phi, resolved.beta, target)
     advice = (
-        f"a pool of M = {needed} would do (--pool {needed})"
+        f"a pool of M = {needed} per prompt would do"
         if needed is not None
         else f"no pool up to {MAX_POOL} is enough; lower the KL budget"
     )

@@ -62,7 +62,7 @@ def test_a_small_pool_for_a_large_budget_warns_and_names_a_pool_that_would_do():
     pool_kl, ess = optimum.pool_theory(resolved.phi, resolved.beta, 512)
     warning = optimum.ess_warning(resolved, 512, ess, pool_kl)
     needed = optimum.pool_needed(resolved.phi, resolved.beta, resolved.theory["kl"])
-    assert f"--pool {needed}" in warning and needed > 512
+    assert f"M = {needed} per prompt would do" in warning and needed > 512
     assert optimum.pool_is_enough(resolved.phi, resolved.beta, needed, resolved.theory["kl"])
     fine = optimum.resolve_optimum(optimum.OptimumSpec("identity", 4, kl=0.5))
     assert optimum.ess_warning(fine, 512, *reversed(optimum.pool_theory(fine.phi, fine.beta, 512))) == ""
