@@ -52,9 +52,9 @@ bench: $(VENV)/.dev-installed
 	for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 ## gallery: retrain and re-evaluate the gallery's five runs in assets/gallery (fixed seeds; ~30 min on 2 busy cores)
-GALLERY_STEPS ?= 300
+## (as ctrl.RECOMMENDED_RUN says; GALLERY_STEPS=N overrides its steps)
 gallery: $(VENV)/.app-installed
-	OMP_NUM_THREADS=2 $(BIN)/python -m infalign_core build-gallery --out assets/gallery --steps $(GALLERY_STEPS)
+	OMP_NUM_THREADS=2 $(BIN)/python -m infalign_core build-gallery --out assets/gallery $(if $(GALLERY_STEPS),--steps $(GALLERY_STEPS))
 
 ## world: rebuild the bundled default world in assets/world (a few minutes on 2 cores)
 world: $(VENV)/.app-installed

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from app_pages import arena_views, cached, linked
-from infalign_core import arena, arena_results, challengers, data, gallery, links, optimum, report, runs
+from infalign_core import arena, arena_results, challengers, data, eval_rewards, gallery, links, report, runs
 from infalign_core.errors import InfAlignError
 from infalign_core.figures import arena as arena_figures
 
@@ -47,28 +47,27 @@ choice = left.selectbox("Challenger", [*run_of, REFERENCE, OPTIMUM, FOLDER], key
 folder = left.text_input("Model folder", key="folder") if choice == FOLDER else ""
 wanted_optimum = arena_views.optimum_controls(left.container(border=True)) if choice == OPTIMUM else None
 run_config = run_of[choice].config if choice in run_of else {}
+defaults = challengers.arena_settings(run_config)
 if st.session_state.get("_arena_challenger") != choice:  # a new challenger: N follows its run's N
     st.session_state["_arena_challenger"] = choice
     if run_config.get("n") and "n" not in from_link:
         st.session_state["n"] = min(int(run_config["n"]), 64)
-reference_source = left.text_input(
-    "Reference", run_config.get("reference") or run_config.get("policy") or "default", key="reference"
-)
-reward_source = left.text_input("Reward", run_config.get("reward") or "default", key="reward")
+reference_source = left.text_input("Reference", defaults.reference, key="reference")
+reward_source = left.text_input("Reward", defaults.reward, key="reward")
+eval_specs = left.multiselect("Also score with", eval_rewards.CHOICES, key="eval_rewards", accept_new_options=True, help=eval_rewards.CHOICES_HELP)  # fmt: skip
+judge = left.text_input("Judge model", key="judge", help="For judge:RUBRIC: a chat model's folder, hub id or preset") if any(s.startswith("judge:") for s in eval_specs) else None  # fmt: skip
 n = mid.number_input("N (best-of-N / worst-of-N)", 1, 64, key="n")
 k = mid.number_input("K samples per prompt (≥ N)", 1, 512, key="k")
 split = right.selectbox("Prompts (bundled)", ["eval", "train"], key="split")
 num_prompts = right.number_input("Number of prompts", 2, 480, key="num_prompts")
 with right.popover("Sampling"):
-    max_new_tokens = st.number_input(
-        "Max new tokens", 1, 256, int(run_config.get("max_new_tokens") or 24), key="max_new_tokens"
-    )
+    max_new_tokens = st.number_input("Max new tokens", 1, 256, defaults.max_new_tokens, key="max_new_tokens")
     temperature = st.number_input(
-        "Temperature", 0.05, 5.0, float(run_config.get("temperature") or 1.0), 0.05, key="temperature",
+        "Temperature", 0.05, 5.0, defaults.temperature, 0.05, key="temperature",
         help="Both sides sample at it; the KL is that of the tempered distributions. Default: the run's own.",
     )  # fmt: skip
     top_p = st.number_input(
-        "Top-p", 0.01, 1.0, float(run_config.get("top_p") or 1.0), 0.01, key="top_p",
+        "Top-p", 0.01, 1.0, defaults.top_p, 0.01, key="top_p",
         help="Nucleus sampling for both sides. Below 1 the KL is not measured: a response outside the "
         "reference's nucleus has infinite KL.",
     )  # fmt: skip
@@ -88,8 +87,7 @@ if st.button("Evaluate", type="primary", key="evaluate"):
             str(info.path) if info else ("reference" if choice in (REFERENCE, OPTIMUM) else folder)
         )
         if wanted_optimum:  # the optimum is the reference tilted: resolved (and refused) before sampling
-            transform, mode, budget, pool = wanted_optimum
-            resolved = optimum.resolve_optimum(optimum.OptimumSpec(transform, int(n), mode, kl=budget))
+            resolved, pool = arena_views.resolve_optimum(wanted_optimum, int(n))
         prompts = data.load_prompts("bundled", split=split, limit=int(num_prompts)).prompts
         challenger = cached.arena_model(source.model, cached.weights_version(source.model))
         same = source.model == "default" and reference_source == "default"
@@ -98,7 +96,7 @@ if st.button("Evaluate", type="primary", key="evaluate"):
             if same
             else cached.arena_model(reference_source, cached.weights_version(reference_source))
         )
-        reward_fn = cached.reward(reward_source, run_config.get("reward_label") or "")
+        reward_fn = cached.reward(reward_source, defaults.reward_label or "")
         st.session_state.setdefault("loaded_models", {})["arena challenger"] = source.label
         progress, metrics, chart = st.progress(0.0, "sampling…"), st.empty(), st.empty()
         common = dict(
@@ -106,7 +104,7 @@ if st.button("Evaluate", type="primary", key="evaluate"):
             top_p=float(top_p), seed=int(seed), prompts_per_batch=int(batch),
         )  # fmt: skip
         for state in (
-            optimum.run_optimum(reference, reward_fn, prompts, resolved, pool=pool, **common)
+            arena_views.optimum_states(reference, reward_fn, prompts, resolved, pool, common)
             if wanted_optimum
             else arena.run_arena(challenger, reference, reward_fn, prompts, **common)
         ):
@@ -123,6 +121,8 @@ if st.button("Evaluate", type="primary", key="evaluate"):
                 kl = state.kl  # None at top-p < 1 (kl_note says why)
                 cols[3].metric("KL(π‖π_ref), nats", f"{kl.k1:.3f}" if kl else "—", help=state.kl_note or None)
                 cols[3].caption(f"± {kl.k1_stderr:.3f} (k3 {kl.k3:.3f})" if kl else state.kl_note)
+                if getattr(reward_fn, "may_abstain", False):  # a judge's integer scores tie often
+                    st.caption(arena_views.judge_shares(state))
             chart.plotly_chart(
                 arena_figures.convergence_figure(state.estimate), key=f"convergence-{state.done}"
             )
@@ -135,19 +135,23 @@ if st.button("Evaluate", type="primary", key="evaluate"):
         record = arena_results.arena_record(state, settings, run_config)
         record["label"], record["picks"] = source.label, arena_results.picks_record(state)
         if wanted_optimum:
-            source.label = f"{resolved.label} (what a perfect trainer would reach in this world)"
-            record.update(label=source.label, optimum={"pool": pool, "ess": float(state.ess.mean())})
-            st.warning(state.warning) if state.warning else None
+            source.label = arena_views.label_optimum_record(record, state, resolved)
+        if eval_specs:
+            with st.spinner("Scoring both sides with the other rewards…"):
+                others = {s: cached.reward(eval_rewards.with_judge(s, judge)) for s in eval_specs}
+                record["eval_rewards"] = {"trained_on": reward_fn.name, **eval_rewards.eval_reward_results(state, others, seed=int(seed))}  # fmt: skip
         if source.run_dir is not None and gallery.is_gallery(source.run_dir):
             st.info("Gallery runs are read-only: this evaluation is kept for this session, not saved.")
         elif source.run_dir is not None:
             arena_results.save_arena_result(source.run_dir, record)
         st.session_state.setdefault("arena_results", {})[f"{source.label} · N={n} · K={k}"] = record
         st.session_state["arena_last"], st.session_state["arena_last_config"] = state, run_config
+        st.session_state["arena_last_record"] = record
     except InfAlignError as err:
         st.error(str(err))
 
 if "arena_last" in st.session_state:
+    arena_views.show_eval_rewards(st.session_state.get("arena_last_record"), st.session_state["arena_last"])
     arena_views.show_picks(st.session_state["arena_last"])
     arena_views.show_procedure(st.session_state["arena_last"], st.session_state.get("arena_last_config"))
 

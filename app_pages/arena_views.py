@@ -2,9 +2,30 @@
 
 import streamlit as st
 
-from infalign_core import arena, arena_theory
+from infalign_core import arena, arena_theory, eval_rewards
 from infalign_core.errors import InfAlignError
 from infalign_core.figures import arena as arena_figures
+
+
+def judge_shares(state: arena.ArenaState) -> str:
+    """The tie and unscored shares beside a judge's win rates."""
+    ties = "—" if state.tie_share is None else f"{100 * state.tie_share:.1f} %"
+    return f"Judge reward: {ties} of sample pairs tie (each counts ½); {100 * state.unscored_share:.1f} % unscored (left out, not 0)."
+
+
+def show_eval_rewards(record: dict | None, state: arena.ArenaState) -> None:
+    """The three win rates under the trained reward and each other reward, side by side."""
+    others = dict((record or {}).get("eval_rewards") or {})
+    trained = others.pop("trained_on", None)
+    if not others or trained is None:
+        return
+    st.subheader("Under other rewards")
+    st.caption(
+        "The same samples of both sides, scored again by each reward. A win rate the trained reward shows "
+        "but the others do not is over-optimisation of the trained reward (Goodhart)."
+    )
+    rows = eval_rewards.table_rows(trained, eval_rewards.trained_summary(state), others, state.n)
+    st.dataframe(rows, hide_index=True, width="stretch")
 
 
 def show_picks(state: arena.ArenaState) -> None:
@@ -78,6 +99,30 @@ OPTIMUM_HELP = (
     "would reach in this world. Its KL is the resampled law's against the M samples (→ the theory's as M "
     "grows). It is also a decoding procedure in its own right (a soft best-of-M), at M samples per response."
 )
+
+
+def resolve_optimum(wanted: tuple, n: int):
+    """The optimum the controls ask for, resolved (its β solved from the budget) before any sampling: (resolved, M)."""
+    from infalign_core import optimum
+
+    transform, mode, budget, pool = wanted
+    return optimum.resolve_optimum(optimum.OptimumSpec(transform, n, mode, kl=budget)), pool
+
+
+def optimum_states(reference, reward_fn, prompts, resolved, pool: int, common: dict):
+    """The optimum's arena states as the batches come in (``optimum.run_optimum``)."""
+    from infalign_core import optimum
+
+    return optimum.run_optimum(reference, reward_fn, prompts, resolved, pool=pool, **common)
+
+
+def label_optimum_record(record: dict, state, resolved) -> str:
+    """Name the optimum's record as what a perfect trainer would reach, note its pool; warn if M is too small."""
+    label = f"{resolved.label} (what a perfect trainer would reach in this world)"
+    record.update(label=label, optimum={"pool": state.pool, "ess": float(state.ess.mean())})
+    if state.warning:
+        st.warning(state.warning)
+    return label
 
 
 def optimum_controls(container):

@@ -21,7 +21,7 @@ from infalign_core.winrate import (
     WinRateEstimate,
     _check_mode,
     _check_n,
-    estimate_win_rates,
+    estimate_scored_win_rates,
     kl_from_logprobs,
 )
 
@@ -46,6 +46,8 @@ class ArenaState:
     seconds: float = 0.0
     kl_note: str = ""  # why ``kl`` is None when the KL was asked for (top-p < 1)
     calibrated_kl: float | None = None  # the KL the reward sees (see ``reward_visible_kl``)
+    tie_share: float | None = None  # share of tied (challenger, reference) sample pairs: ties count ½
+    unscored_share: float = 0.0  # share of samples a judge left unscored (left out of the estimates)
 
     @property
     def done(self) -> int:
@@ -138,10 +140,13 @@ def run_arena(
             n=n,
             kl_note=kl_note,
         )
-        state.estimate = estimate_win_rates(
+        # A judge may leave samples unscored (NaN): they are left out, never counted as 0.
+        state.estimate, extras = estimate_scored_win_rates(
             state.challenger_rewards, state.reference_rewards, n, resamples=resamples, level=level, seed=seed
         )
-        state.calibrated_kl = reward_visible_kl(state.challenger_rewards, state.reference_rewards)
+        state.tie_share, state.unscored_share = extras["tie_share"], extras["unscored_share"]
+        if not state.unscored_share:  # the rank-based KL needs every sample ranked
+            state.calibrated_kl = reward_visible_kl(state.challenger_rewards, state.reference_rewards)
         if with_kl:
             rows = np.repeat(np.arange(state.done), int(k))
             state.kl = kl_from_logprobs(state.policy_logprobs, state.reference_logprobs, rows)
@@ -208,11 +213,13 @@ class Pick:
 def example_picks(state: ArenaState, count: int = 3, mode: str = "best") -> list[Pick]:
     """Best-of-N (worst-of-N) picks of the first N samples of a few prompts, side by side, the winner named."""
     mode = _check_mode(mode)
-    choose = np.argmax if mode == "best" else np.argmin
+    choose = np.nanargmax if mode == "best" else np.nanargmin  # a judge's unscored samples are skipped
     picks = []
     for row in range(min(count, state.done)):
         ours = state.challenger_rewards[row, : state.n]
         theirs = state.reference_rewards[row, : state.n]
+        if np.isnan(ours).all() or np.isnan(theirs).all():
+            continue
         i, j = int(choose(ours)), int(choose(theirs))
         # Higher is better in both modes: worst-of-N compares each side's worst pick.
         winner = "tie" if ours[i] == theirs[j] else ("challenger" if ours[i] > theirs[j] else "reference")

@@ -52,6 +52,8 @@ def arena_record(state: ArenaState, settings: dict, run_config: dict | None = No
         "per_prompt": per_prompt,
         "seconds": round(state.seconds, 2),
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "tie_share": state.tie_share,
+        "unscored_share": state.unscored_share,
     }
     if state.kl_note:
         record["kl_note"] = state.kl_note

@@ -92,3 +92,35 @@ def load_challenger(source: str, *, device: str | None = None, runs_root=None):
 
     resolved = resolve_challenger(source, runs_root)
     return load_policy(resolved.model, device=device), resolved
+
+
+@dataclass(frozen=True)
+class ArenaSettings:
+    """What the arena uses for a challenger unless told otherwise: its run's reference, reward and sampling."""
+
+    reference: str
+    reward: str
+    reward_label: str | None
+    max_new_tokens: int
+    temperature: float
+    top_p: float
+
+
+def arena_settings(run_config: dict | None) -> ArenaSettings:
+    """The arena's settings from a run's config (the bundled defaults without a run).
+
+    The reference is the run's (else the policy it started from), the reward and its label the run's,
+    and both sides sample as the run did: its max_new_tokens and temperature, at top-p 1 (CTRL
+    trains on the full distribution; ``CTRLConfig`` has no top-p).
+    """
+    from infalign_core.ctrl import CTRLConfig
+
+    run = run_config or {}
+    return ArenaSettings(
+        reference=run.get("reference") or run.get("policy") or CTRLConfig.policy,
+        reward=run.get("reward") or CTRLConfig.reward,
+        reward_label=run.get("reward_label"),
+        max_new_tokens=int(run.get("max_new_tokens") or CTRLConfig.max_new_tokens),
+        temperature=float(run.get("temperature") or CTRLConfig.temperature),
+        top_p=1.0,
+    )

@@ -648,8 +648,19 @@ def _add_winrate(sub) -> None:
         help="--optimum: reference samples per prompt to resample from, M (default 512)",
     )
     p.add_argument("--reference", default=None, help="reference policy (default: the run's, else 'default')")
-    p.add_argument("--reward", default=None, help="reward: default, vader, oracle, a folder or hub id")
+    p.add_argument(
+        "--reward", default=None, help="reward: default, vader, oracle, judge:RUBRIC, a folder or hub id"
+    )
     p.add_argument("--label", default=None, help="which label of a multi-label reward model is the reward")
+    p.add_argument(
+        "--eval-reward",
+        action="append",
+        default=[],
+        metavar="R",
+        help="also score both sides' samples with R (oracle, vader, judge:RUBRIC, a folder or hub id) and "
+        "give the three win rates under it; repeatable",
+    )
+    _add_judge_flag(p)
     p.add_argument("--n", type=_positive_int, required=True, help="N of best-of-N / worst-of-N")
     p.add_argument("--k", type=_positive_int, required=True, help="samples per prompt from each side (K ≥ N)")
     p.add_argument("--num-prompts", type=_positive_int, default=32, help="the first P prompts (default 32)")
@@ -683,7 +694,8 @@ def _add_winrate(sub) -> None:
 
 
 def _run_winrate(args) -> int:
-    from infalign_core import arena, arena_results, challengers, data
+    from infalign_core import arena, arena_results, challengers, data, eval_rewards
+    from infalign_core.judge import is_judge
     from infalign_core.models import load_policy
     from infalign_core.rewards import load_reward
 
@@ -709,8 +721,8 @@ def _run_winrate(args) -> int:
             raise InfAlignError(
                 f"{source.run_dir.name} is a gallery run and read-only: drop --save, or copy it to your runs first"
             )
-    run = source.run_config or {}
-    reference_source = args.reference or run.get("reference") or run.get("policy") or "default"
+    run = challengers.arena_settings(source.run_config)
+    reference_source = args.reference or run.reference
     reference = (
         challenger
         if args.policy in ("reference", "default") and reference_source == "default"
@@ -721,12 +733,18 @@ def _run_winrate(args) -> int:
     if args.completion_mode or args.system_prompt:
         challenger.chat = _chat_format(args)
     chat = reference.chat = challenger.chat
+    trained_source = args.reward or run.reward
+    if args.judge is not None and is_judge(trained_source):
+        trained_source = _reward_source(trained_source, args.judge)
+    elif args.judge is not None and not any(is_judge(spec) for spec in args.eval_reward):
+        raise InfAlignError("--judge needs a judge reward: give --reward or --eval-reward judge:RUBRIC.")
     reward_fn = load_reward(
-        args.reward or run.get("reward") or "default",
-        label=args.label if args.label is not None else run.get("reward_label"),
+        trained_source,
+        label=args.label if args.label is not None else run.reward_label,
         device=args.device,
         chat=chat,
     )
+    others = eval_rewards.load_eval_rewards(args.eval_reward, judge=args.judge, device=args.device, chat=chat)
     _print_notes(challenger, reference)
     split = args.split or ("eval" if args.prompts == "bundled" else None)
     prompt_set = data.load_prompts(
@@ -734,9 +752,9 @@ def _run_winrate(args) -> int:
     )
     for notice in prompt_set.notices:
         print(f"note: {notice}", file=sys.stderr)
-    max_new_tokens = args.max_new_tokens or int(run.get("max_new_tokens") or 24)
-    temperature = float(args.temperature if args.temperature is not None else run.get("temperature") or 1.0)
-    top_p = float(args.top_p if args.top_p is not None else run.get("top_p") or 1.0)
+    max_new_tokens = args.max_new_tokens or run.max_new_tokens
+    temperature = float(args.temperature if args.temperature is not None else run.temperature)
+    top_p = float(args.top_p if args.top_p is not None else run.top_p)
     bar = None
     if not args.json:
         from tqdm import tqdm
@@ -775,8 +793,16 @@ def _run_winrate(args) -> int:
         "kl_k3": state.kl.k3 if state.kl else None,
         "kl_k3_stderr": state.kl.k3_stderr if state.kl else None,
         "kl_visible": state.calibrated_kl,
+        "tie_share": state.tie_share,
+        "unscored_share": state.unscored_share,
         "seconds": round(state.seconds, 2),
     }
+    if others:
+        out["eval_rewards"] = eval_rewards.eval_reward_results(
+            state, others, resamples=args.resamples, seed=args.seed
+        )
+    _print_unscored(reward_fn, *others.values())
+    _print_notes(*others.values())
     if state.kl_note:
         print(f"note: {state.kl_note}", file=sys.stderr)
     if source.run_dir is not None:
@@ -794,6 +820,8 @@ def _run_winrate(args) -> int:
         }
         settings.update(arena.rendering_settings(reference, args.prompt_subset))
         record = arena_results.arena_record(state, settings, source.run_config)
+        if others:
+            record["eval_rewards"] = {"trained_on": reward_fn.name, **out["eval_rewards"]}
         theory_point = record.get("theory")
         if theory_point:
             out["theory_bon_win_rate"] = theory_point["bon_win_rate"]
@@ -804,13 +832,23 @@ def _run_winrate(args) -> int:
             out["share_seen"] = record["kl"]["share_seen"]
         if args.save:
             out["saved"] = str(arena_results.save_arena_result(source.run_dir, record))
-    out = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in out.items()}
+    out = _json_safe(out)
     if args.json:
         _print_json(out)
     else:
         width = max(len(k) for k in out)
         for key, value in out.items():
+            if key == "eval_rewards":
+                continue
             print(f"{key:<{width}}  {value:.4f}" if isinstance(value, float) else f"{key:<{width}}  {value}")
+        if others:
+            trained = eval_rewards.trained_summary(state)
+            rows = eval_rewards.table_rows(reward_fn.name, trained, out["eval_rewards"], args.n)
+            print("\nwin rates under each reward (95 % CI; ties count ½):")
+            widths = {key: max(len(key), *(len(str(row[key])) for row in rows)) for key in rows[0]}
+            print("  ".join(f"{key:<{widths[key]}}" for key in rows[0]))
+            for row in rows:
+                print("  ".join(f"{row[key]!s:<{widths[key]}}" for key in row))
     return 0
 
 
@@ -905,6 +943,17 @@ def _run_winrate_optimum(args) -> int:
     return 0
 
 
+def _json_safe(value):
+    """NaN and infinities as null, recursively (JSON has no NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
+
+
 # --- runs, gallery ----------------------------------------------------------
 
 
@@ -945,15 +994,21 @@ def _run_runs(args) -> int:
 
 
 def _add_build_gallery(sub) -> None:
+    from infalign_core.ctrl import RECOMMENDED_RUN
+
     p = sub.add_parser(
         "build-gallery",
         help="train and evaluate the gallery's five runs (make gallery)",
-        description="Train the five gallery runs at KL target 0.5 on CPU with fixed seeds, keep weights-only "
-        "checkpoints, evaluate each in the arena (K = 64) and write them to assets/gallery.",
+        description=f"Train the five gallery runs as the recommended run (KL target {RECOMMENDED_RUN['kl_target']}) "
+        "on CPU with fixed seeds, keep weights-only checkpoints, evaluate each in the arena (K = 64) and "
+        "write them to assets/gallery.",
     )
     p.add_argument("--out", default=None, help="gallery folder (default assets/gallery)")
     p.add_argument(
-        "--steps", type=_positive_int, default=300, help="policy-gradient steps per run (default 300)"
+        "--steps",
+        type=_positive_int,
+        default=None,
+        help=f"policy-gradient steps per run (default: the recommended run's, {RECOMMENDED_RUN['steps']})",
     )
     p.add_argument("--arena-prompts", type=_positive_int, default=32, help="eval prompts in the arena")
     p.add_argument("--only", nargs="*", default=None, help="build only these gallery ids")

@@ -16,28 +16,22 @@ from pathlib import Path
 from infalign_core.errors import InfAlignError
 from infalign_core.gallery import RUNS, gallery_root
 
-KL_TARGET = 0.5
 ARENA_K = 64
 
 
-def config_for(run_id: str, steps: int, *, seed: int = 0, **overrides):
-    """The CTRLConfig a gallery run is trained with (fixed seed, KL target 0.5, N = 4); tests shrink it."""
-    from infalign_core.ctrl import CTRLConfig
+def config_for(run_id: str, steps: int | None = None, *, seed: int = 0, **overrides):
+    """The CTRLConfig a gallery run is trained with: the recommended run, N = 4, on CPU; tests shrink it."""
+    from infalign_core.ctrl import RECOMMENDED_RUN, recommended_config
 
+    steps = int(steps if steps is not None else RECOMMENDED_RUN["steps"])
     spec = {k: v for k, v in RUNS[run_id].items() if k != "title"}
-    return CTRLConfig(
-        n=4,
-        kl_target=KL_TARGET,
-        steps=int(steps),
-        checkpoint_every=int(steps),
-        seed=seed,
-        device="cpu",
-        **{**spec, **overrides},
+    return recommended_config(
+        n=4, steps=steps, checkpoint_every=steps, seed=seed, device="cpu", **{**spec, **overrides}
     ).resolved()
 
 
-def initial_beta(config, kl: float = KL_TARGET) -> float:
-    """The β whose KL-regularised optimum spends ``kl`` nats: where a gallery run starts its KL controller.
+def initial_beta(config, kl: float | None = None) -> float:
+    """The β whose optimum spends ``kl`` nats (default: the run's KL target): where its KL controller starts.
 
     For calibrated transforms the theory gives it exactly; for the raw reward (no theory) it is
     read off the run's reference bank: the β at which tilting each prompt's bank by exp(r/β)
@@ -50,6 +44,7 @@ def initial_beta(config, kl: float = KL_TARGET) -> float:
     from infalign_core import theory
     from infalign_core.transforms import make_transform
 
+    kl = config.kl_target if kl is None else kl
     if config.transform == "optimal":
         from infalign_core.optimal import optimal_transform_for_kl
 
@@ -85,7 +80,7 @@ def build_run(
     run_id: str,
     out: Path,
     *,
-    steps: int,
+    steps: int | None = None,
     arena_prompts: int = 32,
     arena_k: int = ARENA_K,
     seed: int = 0,
@@ -99,7 +94,9 @@ def build_run(
 
     config = config_for(run_id, steps, seed=seed, **overrides)
     config = config_for(run_id, steps, seed=seed, **{"beta": round(initial_beta(config), 5), **overrides})
-    log(f"{run_id}: initial β {config.beta:g} (its optimum spends {KL_TARGET} nats), KL target {KL_TARGET}")
+    log(
+        f"{run_id}: initial β {config.beta:g} (its optimum spends {config.kl_target} nats), KL target {config.kl_target}"
+    )
     with tempfile.TemporaryDirectory(prefix="gallery-") as tmp:
         run_dir = Path(tmp) / run_id
         run_dir.mkdir()
@@ -166,7 +163,7 @@ def build_run(
 def build_gallery(
     out: Path | None = None,
     *,
-    steps: int = 300,
+    steps: int | None = None,
     only: Sequence[str] | None = None,
     arena_prompts: int = 32,
     arena_k: int = ARENA_K,

@@ -17,7 +17,7 @@ from infalign_core import theory
 from infalign_core.arena import ArenaState
 from infalign_core.arena_kl import reward_visible_kl
 from infalign_core.errors import InfAlignError
-from infalign_core.winrate import KLEstimate, _check_n, estimate_win_rates
+from infalign_core.winrate import KLEstimate, _check_n, estimate_scored_win_rates
 
 CALIBRATED_TRANSFORMS = ("identity", "log", "exp", "optimal")
 
@@ -334,6 +334,11 @@ def run_optimum(
         drawn = sample(reference, chunk, pool, seed=_stream_seed(seed, batch, 2), **settings)
         pool_rewards = np.asarray(reward_fn.score(drawn.row_prompts(), drawn.responses), dtype=np.float64)
         pool_rewards = pool_rewards.reshape(len(chunk), pool)
+        if np.isnan(pool_rewards).any() or np.isnan(np.asarray(their_rewards, dtype=np.float64)).any():
+            raise InfAlignError(
+                "the exact optimum ranks every pool sample, but the reward left some unscored (NaN); "
+                "use a reward that scores every response"
+            )
         rng = np.random.default_rng(_stream_seed(seed, batch, 3))
         picks, weights = tilted_resample(pool_rewards, resolved.phi, resolved.beta, k, rng)
         rows = np.arange(len(chunk))[:, None]
@@ -356,9 +361,10 @@ def run_optimum(
             ess=ess_all,
             pool_kl=kl_all,
         )
-        state.estimate = estimate_win_rates(
+        state.estimate, extras = estimate_scored_win_rates(
             state.challenger_rewards, state.reference_rewards, n, resamples=resamples, level=level, seed=seed
         )
+        state.tie_share = extras["tie_share"]
         state.calibrated_kl = reward_visible_kl(state.challenger_rewards, state.reference_rewards)
         stderr = float(kl_all.std(ddof=1) / np.sqrt(kl_all.size)) if kl_all.size > 1 else 0.0
         mean_kl = float(kl_all.mean())

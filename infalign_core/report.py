@@ -71,6 +71,30 @@ def _best_record(run_dir: Path) -> dict | None:
     return max(records, key=lambda r: (r["settings"].get("k", 0), r.get("num_prompts_done", 0)), default=None)
 
 
+def _eval_rewards_html(run_dir: Path, record: dict) -> str:
+    """The three win rates under each other reward the run was scored with (the newest such evaluation)."""
+    from infalign_core import arena_results, eval_rewards
+
+    if not record.get("eval_rewards"):
+        scored = [r for r in arena_results.load_arena_results(run_dir) if r.get("eval_rewards")]
+        record = scored[-1] if scored else record
+    others = dict(record.get("eval_rewards") or {})
+    trained = others.pop("trained_on", None)
+    if not others or trained is None:
+        return ""
+    mine = {
+        **record["win_rates"],
+        "tie_share": record.get("tie_share"),
+        "unscored_share": record.get("unscored_share"),
+    }
+    rows = eval_rewards.table_rows(trained, mine, others, record["settings"]["n"])
+    return (
+        "<h3>Under other rewards</h3><p>The same samples of both sides scored again by each reward; a win "
+        "rate the trained reward shows and the others do not is over-optimisation of the trained reward.</p>"
+        + _table([[html.escape(str(v)) for v in row.values()] for row in rows], list(rows[0]))
+    )
+
+
 def _interval(win: dict, name: str) -> str:
     """'0.612 [0.580, 0.641]'."""
     return f"{win[name]:.3f} [{win[f'{name}_ci_low']:.3f}, {win[f'{name}_ci_high']:.3f}]"
@@ -209,6 +233,7 @@ def build_report(
                     '<p class="muted">No theory curve for this transform: the raw reward is a '
                     "prompt-dependent transform, so the theory makes no prediction for it.</p>"
                 )
+            parts.append(_eval_rewards_html(run_dir, record))
             parts += ["<h3>Sample picks</h3>", _picks_html(record)]
         sections.append("".join(parts))
     for name, record in (optimum_records or {}).items():  # the yardstick, after the runs it measures

@@ -48,17 +48,22 @@ LEVERS = {"none": "", "k16": "-k16", "kl-loss": "-klloss"}  # lever → run-name
 
 def parse_args(argv=None) -> argparse.Namespace:
     """The experiment's settings (defaults: issue 6's)."""
+    from infalign_core.ctrl import recommended_config
+
+    run = recommended_config()  # the recommended run; each flag below overrides one of its fields
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--n", type=int, default=4, help="N of best-of-N (the run's and the arena's)")
-    p.add_argument("--kl-target", type=float, default=0.5, help="nats, for both transforms")
-    p.add_argument("--steps", type=int, default=300)
-    p.add_argument("--num-prompts", type=int, default=64)
-    p.add_argument("--m", type=int, default=64, help="reference samples per prompt in the calibration bank")
-    p.add_argument("--k", type=int, default=8, help="samples per prompt per step")
-    p.add_argument("--prompts-per-step", type=int, default=8)
-    p.add_argument("--learning-rate", type=float, default=2e-4)
-    p.add_argument("--kl-horizon", type=int, default=1000)
+    p.add_argument("--n", type=int, default=run.n, help="N of best-of-N (the run's and the arena's)")
+    p.add_argument("--kl-target", type=float, default=run.kl_target, help="nats, for both transforms")
+    p.add_argument("--steps", type=int, default=run.steps)
+    p.add_argument("--num-prompts", type=int, default=run.num_prompts)
+    p.add_argument(
+        "--m", type=int, default=run.m, help="reference samples per prompt in the calibration bank"
+    )
+    p.add_argument("--k", type=int, default=run.k, help="samples per prompt per step")
+    p.add_argument("--prompts-per-step", type=int, default=run.prompts_per_step)
+    p.add_argument("--learning-rate", type=float, default=run.learning_rate)
+    p.add_argument("--kl-horizon", type=int, default=run.kl_horizon)
     p.add_argument(
         "--t", type=float, default=None, help="exp's t (default: the theory's best for N at the KL target)"
     )

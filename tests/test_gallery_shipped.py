@@ -26,7 +26,7 @@ def test_each_gallery_run_is_finished_weights_only_and_evaluated_at_k_64(run_id,
     status = json.loads((run_dir / runs.STATUS_FILE).read_text())
     assert status["state"] == "finished" and status["gallery"] is True
     assert (
-        config["kl_target"] == gallery_build.KL_TARGET
+        config["kl_target"] == ctrl.RECOMMENDED_RUN["kl_target"]
         and config["transform"] == gallery.RUNS[run_id]["transform"]
     )
     checkpoint = ctrl.checkpoint_path(run_dir)

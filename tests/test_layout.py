@@ -44,7 +44,7 @@ LAYERS = {
         *("world", "lexicon", "reviews"),
     ],
     "training": ["calibration", "ctrl", "integrations"],
-    "evaluation": ["arena", "arena_kl", "arena_theory", "arena_results", "optimum"],
+    "evaluation": ["arena", "arena_kl", "arena_theory", "arena_results", "optimum", "eval_rewards"],
     "store": ["runs", "gallery", "challengers"],
     "app support": ["cli", "report", "tour", "links", "figures", "gallery_build", "__main__"],
 }
