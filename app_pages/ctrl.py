@@ -56,7 +56,7 @@ with st.expander("New run", expanded=True):
     )
     t_value = None
     if transform == "exp":
-        from infalign_core.theory import best_exponential_t
+        from app_pages.theory_cache import best_exponential_t
 
         budget = kl_target if 0 < kl_target <= 20 else ctrl.RECOMMENDED_RUN["kl_target"]
         suggested = best_exponential_t(int(n) if 1 <= n <= 1024 else 4, budget, mode)

@@ -10,7 +10,7 @@ copied): the page only reads them. Families are cached, not points (see
 import numpy as np
 import streamlit as st
 
-from infalign_core import explorer, families, figures, theory
+from infalign_core import explorer, families, figures, theory, theory_store
 from infalign_core.errors import InfAlignError
 
 POLICY_NS = (2, 4, 8, 16, 32, 64, 128, 256)
@@ -21,7 +21,9 @@ FRONTIER_BETAS = tuple(np.geomspace(1e-3, 1e3, 160))
 def optimal_family(n, mode):
     """The optimal transform's family for N: after it, every KL budget costs one ODE integration."""
     try:
-        return families.optimal_family(n, mode)
+        return theory_store.load_or_compute(
+            "optimal_family", (n, mode), families.OptimalFamily, lambda: families.optimal_family(n, mode)
+        )
     except InfAlignError:
         return None  # the exact solver then reports the problem for the budget asked
 
@@ -67,7 +69,12 @@ def frontier_lines(name, label, t, mode, ns):
 def gap(n, mode):
     """The optimal frontier for N beside the best exponential's, or the error message."""
     try:
-        return explorer.optimal_gap(n, mode, kl_max=3.0, count=8)
+        return theory_store.load_or_compute(
+            "optimal_gap",
+            (n, mode, 3.0, 8),
+            explorer.OptimalGap,
+            lambda: explorer.optimal_gap(n, mode, 3.0, 8),
+        )
     except InfAlignError as err:
         return str(err)
 
@@ -82,3 +89,9 @@ def best_t_rows(ns, kl, mode, family_ns):
 def policy_series(ns, mode):
     """The best-of-n policies' points for the frontier chart."""
     return figures.bon_policy_series(POLICY_NS, ns, mode)
+
+
+@st.cache_resource(show_spinner=False, max_entries=256)
+def best_exponential_t(n, kl, mode):
+    """The theory's best exponential t for N at a KL budget (the CTRL form's hint; shared by every session)."""
+    return theory.best_exponential_t(n, kl, mode)
