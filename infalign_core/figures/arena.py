@@ -164,7 +164,13 @@ def _frontier_figure(records, name, label, theory_curve, at) -> tuple[go.Figure,
                 y=[w[name]],
                 mode="markers",
                 name=key,
-                marker={"size": 10, "color": colors[curve_key], "line": {"width": 1, "color": "#222"}},
+                # The exact optimum is a star: the point a perfect trainer would reach on this curve.
+                marker={
+                    "size": 16 if record.get("optimum") else 10,
+                    "symbol": "star" if record.get("optimum") else "circle",
+                    "color": colors[curve_key],
+                    "line": {"width": 1, "color": "#222"},
+                },
                 error_y={
                     "type": "data",
                     "symmetric": False,
