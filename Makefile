@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8501
 
-.PHONY: app dev gallery test test-fast lint format bench world chromium clean-venv
+.PHONY: app classroom dev gallery test test-fast lint format bench world hab-fixture chromium clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,11 @@ $(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/python
 ## app: install what is missing and start the app on the bundled models, on 127.0.0.1 only
 app: $(VENV)/.app-installed
 	$(BIN)/python -m streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT)
+
+## classroom: the app for a room of students: typed paths confined to assets/, models/, data/, runs/ and
+## the bank cache, trust_remote_code off, trainings capped (see README, Security > Classroom mode)
+classroom: $(VENV)/.app-installed
+	INFALIGN_CLASSROOM=1 $(BIN)/python -m streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT)
 
 ## dev: the app with Streamlit's file watcher on (reruns on save); costs CPU while a tab is open
 dev: $(VENV)/.app-installed
@@ -56,13 +61,17 @@ bench: $(VENV)/.dev-installed
 	for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 ## gallery: retrain and re-evaluate the gallery's five runs in assets/gallery (fixed seeds; ~30 min on 2 busy cores)
-GALLERY_STEPS ?= 300
+## (as ctrl.RECOMMENDED_RUN says; GALLERY_STEPS=N overrides its steps)
 gallery: $(VENV)/.app-installed
-	OMP_NUM_THREADS=2 $(BIN)/python -m infalign_core build-gallery --out assets/gallery --steps $(GALLERY_STEPS)
+	OMP_NUM_THREADS=2 $(BIN)/python -m infalign_core build-gallery --out assets/gallery $(if $(GALLERY_STEPS),--steps $(GALLERY_STEPS))
 
 ## world: rebuild the bundled default world in assets/world (a few minutes on 2 cores)
 world: $(VENV)/.app-installed
 	$(BIN)/python -m infalign_core build-world --out assets/world
+
+## hab-fixture: rewrite the small offline HumanAgencyBench sample in assets/hab (seconds)
+hab-fixture: $(VENV)/.app-installed
+	$(BIN)/python scripts/make_hab_fixture.py
 
 # The browser test drives Debian's Chromium; install it when apt is at hand (as root or via sudo).
 chromium:

@@ -3,11 +3,12 @@
 import streamlit as st
 
 from app_pages import arena_views, cached, linked
-from infalign_core import arena, data, gallery, links, report, runs
+from infalign_core import arena, arena_results, challengers, data, eval_rewards, gallery, links, report, runs
 from infalign_core.errors import InfAlignError
 from infalign_core.figures import arena as arena_figures
 
 REFERENCE, FOLDER = "reference (bundled default policy)", "a local model folder…"
+OPTIMUM = "the exact optimum (tilted resampling, no training)"
 LABELS = arena_figures.LABELS
 
 st.title("Best-of-N arena")
@@ -42,31 +43,31 @@ if wanted:
     else:
         st.warning(f"link parameter run={wanted}: no such run with a checkpoint; kept the page's default")
 left, mid, right = st.columns(3)
-choice = left.selectbox("Challenger", [*run_of, REFERENCE, FOLDER], key="challenger")
+choice = left.selectbox("Challenger", [*run_of, REFERENCE, OPTIMUM, FOLDER], key="challenger")
 folder = left.text_input("Model folder", key="folder") if choice == FOLDER else ""
+wanted_optimum = arena_views.optimum_controls(left.container(border=True)) if choice == OPTIMUM else None
 run_config = run_of[choice].config if choice in run_of else {}
+defaults = challengers.arena_settings(run_config)
 if st.session_state.get("_arena_challenger") != choice:  # a new challenger: N follows its run's N
     st.session_state["_arena_challenger"] = choice
     if run_config.get("n") and "n" not in from_link:
         st.session_state["n"] = min(int(run_config["n"]), 64)
-reference_source = left.text_input(
-    "Reference", run_config.get("reference") or run_config.get("policy") or "default", key="reference"
-)
-reward_source = left.text_input("Reward", run_config.get("reward") or "default", key="reward")
+reference_source = left.text_input("Reference", defaults.reference, key="reference")
+reward_source = left.text_input("Reward", defaults.reward, key="reward")
+eval_specs = left.multiselect("Also score with", eval_rewards.CHOICES, key="eval_rewards", accept_new_options=True, help=eval_rewards.CHOICES_HELP)  # fmt: skip
+judge = left.text_input("Judge model", key="judge", help="For judge:RUBRIC: a chat model's folder, hub id or preset") if any(s.startswith("judge:") for s in eval_specs) else None  # fmt: skip
 n = mid.number_input("N (best-of-N / worst-of-N)", 1, 64, key="n")
 k = mid.number_input("K samples per prompt (≥ N)", 1, 512, key="k")
 split = right.selectbox("Prompts (bundled)", ["eval", "train"], key="split")
 num_prompts = right.number_input("Number of prompts", 2, 480, key="num_prompts")
 with right.popover("Sampling"):
-    max_new_tokens = st.number_input(
-        "Max new tokens", 1, 256, int(run_config.get("max_new_tokens") or 24), key="max_new_tokens"
-    )
+    max_new_tokens = st.number_input("Max new tokens", 1, 256, defaults.max_new_tokens, key="max_new_tokens")
     temperature = st.number_input(
-        "Temperature", 0.05, 5.0, float(run_config.get("temperature") or 1.0), 0.05, key="temperature",
+        "Temperature", 0.05, 5.0, defaults.temperature, 0.05, key="temperature",
         help="Both sides sample at it; the KL is that of the tempered distributions. Default: the run's own.",
     )  # fmt: skip
     top_p = st.number_input(
-        "Top-p", 0.01, 1.0, float(run_config.get("top_p") or 1.0), 0.01, key="top_p",
+        "Top-p", 0.01, 1.0, defaults.top_p, 0.01, key="top_p",
         help="Nucleus sampling for both sides. Below 1 the KL is not measured: a response outside the "
         "reference's nucleus has infinite KL.",
     )  # fmt: skip
@@ -82,9 +83,11 @@ if st.button("Evaluate", type="primary", key="evaluate"):
         if int(n) > int(k):
             raise InfAlignError(f"N = {n} needs K ≥ N samples per prompt; raise K to at least {n} or lower N")
         info = run_of.get(choice)
-        source = arena.resolve_challenger(
-            str(info.path) if info else ("reference" if choice == REFERENCE else folder)
+        source = challengers.resolve_challenger(
+            str(info.path) if info else ("reference" if choice in (REFERENCE, OPTIMUM) else folder)
         )
+        if wanted_optimum:  # the optimum is the reference tilted: resolved (and refused) before sampling
+            resolved, pool = arena_views.resolve_optimum(wanted_optimum, int(n))
         prompts = data.load_prompts("bundled", split=split, limit=int(num_prompts)).prompts
         challenger = cached.arena_model(source.model, cached.weights_version(source.model))
         same = source.model == "default" and reference_source == "default"
@@ -93,13 +96,18 @@ if st.button("Evaluate", type="primary", key="evaluate"):
             if same
             else cached.arena_model(reference_source, cached.weights_version(reference_source))
         )
-        reward_fn = cached.reward(reward_source, run_config.get("reward_label") or "")
+        reward_fn = cached.reward(reward_source, defaults.reward_label or "")
         st.session_state.setdefault("loaded_models", {})["arena challenger"] = source.label
         progress, metrics, chart = st.progress(0.0, "sampling…"), st.empty(), st.empty()
-        for state in arena.run_arena(
-            challenger, reference, reward_fn, prompts, n=int(n), k=int(k), max_new_tokens=int(max_new_tokens),
-            temperature=float(temperature), top_p=float(top_p), seed=int(seed), prompts_per_batch=int(batch),
-        ):  # fmt: skip
+        common = dict(
+            n=int(n), k=int(k), max_new_tokens=int(max_new_tokens), temperature=float(temperature),
+            top_p=float(top_p), seed=int(seed), prompts_per_batch=int(batch),
+        )  # fmt: skip
+        for state in (
+            arena_views.optimum_states(reference, reward_fn, prompts, resolved, pool, common)
+            if wanted_optimum
+            else arena.run_arena(challenger, reference, reward_fn, prompts, **common)
+        ):
             progress.progress(
                 state.done / state.total_prompts,
                 f"{state.done}/{state.total_prompts} prompts · {state.seconds:.0f} s",
@@ -113,6 +121,8 @@ if st.button("Evaluate", type="primary", key="evaluate"):
                 kl = state.kl  # None at top-p < 1 (kl_note says why)
                 cols[3].metric("KL(π‖π_ref), nats", f"{kl.k1:.3f}" if kl else "—", help=state.kl_note or None)
                 cols[3].caption(f"± {kl.k1_stderr:.3f} (k3 {kl.k3:.3f})" if kl else state.kl_note)
+                if getattr(reward_fn, "may_abstain", False):  # a judge's integer scores tie often
+                    st.caption(arena_views.judge_shares(state))
             chart.plotly_chart(
                 arena_figures.convergence_figure(state.estimate), key=f"convergence-{state.done}"
             )
@@ -121,25 +131,34 @@ if st.button("Evaluate", type="primary", key="evaluate"):
             "max_new_tokens": int(max_new_tokens), "temperature": float(temperature), "top_p": float(top_p),
             "seed": int(seed), "reference": reference.fingerprint, "reward": reward_fn.fingerprint,
         }  # fmt: skip
-        record = arena.arena_record(state, settings, source.run_config)
-        record["label"], record["picks"] = source.label, gallery.picks_record(state)
+        run_config = resolved.run_config(pool) if wanted_optimum else source.run_config
+        record = arena_results.arena_record(state, settings, run_config)
+        record["label"], record["picks"] = source.label, arena_results.picks_record(state)
+        if wanted_optimum:
+            source.label = arena_views.label_optimum_record(record, state, resolved)
+        if eval_specs:
+            with st.spinner("Scoring both sides with the other rewards…"):
+                others = {s: cached.reward(eval_rewards.with_judge(s, judge)) for s in eval_specs}
+                record["eval_rewards"] = {"trained_on": reward_fn.name, **eval_rewards.eval_reward_results(state, others, seed=int(seed))}  # fmt: skip
         if source.run_dir is not None and gallery.is_gallery(source.run_dir):
             st.info("Gallery runs are read-only: this evaluation is kept for this session, not saved.")
         elif source.run_dir is not None:
-            arena.save_arena_result(source.run_dir, record)
+            arena_results.save_arena_result(source.run_dir, record)
         st.session_state.setdefault("arena_results", {})[f"{source.label} · N={n} · K={k}"] = record
-        st.session_state["arena_last"], st.session_state["arena_last_config"] = state, source.run_config
+        st.session_state["arena_last"], st.session_state["arena_last_config"] = state, run_config
+        st.session_state["arena_last_record"] = record
     except InfAlignError as err:
         st.error(str(err))
 
 if "arena_last" in st.session_state:
+    arena_views.show_eval_rewards(st.session_state.get("arena_last_record"), st.session_state["arena_last"])
     arena_views.show_picks(st.session_state["arena_last"])
     arena_views.show_procedure(st.session_state["arena_last"], st.session_state.get("arena_last_config"))
 
 # --- every evaluation so far: on the theory's chart and in a table ----------------------------------
 records, evaluated = dict(st.session_state.get("arena_results", {})), []
 for info in runs.list_all_runs():
-    for record in arena.load_arena_results(info.path):
+    for record in arena_results.load_arena_results(info.path):
         name = f"gallery · {gallery.title(info.run_id)}" if info.gallery else f"run {info.run_id}"
         records.setdefault(
             f"{name} · N={record['settings']['n']} · K={record['settings']['k']}", {**record, "label": name}
@@ -150,7 +169,7 @@ if records:
     st.caption(
         "Each evaluated run at its measured KL, with its win rate's interval (vertical) and ±1.96 standard "
         "errors of its KL (horizontal), beside the theory's curve for its transform and N: the exact "
-        "win rate of the KL-regularised optimum as β sweeps."
+        "win rate of the KL-regularised optimum as β sweeps. A ★ is that optimum sampled in this world."
     )
     place = st.radio("Place each run at", list(arena_figures.KL_PLACES), horizontal=True, key="kl_place", help=arena_figures.KL_PLACE_HELP)  # fmt: skip
     for tab, (name, label) in zip(st.tabs(["best-of-N", "worst-of-N"]), list(LABELS.items())[1:]):
@@ -164,9 +183,10 @@ if records:
     chosen = st.multiselect(
         "Runs in the report", list(dict.fromkeys(evaluated)), default=list(dict.fromkeys(evaluated))
     )
-    if st.button("Build a stakeholder report", key="build_report", disabled=not chosen):
+    optima = {name: r for name, r in records.items() if r.get("optimum")}  # the report carries them too
+    if st.button("Build a stakeholder report", key="build_report", disabled=not (chosen or optima)):
         with st.spinner("Writing the report…"):
-            st.session_state["arena_report"] = report.build_report(chosen).encode("utf-8")
+            st.session_state["arena_report"] = report.build_report(chosen, optimum_records=optima).encode()
     if st.session_state.get("arena_report"):
         st.download_button(
             "Download the report (HTML)",

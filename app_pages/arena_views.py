@@ -2,9 +2,30 @@
 
 import streamlit as st
 
-from infalign_core import arena
+from infalign_core import arena, arena_theory, eval_rewards
 from infalign_core.errors import InfAlignError
 from infalign_core.figures import arena as arena_figures
+
+
+def judge_shares(state: arena.ArenaState) -> str:
+    """The tie and unscored shares beside a judge's win rates."""
+    ties = "—" if state.tie_share is None else f"{100 * state.tie_share:.1f} %"
+    return f"Judge reward: {ties} of sample pairs tie (each counts ½); {100 * state.unscored_share:.1f} % unscored (left out, not 0)."
+
+
+def show_eval_rewards(record: dict | None, state: arena.ArenaState) -> None:
+    """The three win rates under the trained reward and each other reward, side by side."""
+    others = dict((record or {}).get("eval_rewards") or {})
+    trained = others.pop("trained_on", None)
+    if not others or trained is None:
+        return
+    st.subheader("Under other rewards")
+    st.caption(
+        "The same samples of both sides, scored again by each reward. A win rate the trained reward shows "
+        "but the others do not is over-optimisation of the trained reward (Goodhart)."
+    )
+    rows = eval_rewards.table_rows(trained, eval_rewards.trained_summary(state), others, state.n)
+    st.dataframe(rows, hide_index=True, width="stretch")
 
 
 def show_picks(state: arena.ArenaState) -> None:
@@ -27,7 +48,7 @@ def show_picks(state: arena.ArenaState) -> None:
 def _curve(config_items: tuple, spec: str):
     """The procedure's theory curve for a run's Φ (None without one), or the error message."""
     try:
-        return arena.procedure_theory_curve(dict(config_items) if config_items else None, spec)
+        return arena_theory.procedure_theory_curve(dict(config_items) if config_items else None, spec)
     except InfAlignError as err:
         return str(err)
 
@@ -69,3 +90,49 @@ def show_procedure(state: arena.ArenaState, run_config: dict | None) -> None:
     kl = state.kl.k1 if state.kl is not None else None
     kl_stderr = state.kl.k1_stderr if state.kl is not None else 0.0
     chart.plotly_chart(arena_figures.procedure_figure(curve, estimate, kl, kl_stderr), key="procedure-point")
+
+
+OPTIMUM_HELP = (
+    "No training: for each prompt, M reference samples are drawn and scored, each is calibrated by its "
+    "mid-rank among the M, and the challenger's K samples are drawn from them with probability ∝ e^{Φ(C)/β}. "
+    "That is π* ∝ π_ref·e^{Φ(C)/β}, the policy the theory says CTRL converges to: what a perfect trainer "
+    "would reach in this world. Its KL is the resampled law's against the M samples (→ the theory's as M "
+    "grows). It is also a decoding procedure in its own right (a soft best-of-M), at M samples per response."
+)
+
+
+def resolve_optimum(wanted: tuple, n: int):
+    """The optimum the controls ask for, resolved (its β solved from the budget) before any sampling: (resolved, M)."""
+    from infalign_core import optimum
+
+    transform, mode, budget, pool = wanted
+    return optimum.resolve_optimum(optimum.OptimumSpec(transform, n, mode, kl=budget)), pool
+
+
+def optimum_states(reference, reward_fn, prompts, resolved, pool: int, common: dict):
+    """The optimum's arena states as the batches come in (``optimum.run_optimum``)."""
+    from infalign_core import optimum
+
+    return optimum.run_optimum(reference, reward_fn, prompts, resolved, pool=pool, **common)
+
+
+def label_optimum_record(record: dict, state, resolved) -> str:
+    """Name the optimum's record as what a perfect trainer would reach, note its pool; warn if M is too small."""
+    label = f"{resolved.label} (what a perfect trainer would reach in this world)"
+    record.update(label=label, optimum={"pool": state.pool, "ess": float(state.ess.mean())})
+    if state.warning:
+        st.warning(state.warning)
+    return label
+
+
+def optimum_controls(container):
+    """The exact optimum's settings (transform, mode, KL budget, pool M): an OptimumSpec and M."""
+    from infalign_core import optimum
+
+    container.caption(OPTIMUM_HELP)
+    a, b = container.columns(2)
+    transform = a.selectbox("Transform Φ", ["exp", "identity", "optimal", "log"], key="optimum_transform")
+    mode = b.selectbox("For", ["best", "worst"], key="optimum_mode", format_func=lambda m: f"{m}-of-N")
+    kl = a.number_input("KL budget, nats", 0.01, 5.0, 0.5, 0.01, key="optimum_kl")
+    pool = b.number_input("Pool M per prompt", 2, optimum.MAX_POOL, optimum.DEFAULT_POOL, key="optimum_pool")
+    return transform, mode, float(kl), int(pool)

@@ -30,7 +30,7 @@ def _notify(kind: str, text: str, follow: str | None = None) -> None:
 # with the reason, not stay red in the box while Start silently uses the last valid one.
 with st.expander("New run", expanded=True):
     preset_name = st.selectbox("Preset", list(ctrl.PRESETS), index=2, key="preset")
-    preset = {**ctrl.CTRLConfig().to_dict(), **ctrl.PRESETS[preset_name]}  # fields that differ
+    preset = ctrl.recommended_config(**ctrl.PRESETS[preset_name]).to_dict()  # the recommended run
     left, mid, right = st.columns(3)
     transform = left.selectbox(
         "Transform Φ",
@@ -43,10 +43,9 @@ with st.expander("New run", expanded=True):
         "Mode", ctrl.MODES, index=ctrl.MODES.index(preset["mode"]), horizontal=True, key=f"mode-{preset_name}"
     )
     n = left.number_input("N", value=int(preset["n"]), step=1, help=help_texts["n"], key="n")
-    # A KL target by default: the preset's t is tuned for 0.5 nats, and a fixed β overshoots it.
     kl_target = mid.number_input(
-        "KL target (0 = fixed β)", value=0.5, step=0.05, help=help_texts["kl_target"], key="kl_target"
-    )
+        "KL target (0 = fixed β)", value=float(preset["kl_target"] or 0), step=0.05, help=help_texts["kl_target"], key="kl_target"
+    )  # fmt: skip
     beta = mid.number_input(
         "β",
         value=float(preset["beta"]),
@@ -57,30 +56,29 @@ with st.expander("New run", expanded=True):
     )
     t_value = None
     if transform == "exp":
-        from infalign_core.theory import best_exponential_t
+        from app_pages.theory_cache import best_exponential_t
 
-        budget = kl_target if 0 < kl_target <= 20 else 0.5
+        budget = kl_target if 0 < kl_target <= 20 else ctrl.RECOMMENDED_RUN["kl_target"]
         suggested = best_exponential_t(int(n) if 1 <= n <= 1024 else 4, budget, mode)
         t_value = mid.number_input("t", value=round(suggested.t, 2), help=help_texts["t"], key="t")
         mid.caption(f"Theory's best t for {mode}-of-{n} at KL {budget:g}: {suggested.t:.2f}")
-    # 300 steps: the KL controller settles near its target by then (at 100 it lags: 0.33-0.99 nats).
-    steps = right.number_input("Steps", value=300, step=1, help=help_texts["steps"], key="steps")
-    k = right.number_input("k (samples per prompt)", value=8, step=1, help=help_texts["k"], key="k")
+    steps = right.number_input("Steps", value=preset["steps"], step=1, help=help_texts["steps"], key="steps")
+    k = right.number_input("k (samples per prompt)", value=preset["k"], step=1, help=help_texts["k"], key="k")
     prompts_per_step = right.number_input(
-        "Prompts per step", value=8, step=1, help=help_texts["prompts_per_step"], key="prompts_per_step"
-    )
+        "Prompts per step", value=preset["prompts_per_step"], step=1, help=help_texts["prompts_per_step"], key="prompts_per_step"
+    )  # fmt: skip
     learning_rate = right.number_input(
-        "Learning rate", value=2e-4, format="%.1e", help=help_texts["learning_rate"], key="learning_rate"
-    )
+        "Learning rate", value=preset["learning_rate"], format="%.1e", help=help_texts["learning_rate"], key="learning_rate"
+    )  # fmt: skip
     with st.popover("Models, prompts and sampling"):
-        policy = st.text_input("Policy", "default", help=help_texts["policy"], key="policy")
-        reward = st.text_input("Reward", "default", help=help_texts["reward"], key="reward")
-        prompts = st.text_input("Prompts", "bundled", help=help_texts["prompts"], key="prompts")
-        num_prompts = st.number_input("Prompts used", value=64, step=1, key="num_prompts")
-        m = st.number_input("m (reference samples per prompt)", value=64, step=1, key="m")
-        max_new_tokens = st.number_input("Max new tokens", value=24, step=1, key="max_new_tokens")
+        policy = st.text_input("Policy", preset["policy"], help=help_texts["policy"], key="policy")
+        reward = st.text_input("Reward", preset["reward"], help=help_texts["reward"], key="reward")
+        prompts = st.text_input("Prompts", preset["prompts"], help=help_texts["prompts"], key="prompts")
+        num_prompts = st.number_input("Prompts used", value=preset["num_prompts"], step=1, key="num_prompts")
+        m = st.number_input("m (reference samples per prompt)", value=preset["m"], step=1, key="m")
+        max_new_tokens = st.number_input("Max new tokens", value=preset["max_new_tokens"], step=1, key="max_new_tokens")  # fmt: skip
         device = st.selectbox("Device", ctrl.DEVICES, key="device")
-        seed = st.number_input("Seed", value=0, step=1, key="seed")
+        seed = st.number_input("Seed", value=preset["seed"], step=1, key="seed")
         options = widgets.run_options(help_texts)
     if st.button("Start", type="primary", key="start"):
         try:
@@ -105,7 +103,7 @@ with st.expander("New run", expanded=True):
                 seed=int(seed),
                 **options,
             ).resolved()
-            run_id = runs.launch_run(config)
+            run_id = runs.launch_run(config, owner=widgets.session_id())
             _notify(
                 "info", f"Launched run {run_id}, shown below (it queues while the device is busy).", run_id
             )
@@ -158,12 +156,16 @@ def _live_body() -> None:
         _act(runs.stop_run, focus.run_id, "Stopping {run_id}: it checkpoints first.")
     can_resume = focus.state in ("stopped", "interrupted", "failed") and not focus.gallery
     if buttons[1].button("Resume", disabled=not can_resume, key="resume"):
-        _act(runs.resume_run, focus.run_id, "Resuming {run_id}.")
+        _act(
+            lambda run_id: runs.resume_run(run_id, owner=widgets.session_id()),
+            focus.run_id,
+            "Resuming {run_id}.",
+        )
     confirm = buttons[3].checkbox("Really delete", key="confirm_delete", disabled=focus.gallery)
     if buttons[2].button("Delete", disabled=not confirm or focus.gallery, key="delete"):
         _act(runs.delete_run, focus.run_id, "Deleted {run_id}.")
     if buttons[4].button("Copy to my runs", disabled=not focus.gallery, key="copy"):
-        _act(gallery.copy_to_runs, focus.run_id, "Copied {run_id} to your runs as {result}.")
+        _act(runs.copy_to_runs, focus.run_id, "Copied {run_id} to your runs as {result}.")
     if focus.status.get("error"):
         st.error(f"{focus.run_id} failed: {focus.status['error']}")
     st.plotly_chart(ctrl_figures.curves_figure(selected))

@@ -73,6 +73,7 @@ with st.form("model_choice"):
     trust = st.checkbox(
         "Trust remote code (runs Python shipped with a hub model; only for authors you trust)",
         value=st.session_state.trust_remote_code,
+        disabled=widgets.classroom_mode(),  # a classroom server never runs a model's own code
     )
     submitted = st.form_submit_button("Load models", type="primary")
 

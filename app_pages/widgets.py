@@ -1,9 +1,10 @@
 """Widgets several pages share (not a page: app.py does not list it): models, prompt rendering, prompt sources, run options."""
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from app_pages import cached
-from infalign_core import data
+from infalign_core import classroom, data
 from infalign_core.chat import ChatFormat
 from infalign_core.errors import InfAlignError
 from infalign_core.models import describe_size
@@ -132,3 +133,14 @@ def show_model(title: str, loaded) -> None:
     cols[4].metric("Load time", f"{loaded.load_seconds:.2f} s")
     for note in loaded.notes:
         st.info(note)
+
+
+def session_id() -> str | None:
+    """This browser session's id: classroom mode caps the trainings each session runs."""
+    ctx = get_script_run_ctx()
+    return ctx.session_id if ctx is not None else None
+
+
+def classroom_mode() -> bool:
+    """Whether this server runs in classroom mode (INFALIGN_CLASSROOM=1): remote code then stays off."""
+    return classroom.enabled()

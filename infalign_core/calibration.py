@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from infalign_core.errors import InfAlignError
+from infalign_core.identity import policy_identity, reward_identity
 
 CODE_VERSION = "calibration-v1"
 """Bumped whenever a change here would make an old cached bank differ from a new one."""
@@ -137,43 +138,121 @@ def calibrated_reward(bank: ReferenceBank | np.ndarray, prompt_index, rewards) -
 
 
 CALIBRATED_KL_BINS = 10
+"""Equal-width bins for continuous calibrated rewards (``m`` None)."""
+
+SAMPLES_PER_MIDDLE_BIN = 8
+"""The automatic bins of bank levels aim at about this many samples per bin in the middle."""
 
 
-def calibrated_kl(calibrated, *, m: int | None = None, bins: int = CALIBRATED_KL_BINS) -> float:
-    """The KL the reward sees: binned plug-in KL of pooled calibrated rewards against the reference's law.
+def level_bins(m: int, samples: int) -> np.ndarray:
+    """Edges, in bank levels 0..m, of the automatic bins for ``samples`` calibrated rewards.
 
-    Under the reference, C is Uniform[0, 1] (``m`` None: continuous u, equal-width bins) or, ranked
-    against a bank of m, uniform on the m + 1 levels j/m (bins then group whole levels, each bin's
-    reference mass its share of levels). By data processing this is at most the sequence KL. The
-    plug-in overestimates by about (occupied bins − 1)/(2·samples); the Miller–Madow correction
-    subtracts that, so the estimate can dip below 0 by noise near the reference (left as is).
+    Dyadic from both ends (widths 1, 1, 2, 4, …) up to a middle width w, the power of two
+    that leaves about SAMPLES_PER_MIDDLE_BIN samples per middle bin under the reference. The
+    end levels stay single because a best-of-N optimum piles its mass on the top levels and a
+    worst-of-N optimum empties the bottom ones: that is where the KL is. With enough samples
+    (w = 1) every level is its own bin, and the estimate aims at the rank-level KL itself.
     """
-    values = np.asarray(calibrated, dtype=np.float64).ravel()
+    levels = int(m) + 1
+    ratio = SAMPLES_PER_MIDDLE_BIN * levels / max(int(samples), 1)
+    width = 1 << max(0, int(np.floor(np.log2(max(ratio, 1.0)))))
+    lower, step = [0], 1
+    while lower[-1] + step <= levels // 2:
+        lower.append(lower[-1] + step)
+        step = min(2 * step, width) if len(lower) > 2 else step
+    edges = np.unique(np.concatenate([lower, levels - np.asarray(lower), [levels]]))
+    return edges.astype(np.int64)
+
+
+@dataclass(frozen=True)
+class VisibleKL:
+    """A reward-visible KL estimate with its jackknife standard error."""
+
+    value: float  # nats; bias-corrected, so it can dip below 0 near the reference
+    stderr: float  # jackknife standard error over the groups (prompts), nats
+    bins: int  # bins of calibrated reward (bank levels) it counted
+    samples: int
+    groups: int  # prompts (rows) it treated as independent; = samples for a flat input
+
+
+def visible_kl(calibrated, *, m: int | None = None, bins: int | None = None) -> VisibleKL:
+    """The KL the reward sees: plug-in KL of binned calibrated rewards, jackknife-corrected over prompts.
+
+    ``calibrated`` is flat, or [prompts, samples] when each row was ranked against its own
+    prompt's bank. Under the reference, C ranked against a bank of ``m`` is uniform on the
+    m + 1 levels j/m; with ``m`` None, C is Uniform[0, 1] and ``bins`` (default 10)
+    equal-width bins are used. With ``m``, ``bins`` None picks :func:`level_bins` (every level
+    at the arena's 2,048 samples, coarser in the middle for a training step's 64), and an
+    integer groups the levels into that many equal runs.
+
+    The plug-in overestimates by about Σ Var(p̂_b)/(2 p_b). Samples of one prompt share a bank,
+    which raises that variance beyond the multinomial's (the Miller–Madow correction only
+    removes about half of it at the arena's size), so the bias is removed by a delete-one-prompt
+    jackknife, which sees the shared bank (a flat input is jackknifed per sample). What it
+    estimates is the KL of the binned rank levels, at most the rank-level KL of
+    ``theory.rank_level_kl`` (the most any estimator can see through a bank of m), which is at
+    most the sequence KL by data processing.
+    """
+    values = np.asarray(calibrated, dtype=np.float64)
     if values.size == 0:
         raise InfAlignError("the calibrated KL needs at least one calibrated reward")
+    if values.ndim > 2:
+        raise InfAlignError(
+            f"calibrated rewards must be flat or [prompts, samples], got shape {values.shape}"
+        )
     _reject_nan(values, "calibrated rewards")
     if values.min() < 0.0 or values.max() > 1.0:
         raise InfAlignError("calibrated rewards lie in [0, 1]; got values outside it")
-    if isinstance(bins, bool) or not isinstance(bins, int | np.integer) or bins < 2:
+    if bins is not None and (isinstance(bins, bool) or not isinstance(bins, int | np.integer) or bins < 2):
         raise InfAlignError(f"the calibrated KL needs an integer number of bins ≥ 2, got {bins!r}")
+    rows = values if values.ndim == 2 else values.reshape(1, -1)
     if m is None:
-        index = np.minimum((values * bins).astype(np.int64), bins - 1)  # u = 1 in the top bin
-        reference = np.full(bins, 1.0 / bins)
+        count = int(bins or CALIBRATED_KL_BINS)
+        index = np.minimum((rows * count).astype(np.int64), count - 1)  # u = 1 in the top bin
+        reference = np.full(count, 1.0 / count)
     else:
         if isinstance(m, bool) or not isinstance(m, int | np.integer) or m < 1:
             raise InfAlignError(f"the bank size m must be an integer ≥ 1, got {m!r}")
         levels = int(m) + 1
-        bins = min(int(bins), levels)
-        # Level j/m (a tie's mid-rank rounds up); bin b holds levels [⌊b·L/B⌋, ⌊(b+1)·L/B⌋).
-        level = np.minimum(np.floor(values * m + 0.5).astype(np.int64), levels - 1)
-        edges = (np.arange(bins + 1) * levels) // bins
+        if bins is None:
+            edges = level_bins(int(m), values.size)
+        else:
+            edges = np.unique((np.arange(min(int(bins), levels) + 1) * levels) // min(int(bins), levels))
+        # Level j/m (a tie's mid-rank rounds up).
+        level = np.minimum(np.floor(rows * m + 0.5).astype(np.int64), levels - 1)
         index = np.searchsorted(edges, level, side="right") - 1
         reference = np.diff(edges) / levels
-    counts = np.bincount(index, minlength=bins).astype(np.float64)
-    mass = counts / values.size
-    seen = counts > 0
-    plug_in = float(np.sum(mass[seen] * np.log(mass[seen] / reference[seen])))
-    return plug_in - (int(seen.sum()) - 1) / (2.0 * values.size)
+    count = reference.size
+    per_row = np.stack([np.bincount(row, minlength=count) for row in index]).astype(np.float64)
+    total = per_row.sum(axis=0)
+    if per_row.shape[0] > 1:
+        left_out = total[None, :] - per_row
+        weights = np.ones(per_row.shape[0])
+    else:
+        # Flat input: delete one sample at a time, i.e. one count from each occupied bin.
+        seen = np.flatnonzero(total)
+        left_out = total[None, :] - np.eye(count)[seen]
+        weights = total[seen]
+    groups = int(weights.sum())
+    full = _plug_in_kl(total[None, :], reference)[0]
+    partial = _plug_in_kl(left_out, reference)
+    mean = float(np.sum(weights * partial) / groups)
+    value = groups * full - (groups - 1) * mean
+    stderr = float(np.sqrt((groups - 1) / groups * np.sum(weights * (partial - mean) ** 2)))
+    return VisibleKL(value=float(value), stderr=stderr, bins=count, samples=int(values.size), groups=groups)
+
+
+def _plug_in_kl(counts: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Σ p̂ log(p̂/q) for each row of bin counts (empty bins add 0)."""
+    mass = counts / counts.sum(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(mass > 0, mass * np.log(mass / reference), 0.0)
+    return terms.sum(axis=1)
+
+
+def calibrated_kl(calibrated, *, m: int | None = None, bins: int | None = None) -> float:
+    """The KL the reward sees, in nats: :func:`visible_kl`'s value (see there for the estimator and its bias)."""
+    return visible_kl(calibrated, m=m, bins=bins).value
 
 
 def _count_below(m: int, num_queries: int, below: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
@@ -261,75 +340,6 @@ def bank_settings(
             "reward": str(getattr(reward_fn, "name", "")),
         },
     }
-
-
-def policy_identity(policy) -> dict:
-    """What about the reference policy changes its samples; one entry per ingredient of the bank key.
-
-    Weights and config (the fingerprint), the dtype it runs in, its tokenizer (how prompts are
-    encoded and responses decoded), its generation config (the EOS ids where sampling stops) and
-    how it saw each prompt (chat template, system prompt, completion mode). A new ingredient is
-    one more entry here.
-    """
-    model = getattr(policy, "model", None)
-    return {
-        "fingerprint": str(policy.fingerprint),
-        "dtype": str(getattr(policy, "dtype", "")),
-        "tokenizer_sha256": tokenizer_sha256(getattr(policy, "tokenizer", None)),
-        "generation_config_sha256": generation_config_sha256(model),
-        "rendering": _policy_rendering(policy),
-    }
-
-
-def reward_identity(reward_fn) -> dict:
-    """What about the reward changes its scores: fingerprint (weights, config, label), dtype, tokenizer, rendering."""
-    loaded = getattr(reward_fn, "loaded", None)  # a reward model; VADER, the oracle and callables have none
-    return {
-        "fingerprint": str(reward_fn.fingerprint),
-        "dtype": str(getattr(loaded, "dtype", "")),
-        "tokenizer_sha256": tokenizer_sha256(getattr(loaded, "tokenizer", None)),
-        "rendering": getattr(reward_fn, "rendering", None),
-    }
-
-
-def tokenizer_sha256(tokenizer) -> str:
-    """sha256 of what a tokenizer does ('' for none): its full serialisation and special tokens.
-
-    A fast tokenizer's JSON holds the vocabulary, merges, normaliser and added tokens (the
-    content of tokenizer.json, vocab and merges files); the special tokens and padding side
-    come from tokenizer_config.json and special_tokens_map.json.
-    """
-    if tokenizer is None:
-        return ""
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    body = backend.to_str() if backend is not None else json.dumps(tokenizer.get_vocab(), sort_keys=True)
-    extra = {
-        "special_tokens": getattr(tokenizer, "special_tokens_map", {}),
-        "padding_side": getattr(tokenizer, "padding_side", None),
-        "class": type(tokenizer).__name__,
-    }
-    material = body + json.dumps(extra, sort_keys=True, default=str)
-    return hashlib.sha256(material.encode("utf-8")).hexdigest()
-
-
-def generation_config_sha256(model) -> str:
-    """sha256 of a model's generation config as loaded from generation_config.json ('' for none).
-
-    The transformers version it was written with is left out: it changes nothing the sampler uses.
-    """
-    config = getattr(model, "generation_config", None)
-    if config is None:
-        return ""
-    fields = {k: v for k, v in config.to_diff_dict().items() if k != "transformers_version"}
-    return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode("utf-8")).hexdigest()
-
-
-def _policy_rendering(policy) -> dict | None:
-    """The policy side of the key's rendering entry (None for objects without a tokenizer)."""
-    from infalign_core.chat import rendering_key
-
-    tokenizer = getattr(policy, "tokenizer", None)
-    return None if tokenizer is None else rendering_key(tokenizer, getattr(policy, "chat", None))
 
 
 def settings_key(settings: dict) -> str:
@@ -533,8 +543,75 @@ def score_reference_samples(
         rewards[start:stop] = scores.astype(np.float64).reshape(-1)
         if progress is not None:
             progress(stop, total, "scoring")
+    if getattr(reward_fn, "may_abstain", False) and np.isnan(rewards).any():
+        rewards = _redraw_unscored(
+            policy,
+            reward_fn,
+            prompts,
+            prompt_index,
+            rewards,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            seed=seed,
+            batch_size=batch_size,
+        )
     _reject_nan(rewards, f"rewards of '{reward_fn.name}' on the reference samples")
     return prompt_index, rewards
+
+
+REDRAW_ROUNDS = 3
+
+
+def _redraw_unscored(
+    policy, reward_fn, prompts, prompt_index, rewards, *, seed: int, **sampling
+) -> np.ndarray:
+    """Replace reference samples a judge left unscored with fresh ones for the same prompt.
+
+    A bank must hold m *scored* rewards per prompt. Redrawing conditions it on "the judge could
+    score it", the same condition the policy's samples meet when their unscored ones are left
+    out, so calibrated rewards compare like with like. Up to REDRAW_ROUNDS rounds; a judge that
+    still fails is refused with its unscored share, never filled in.
+    """
+    from infalign_core.sampling import sample
+
+    rewards, total_redrawn = rewards.copy(), 0
+    for round_ in range(1, REDRAW_ROUNDS + 1):
+        holes = np.flatnonzero(np.isnan(rewards))
+        if not holes.size:
+            break
+        total_redrawn += holes.size
+        owners = prompt_index[holes]
+        needed = np.bincount(owners, minlength=len(prompts))
+        asked = np.flatnonzero(needed)
+        fresh = sample(
+            policy,
+            [prompts[i] for i in asked],
+            int(needed.max()),
+            seed=int(seed) + 7_919 * round_ + 1,
+            **sampling,
+        )
+        per_prompt = int(needed.max())
+        picks = [j * per_prompt + t for j, p in enumerate(asked) for t in range(needed[p])]
+        scores = np.asarray(
+            reward_fn.score(
+                [prompts[asked[i // per_prompt]] for i in picks], [fresh.responses[i] for i in picks]
+            ),
+            dtype=np.float64,
+        )
+        # holes are sorted by position and rows are grouped by prompt, so picks line up with holes.
+        rewards[holes[np.argsort(owners, kind="stable")]] = scores
+    left = int(np.isnan(rewards).sum())
+    if left:
+        raise InfAlignError(
+            f"'{reward_fn.name}' left {left} of {rewards.size} reference samples unscored even after "
+            f"{REDRAW_ROUNDS} redraws: its answers do not follow the rubric's format. Use a stronger judge "
+            "or raise its max_new_tokens."
+        )
+    note = f"{total_redrawn} reference sample(s) the judge left unscored were redrawn for the bank."
+    if isinstance(getattr(reward_fn, "notes", None), list) and note not in reward_fn.notes:
+        reward_fn.notes.append(note)
+    return rewards
 
 
 def heldout_rewards(

@@ -15,6 +15,9 @@ import sys
 import time
 from pathlib import Path
 
+from infalign_core import classroom
+from infalign_core.cli_output import json_safe as _json_safe
+from infalign_core.cli_output import print_unscored as _print_unscored
 from infalign_core.errors import InfAlignError, one_line, user_error
 
 
@@ -281,8 +284,13 @@ def _add_sample(sub) -> None:
     )
     p.add_argument("--n", type=_positive_int, required=True, help="how many responses")
     p.add_argument("--policy", default="default", help="policy: default, a preset, a folder or a hub id")
-    p.add_argument("--reward", default="default", help="reward: default, vader, oracle, a folder or a hub id")
+    p.add_argument(
+        "--reward",
+        default="default",
+        help="reward: default, vader, oracle, judge:RUBRIC, a folder or a hub id",
+    )
     p.add_argument("--label", default=None, help="which label of a multi-label reward model is the reward")
+    _add_judge_flag(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-new-tokens", type=_positive_int, default=24)
     p.add_argument("--temperature", type=_finite_float, default=1.0, help="0 = greedy")
@@ -305,7 +313,11 @@ def _run_sample(args) -> int:
     chat = _chat_format(args)
     policy = load_policy(args.policy, device=args.device, trust_remote_code=args.trust_remote_code, chat=chat)
     reward_fn = load_reward(
-        args.reward, label=args.label, device=args.device, trust_remote_code=args.trust_remote_code, chat=chat
+        _reward_source(args.reward, args.judge),
+        label=args.label,
+        device=args.device,
+        trust_remote_code=args.trust_remote_code,
+        chat=chat,
     )
     _print_notes(policy)
     samples = sample(
@@ -319,12 +331,14 @@ def _run_sample(args) -> int:
     )
     rewards = reward_fn.score(samples.row_prompts(), samples.responses)
     _print_notes(samples, reward_fn)
-    order = sorted(range(len(rewards)), key=lambda i: -rewards[i])
+    _print_unscored(reward_fn)
+    # Unscored responses (a judge's unparseable answers) sort last and print as null, never 0.
+    order = sorted(range(len(rewards)), key=lambda i: (math.isnan(rewards[i]), -rewards[i]))
     rendered = samples.rendered_prompts[0]
     rows = [
         {
             "text": samples.responses[i],
-            "reward": float(rewards[i]),
+            "reward": None if math.isnan(rewards[i]) else float(rewards[i]),
             "finished": bool(samples.finished[i]),
             "rendered_prompt": rendered,
         }
@@ -339,8 +353,31 @@ def _run_sample(args) -> int:
         shown = prompt if rendered == prompt else ""
         for rank, row in enumerate(rows, 1):
             tail = "" if row["finished"] else " …"
-            print(f"{rank:>3}  {row['reward']:+9.4f}  {shown}{row['text']}{tail}")
+            value = "unscored" if row["reward"] is None else f"{row['reward']:+9.4f}"
+            print(f"{rank:>3}  {value:>9}  {shown}{row['text']}{tail}")
     return 0
+
+
+def _add_judge_flag(p) -> None:
+    p.add_argument(
+        "--judge",
+        default=None,
+        help="the judge model for --reward judge:RUBRIC: a chat model's folder, a hub id or a preset",
+    )
+
+
+def _reward_source(reward: str | None, judge: str | None) -> str | None:
+    """The reward source with the judge folded in (``judge:RUBRIC@MODEL``), so configs and records carry it."""
+    from infalign_core.judge import is_judge, judge_spec, split_spec
+
+    if judge is None:
+        return reward
+    if not is_judge(reward):
+        raise InfAlignError(
+            f"--judge {judge} needs a judge reward: give --reward judge:RUBRIC (e.g. judge:helpfulness)."
+        )
+    rubric, _ = split_spec(reward)
+    return judge_spec(rubric, judge)
 
 
 def _messages_prompt(text: str) -> str:
@@ -572,11 +609,52 @@ def _add_winrate(sub) -> None:
         "folder (or run id) as --policy uses its checkpoint, and its reference and reward unless given.",
     )
     p.add_argument(
-        "--policy", required=True, help="'reference', a CTRL run folder or id, a model folder or a hub id"
+        "--policy", default=None, help="'reference', a CTRL run folder or id, a model folder or a hub id"
+    )
+    p.add_argument(
+        "--optimum",
+        default=None,
+        choices=["identity", "log", "exp", "optimal"],
+        help="instead of --policy: the exact optimum π_ref·e^{Φ(C)/β}/Z for this transform, sampled by tilted "
+        "resampling of --pool reference samples per prompt (no training); with --kl or --beta, and --mode, "
+        "--t, --procedure as in `theory`. Prints theory_* beside each win rate; kl is the resampled law's KL",
+    )
+    p.add_argument(
+        "--mode", choices=["best", "worst"], default=None, help="--optimum: best-of-N or worst-of-N Φ"
+    )
+    p.add_argument(
+        "--t", type=_finite_float, default=None, help="--optimum exp: t (default: the best t at --kl)"
+    )
+    p.add_argument(
+        "--procedure",
+        default=None,
+        metavar="SPEC",
+        help="--optimum: an inference procedure (bon:N, poisson:MU, …): optimal is its optimum, exp its best t; "
+        "adds procedure_win_rate",
+    )
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--kl", type=_positive_float, default=None, help="--optimum: KL budget in nats")
+    budget.add_argument("--beta", type=_positive_float, default=None, help="--optimum: KL coefficient β")
+    p.add_argument(
+        "--pool",
+        type=_positive_int,
+        default=None,
+        help="--optimum: reference samples per prompt to resample from, M (default 512)",
     )
     p.add_argument("--reference", default=None, help="reference policy (default: the run's, else 'default')")
-    p.add_argument("--reward", default=None, help="reward: default, vader, oracle, a folder or hub id")
+    p.add_argument(
+        "--reward", default=None, help="reward: default, vader, oracle, judge:RUBRIC, a folder or hub id"
+    )
     p.add_argument("--label", default=None, help="which label of a multi-label reward model is the reward")
+    p.add_argument(
+        "--eval-reward",
+        action="append",
+        default=[],
+        metavar="R",
+        help="also score both sides' samples with R (oracle, vader, judge:RUBRIC, a folder or hub id) and "
+        "give the three win rates under it; repeatable",
+    )
+    _add_judge_flag(p)
     p.add_argument("--n", type=_positive_int, required=True, help="N of best-of-N / worst-of-N")
     p.add_argument("--k", type=_positive_int, required=True, help="samples per prompt from each side (K ≥ N)")
     p.add_argument("--num-prompts", type=_positive_int, default=32, help="the first P prompts (default 32)")
@@ -610,16 +688,26 @@ def _add_winrate(sub) -> None:
 
 
 def _run_winrate(args) -> int:
-    from infalign_core import arena, data
+    from infalign_core import arena, arena_results, challengers, data, eval_rewards
+    from infalign_core.judge import is_judge
     from infalign_core.models import load_policy
     from infalign_core.rewards import load_reward
 
+    if (args.policy is None) == (args.optimum is None):
+        raise InfAlignError("give the challenger as --policy or as --optimum TRANSFORM (one of them)")
+    optimum_only = {"--mode": args.mode, "--t": args.t, "--procedure": args.procedure, "--kl": args.kl}
+    optimum_only.update({"--beta": args.beta, "--pool": args.pool})
+    given = [flag for flag, value in optimum_only.items() if value is not None]
+    if args.optimum is None and given:
+        raise InfAlignError(f"{', '.join(given)} only apply to --optimum; a --policy is evaluated as it is")
     if args.n > args.k:
         # Word for word the arena page's message: one input, one message, wherever it is typed.
         raise InfAlignError(
             f"N = {args.n} needs K ≥ N samples per prompt; raise K to at least {args.n} or lower N"
         )
-    challenger, source = arena.load_challenger(args.policy, device=args.device)
+    if args.optimum is not None:
+        return _run_winrate_optimum(args)
+    challenger, source = challengers.load_challenger(args.policy, device=args.device)
     if args.save and source.run_dir is not None:
         from infalign_core.gallery import is_gallery
 
@@ -627,8 +715,8 @@ def _run_winrate(args) -> int:
             raise InfAlignError(
                 f"{source.run_dir.name} is a gallery run and read-only: drop --save, or copy it to your runs first"
             )
-    run = source.run_config or {}
-    reference_source = args.reference or run.get("reference") or run.get("policy") or "default"
+    run = challengers.arena_settings(source.run_config)
+    reference_source = args.reference or run.reference
     reference = (
         challenger
         if args.policy in ("reference", "default") and reference_source == "default"
@@ -639,12 +727,18 @@ def _run_winrate(args) -> int:
     if args.completion_mode or args.system_prompt:
         challenger.chat = _chat_format(args)
     chat = reference.chat = challenger.chat
+    trained_source = args.reward or run.reward
+    if args.judge is not None and is_judge(trained_source):
+        trained_source = _reward_source(trained_source, args.judge)
+    elif args.judge is not None and not any(is_judge(spec) for spec in args.eval_reward):
+        raise InfAlignError("--judge needs a judge reward: give --reward or --eval-reward judge:RUBRIC.")
     reward_fn = load_reward(
-        args.reward or run.get("reward") or "default",
-        label=args.label if args.label is not None else run.get("reward_label"),
+        trained_source,
+        label=args.label if args.label is not None else run.reward_label,
         device=args.device,
         chat=chat,
     )
+    others = eval_rewards.load_eval_rewards(args.eval_reward, judge=args.judge, device=args.device, chat=chat)
     _print_notes(challenger, reference)
     split = args.split or ("eval" if args.prompts == "bundled" else None)
     prompt_set = data.load_prompts(
@@ -652,9 +746,9 @@ def _run_winrate(args) -> int:
     )
     for notice in prompt_set.notices:
         print(f"note: {notice}", file=sys.stderr)
-    max_new_tokens = args.max_new_tokens or int(run.get("max_new_tokens") or 24)
-    temperature = float(args.temperature if args.temperature is not None else run.get("temperature") or 1.0)
-    top_p = float(args.top_p if args.top_p is not None else run.get("top_p") or 1.0)
+    max_new_tokens = args.max_new_tokens or run.max_new_tokens
+    temperature = float(args.temperature if args.temperature is not None else run.temperature)
+    top_p = float(args.top_p if args.top_p is not None else run.top_p)
     bar = None
     if not args.json:
         from tqdm import tqdm
@@ -692,8 +786,17 @@ def _run_winrate(args) -> int:
         "kl_stderr": state.kl.k1_stderr if state.kl else None,
         "kl_k3": state.kl.k3 if state.kl else None,
         "kl_k3_stderr": state.kl.k3_stderr if state.kl else None,
+        "kl_visible": state.calibrated_kl,
+        "tie_share": state.tie_share,
+        "unscored_share": state.unscored_share,
         "seconds": round(state.seconds, 2),
     }
+    if others:
+        out["eval_rewards"] = eval_rewards.eval_reward_results(
+            state, others, resamples=args.resamples, seed=args.seed
+        )
+    _print_unscored(reward_fn, *others.values())
+    _print_notes(*others.values())
     if state.kl_note:
         print(f"note: {state.kl_note}", file=sys.stderr)
     if source.run_dir is not None:
@@ -710,13 +813,120 @@ def _run_winrate(args) -> int:
             "reward": reward_fn.fingerprint,
         }
         settings.update(arena.rendering_settings(reference, args.prompt_subset))
-        record = arena.arena_record(state, settings, source.run_config)
+        record = arena_results.arena_record(state, settings, source.run_config)
+        if others:
+            record["eval_rewards"] = {"trained_on": reward_fn.name, **out["eval_rewards"]}
         theory_point = record.get("theory")
         if theory_point:
             out["theory_bon_win_rate"] = theory_point["bon_win_rate"]
             out["theory_won_win_rate"] = theory_point["won_win_rate"]
+        if record["kl"].get("optimum_visible"):
+            # What the exact optimum at this KL shows through the same K reference samples, and the run's share.
+            out["kl_visible_optimum"] = record["kl"]["optimum_visible"]
+            out["share_seen"] = record["kl"]["share_seen"]
         if args.save:
-            out["saved"] = str(arena.save_arena_result(source.run_dir, record))
+            out["saved"] = str(arena_results.save_arena_result(source.run_dir, record))
+    out = _json_safe(out)
+    if args.json:
+        _print_json(out)
+    else:
+        width = max(len(k) for k in out)
+        for key, value in out.items():
+            if key == "eval_rewards":
+                continue
+            print(f"{key:<{width}}  {value:.4f}" if isinstance(value, float) else f"{key:<{width}}  {value}")
+        if others:
+            trained = eval_rewards.trained_summary(state)
+            rows = eval_rewards.table_rows(reward_fn.name, trained, out["eval_rewards"], args.n)
+            print("\nwin rates under each reward (95 % CI; ties count ½):")
+            widths = {key: max(len(key), *(len(str(row[key])) for row in rows)) for key in rows[0]}
+            print("  ".join(f"{key:<{widths[key]}}" for key in rows[0]))
+            for row in rows:
+                print("  ".join(f"{row[key]!s:<{widths[key]}}" for key in row))
+    return 0
+
+
+def _run_winrate_optimum(args) -> int:
+    """``winrate --optimum``: the exact optimum by tilted resampling, with the theory beside each number."""
+    from infalign_core import arena, data, optimum, theory
+    from infalign_core.models import load_policy
+    from infalign_core.rewards import load_reward
+
+    if args.kl is None and args.beta is None:
+        raise InfAlignError("--optimum needs a KL budget (--kl) or a KL coefficient (--beta)")
+    if args.save:
+        raise InfAlignError("the exact optimum is not a run, so there is nowhere to --save it; drop --save")
+    pool = optimum.check_pool(args.pool if args.pool is not None else optimum.DEFAULT_POOL)
+    spec = optimum.OptimumSpec(
+        transform=args.optimum,
+        n=args.n,
+        mode=args.mode or "best",
+        t=args.t,
+        procedure=args.procedure,
+        kl=args.kl,
+        beta=args.beta,
+    )
+    resolved = optimum.resolve_optimum(spec)  # refuses bad values before any model loads
+    if args.top_p is not None and not 0 < args.top_p <= 1:
+        raise InfAlignError(f"top-p must be in (0, 1], got {args.top_p}")
+    reference_source = args.reference or "default"
+    reference = load_policy(reference_source, device=args.device)
+    if args.completion_mode or args.system_prompt:
+        reference.chat = _chat_format(args)
+    reward_fn = load_reward(
+        args.reward or "default", label=args.label, device=args.device, chat=reference.chat
+    )
+    _print_notes(reference)
+    split = args.split or ("eval" if args.prompts == "bundled" else None)
+    prompt_set = data.load_prompts(
+        args.prompts, column=args.column, split=split, limit=args.num_prompts, subset=args.prompt_subset
+    )
+    for notice in prompt_set.notices:
+        print(f"note: {notice}", file=sys.stderr)
+    temperature = float(args.temperature if args.temperature is not None else 1.0)
+    top_p = float(args.top_p if args.top_p is not None else 1.0)
+    state = optimum.evaluate_optimum(
+        reference,
+        reward_fn,
+        prompt_set.prompts,
+        resolved,
+        n=args.n,
+        k=args.k,
+        pool=pool,
+        max_new_tokens=args.max_new_tokens or 24,
+        temperature=temperature,
+        top_p=top_p,
+        seed=args.seed,
+        resamples=args.resamples,
+    )
+    out = {"policy": resolved.label, "reference": reference_source, "reward": reward_fn.name}
+    for key, value in state.estimate.as_dict().items():
+        out[key] = value
+        if key.endswith("_ci_high") and key[: -len("_ci_high")] in resolved.theory:
+            out[f"theory_{key[: -len('_ci_high')]}"] = resolved.theory[key[: -len("_ci_high")]]
+    if args.procedure is not None:
+        proc = arena.procedure_estimate(state, args.procedure, resamples=args.resamples, seed=args.seed)
+        out.update(procedure_win_rate=proc.win_rate, procedure_win_rate_ci_low=proc.ci_low)
+        out.update(procedure_win_rate_ci_high=proc.ci_high)
+        out["theory_procedure_win_rate"] = resolved.theory["procedure_win_rate"]
+    out.update(
+        temperature=temperature,
+        top_p=top_p,
+        kl=state.kl.k1,
+        kl_stderr=state.kl.k1_stderr,
+        theory_kl=resolved.theory["kl"],
+        beta=resolved.beta,
+        t=resolved.t,
+        pool=pool,
+        ess=float(state.ess.mean()),
+        ess_min=float(state.ess.min()),
+        kl_visible=state.calibrated_kl,
+        kl_visible_optimum=float(theory.rank_level_kl(resolved.phi, resolved.beta, args.k)[0]),
+        seconds=round(state.seconds, 2),
+    )
+    if state.warning:
+        print(f"warning: {state.warning}", file=sys.stderr)
+        out["warning"] = state.warning
     out = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in out.items()}
     if args.json:
         _print_json(out)
@@ -743,11 +953,11 @@ def _add_runs(sub) -> None:
 
 
 def _run_runs(args) -> int:
-    from infalign_core import gallery, runs
+    from infalign_core import runs
 
     if args.copy:
         print(
-            f"copied {args.copy} to {gallery.copy_to_runs(args.copy)}",
+            f"copied {args.copy} to {runs.copy_to_runs(args.copy)}",
             file=sys.stderr if args.json else sys.stdout,
         )
     rows = [runs.summary(info) for info in runs.list_all_runs()]
@@ -767,15 +977,21 @@ def _run_runs(args) -> int:
 
 
 def _add_build_gallery(sub) -> None:
+    from infalign_core.ctrl import RECOMMENDED_RUN
+
     p = sub.add_parser(
         "build-gallery",
         help="train and evaluate the gallery's five runs (make gallery)",
-        description="Train the five gallery runs at KL target 0.5 on CPU with fixed seeds, keep weights-only "
-        "checkpoints, evaluate each in the arena (K = 64) and write them to assets/gallery.",
+        description=f"Train the five gallery runs as the recommended run (KL target {RECOMMENDED_RUN['kl_target']}) "
+        "on CPU with fixed seeds, keep weights-only checkpoints, evaluate each in the arena (K = 64) and "
+        "write them to assets/gallery.",
     )
     p.add_argument("--out", default=None, help="gallery folder (default assets/gallery)")
     p.add_argument(
-        "--steps", type=_positive_int, default=300, help="policy-gradient steps per run (default 300)"
+        "--steps",
+        type=_positive_int,
+        default=None,
+        help=f"policy-gradient steps per run (default: the recommended run's, {RECOMMENDED_RUN['steps']})",
     )
     p.add_argument("--arena-prompts", type=_positive_int, default=32, help="eval prompts in the arena")
     p.add_argument("--only", nargs="*", default=None, help="build only these gallery ids")
@@ -783,9 +999,9 @@ def _add_build_gallery(sub) -> None:
 
 
 def _run_build_gallery(args) -> int:
-    from infalign_core import gallery
+    from infalign_core import gallery_build
 
-    gallery.build_gallery(
+    gallery_build.build_gallery(
         Path(args.out) if args.out else None,
         steps=args.steps,
         only=args.only,
@@ -830,6 +1046,16 @@ _COMMANDS = [
 ]
 
 
+def _add_agency_commands(sub) -> None:
+    from infalign_core.cli_agency import add_agency, add_judge_agreement
+
+    add_agency(sub)
+    add_judge_agreement(sub)
+
+
+_COMMANDS.append(_add_agency_commands)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with every command registered."""
     parser = _Parser(
@@ -842,11 +1068,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_PATH_ARGS = {
+    "run_dir": "run folder",
+    "config": "config file",
+    "out": "output path",
+    "cache_dir": "bank cache folder",
+}
+"""Every flag that names a file or folder (model, reward and prompt sources are checked where they load)."""
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the process exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        for name, what in _PATH_ARGS.items():  # classroom mode: every typed path inside the roots
+            if getattr(args, name, None):
+                classroom.confine(getattr(args, name), what)
         return args.func(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

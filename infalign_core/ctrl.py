@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from infalign_core import filememo
 from infalign_core.chat import save_chat_format
 from infalign_core.errors import InfAlignError
 
@@ -252,13 +253,13 @@ class CTRLConfig:
             from infalign_core import procedures
 
             choice = procedures.best_exponential_t(
-                procedures.parse_procedure(self.procedure), self.kl_target or 0.5
+                procedures.parse_procedure(self.procedure), self.kl_target or RECOMMENDED_RUN["kl_target"]
             )
             return dataclasses.replace(self, t=round(float(choice.t), 4), mode=choice.mode)
         if self.transform == "exp" and self.t is None:
             from infalign_core.theory import best_exponential_t
 
-            t = best_exponential_t(self.n, self.kl_target or 0.5, self.mode).t
+            t = best_exponential_t(self.n, self.kl_target or RECOMMENDED_RUN["kl_target"], self.mode).t
             return dataclasses.replace(self, t=round(float(t), 4))
         return dataclasses.replace(self)
 
@@ -359,6 +360,20 @@ PRESETS: dict[str, dict] = {
     "CTRL for worst-of-4": {"transform": "exp", "mode": "worst", "n": 4, "t": None, "beta": 0.1},
 }
 """Named starting points for the page: fields that differ from the defaults."""
+
+RECOMMENDED_RUN: dict = {"steps": 300, "kl_target": 0.5}
+"""The recommended run: what differs from ``CTRLConfig``'s defaults (``recommended_config``).
+
+A 0.5-nat KL target, which the exp transform's default t is tuned for (a fixed β overshoots it),
+and 300 steps, by which the KL controller settles near its target (at 100 it lags: the gallery's
+100-step runs ended at 0.33-0.99 nats). The CTRL page's form, the gallery (``make gallery``,
+``build-gallery``) and the headline experiment all start from it: change the recommendation here.
+"""
+
+
+def recommended_config(**overrides) -> CTRLConfig:
+    """The recommended run (``CTRLConfig``'s defaults with ``RECOMMENDED_RUN``), with ``overrides``."""
+    return CTRLConfig(**{**RECOMMENDED_RUN, **overrides})
 
 
 def preset_config(name: str, **overrides) -> CTRLConfig:
@@ -707,7 +722,7 @@ class Models:
 
     policy: object  # models.LoadedPolicy (trained in place)
     reference: object  # models.LoadedPolicy (frozen)
-    reward_fn: object  # rewards.RewardFunction
+    reward_fn: object  # reward_base.RewardFunction
 
 
 def load_models(config: CTRLConfig) -> Models:
@@ -811,8 +826,13 @@ def checkpoint_path(run_dir: Path) -> Path | None:
 
 
 def read_metrics(run_dir: Path) -> list[dict]:
-    """All metric rows of a run (a torn last line from a crash is skipped)."""
+    """All metric rows of a run (a torn last line from a crash is skipped); shared rows, read-only."""
     path = Path(run_dir) / METRICS_FILE
+    # Every session's CTRL and arena pages read the same files: parse each version once.
+    return list(filememo.memo("metrics", (str(path),), [path], lambda: _parse_metrics(path)))
+
+
+def _parse_metrics(path: Path) -> list[dict]:
     if not path.exists():
         return []
     rows = []
@@ -995,8 +1015,9 @@ def train(
                 "reward/total": float(total.mean()),
                 "kl/k1": float(kl_k1.mean()),
                 "kl/k3": float(kl_k3.mean()),
-                # The KL the reward sees: pooled calibrated rewards against the bank's uniform law.
-                "kl/calibrated": calibration.calibrated_kl(calibrated, m=bank.m),
+                # The KL the reward sees: calibrated rewards against the bank's uniform law, one row
+                # per prompt (they share its bank), so the jackknife is over prompts.
+                "kl/calibrated": calibration.calibrated_kl(calibrated.reshape(-1, config.k), m=bank.m),
                 "kl/beta": beta,
                 "policy/entropy": grads.entropy_sum / max(1, int(tokens.sum())),
                 "policy/response_length": float(tokens.mean()),

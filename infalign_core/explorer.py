@@ -259,6 +259,51 @@ def bon_policy_points(ns_policy: Sequence[int], n_eval: int, mode: str = "best")
     }
 
 
+def transform_at(
+    *,
+    transform: str,
+    t: float | None,
+    mode: str,
+    beta: float | None,
+    kl: float | None,
+    n: int,
+    procedure: str | None = None,
+) -> tuple[Phi, float]:
+    """Φ and β as the ``theory`` command builds them: β given, or solved so the optimum spends ``kl``.
+
+    ``optimal`` with a procedure spec is that procedure's optimal transform, without one
+    best/worst-of-N's; ``exp`` without t takes the best t for N (or the procedure) at ``kl``.
+    """
+    n, mode = check_n(n), check_mode(mode)
+    if (beta is None) == (kl is None):
+        raise InfAlignError("give exactly one of β or a KL budget")
+    proc = procedures.parse_procedure(procedure) if procedure is not None else None
+    if beta is not None:
+        beta = float(_check_beta(beta))
+    if t is not None and (t < 0 or not np.isfinite(t)):
+        raise InfAlignError(f"t must be a finite number ≥ 0, got {t:g}")
+    if transform == "optimal" and proc is not None:
+        phi = procedures.optimal_for_procedure(proc, beta=beta, kl=kl)
+        return phi, phi.beta
+    if transform == "optimal":
+        phi = (
+            optimal.optimal_transform(n, beta, mode)
+            if beta is not None
+            else optimal.optimal_transform_for_kl(n, kl, mode)
+        )
+        return phi, phi.beta
+    if transform == "exp" and t is None:
+        if kl is None:
+            raise InfAlignError("the exponential transform needs --t, or --kl to choose the best t")
+        if proc is not None:
+            choice = procedures.best_exponential_t(proc, kl)
+            t, mode = choice.t, choice.mode
+        else:
+            t = best_exponential_t(n, kl, mode).t
+    phi = make_transform(transform, t=t, mode=mode)
+    return phi, (beta_for_kl(phi, kl) if beta is None else beta)
+
+
 def evaluate_cli(
     *,
     transform: str,
@@ -274,37 +319,12 @@ def evaluate_cli(
     With a procedure spec the point also carries ``procedure_win_rate``; ``optimal`` then
     means that procedure's optimal transform, and ``exp`` without t its best t.
     """
-    n, mode = check_n(n), check_mode(mode)
-    proc = procedures.parse_procedure(procedure) if procedure is not None else None
-    if beta is not None:
-        beta = _check_beta(beta)
-    if t is not None and (t < 0 or not np.isfinite(t)):
-        raise InfAlignError(f"t must be a finite number ≥ 0, got {t:g}")
-    if transform == "optimal" and proc is not None:
-        phi = procedures.optimal_for_procedure(proc, beta=beta, kl=kl)
-        beta = phi.beta
-    elif transform == "optimal":
-        phi = (
-            optimal.optimal_transform(n, beta, mode)
-            if beta is not None
-            else optimal.optimal_transform_for_kl(n, kl, mode)
-        )
-        beta = phi.beta
-    else:
-        if transform == "exp" and t is None:
-            if kl is None:
-                raise InfAlignError("the exponential transform needs --t, or --kl to choose the best t")
-            if proc is not None:
-                choice = procedures.best_exponential_t(proc, kl)
-                t, mode = choice.t, choice.mode
-            else:
-                t = best_exponential_t(n, kl, mode).t
-        phi = make_transform(transform, t=t, mode=mode)
-        if beta is None:
-            beta = beta_for_kl(phi, kl)
+    phi, beta = transform_at(transform=transform, t=t, mode=mode, beta=beta, kl=kl, n=n, procedure=procedure)
     point = evaluate(phi, beta, n).as_dict()
-    if proc is not None:
-        point["procedure_win_rate"] = procedures.procedure_win_rate(phi, beta, proc)
+    if procedure is not None:
+        point["procedure_win_rate"] = procedures.procedure_win_rate(
+            phi, beta, procedures.parse_procedure(procedure)
+        )
     return point
 
 

@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 
 import torch
 
+from infalign_core import classroom
 from infalign_core.chat import ChatFormat, saved_chat_format
 from infalign_core.errors import InfAlignError
 
@@ -248,6 +249,7 @@ def locate(source: str, role: str) -> _Location:
     if source in PRESETS:
         preset = PRESETS[source]
         return locate(preset.policy if role == "policy" else preset.reward, role)
+    classroom.guard_source(source, f"{role} model folder")
     expanded = Path(os.path.expanduser(source))
     if expanded.is_dir():
         _check_local_weights(expanded)
@@ -501,6 +503,7 @@ def load_policy(
     """
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
+    classroom.check_trust_remote_code(trust_remote_code)
     start = time.perf_counter()
     loc = locate(source, "policy")
     if chat is None and loc.is_local:
@@ -587,6 +590,7 @@ def load_reward_model(
     """Load a sequence-classification reward model with its pad token set in the config."""
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
+    classroom.check_trust_remote_code(trust_remote_code)
     start = time.perf_counter()
     loc = locate(source, "reward")
     dev = resolve_device(device)

@@ -32,48 +32,7 @@ from infalign_core.models import (
     load_reward_model,
     memory_errors,
 )
-
-
-class RewardFunction:
-    """r(prompt, response) for batches of pairs; subclasses implement ``_score_texts``."""
-
-    name: str = "reward"
-    fingerprint: str = ""
-    notes: Sequence[str] = ()  # things a user should know, said once (e.g. a template fallback)
-
-    def score(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
-        """The reward of each prompt + response pair (float64, finite)."""
-        prompts, responses = list(prompts), list(responses)
-        if len(prompts) != len(responses):
-            raise InfAlignError(
-                f"{len(prompts)} prompts but {len(responses)} responses: give one prompt per response."
-            )
-        if not prompts:
-            return np.zeros(0, dtype=np.float64)
-        values = np.asarray(self._score_pairs(prompts, responses), dtype=np.float64).reshape(-1)
-        if values.shape[0] != len(prompts):
-            raise InfAlignError(
-                f"Reward {self.name!r} returned {values.shape[0]} scores for {len(prompts)} texts."
-            )
-        bad = np.flatnonzero(~np.isfinite(values))
-        if bad.size:
-            i = int(bad[0])
-            raise InfAlignError(
-                f"Reward {self.name!r} gave {values[i]} (not finite) for input {i}: "
-                f"{(prompts[i] + responses[i])[:80]!r}{f' and {bad.size - 1} more' if bad.size > 1 else ''}."
-            )
-        return values
-
-    def _score_pairs(self, prompts: list[str], responses: list[str]) -> np.ndarray:
-        """Scores of the full texts prompt + response (override for pair-aware rewards)."""
-        return self._score_texts([p + r for p, r in zip(prompts, responses)])
-
-    def _score_texts(self, texts: list[str]) -> np.ndarray:
-        raise NotImplementedError
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(name={self.name!r})"
-
+from infalign_core.reward_base import RewardFunction
 
 # --- a sequence-classification reward model --------------------------------------------------
 
@@ -269,10 +228,10 @@ class OracleReward(RewardFunction):
     name = "oracle"
 
     def __init__(self):
-        from infalign_core import world
+        from infalign_core import lexicon
 
-        self._score = world.sentiment_intensity
-        source = inspect.getsourcefile(world)
+        self._score = lexicon.sentiment_intensity
+        source = inspect.getsourcefile(lexicon)
         digest = hashlib.sha256(open(source, "rb").read()).hexdigest()[:16] if source else "unknown"
         self.fingerprint = f"oracle:{digest}"
 
@@ -335,9 +294,16 @@ def load_reward(
     probability: bool = False,
     batch_size: int = 64,
     chat: ChatFormat | None = None,
+    judge: str | None = None,
 ) -> RewardFunction:
-    """A reward by name: "default", "vader", "oracle", a preset, a local folder or a hub id."""
+    """A reward by name: "default", "vader", "oracle", ``judge:RUBRIC`` (with ``judge``), a preset, a folder or a hub id."""
     key = (source or "").strip()
+    if key.startswith("judge:"):
+        from infalign_core.judge import load_judge_reward
+
+        return load_judge_reward(
+            key, judge=judge, device=device, dtype=dtype, trust_remote_code=trust_remote_code
+        )
     if key.lower() == "vader":
         return VaderReward()
     if key.lower() == "oracle":

@@ -34,6 +34,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from infalign_core import classroom
 from infalign_core.ctrl import CHECKPOINT_DIR, CTRLConfig, checkpoint_path, read_metrics
 from infalign_core.errors import InfAlignError
 
@@ -349,8 +350,13 @@ def read_metrics_of(run_id: str, runs_root: Path | None = None) -> list[dict]:
     return read_metrics(run_dir_of(run_id, runs_root))
 
 
-def create_run(config: CTRLConfig, runs_root: Path | None = None, *, name: str | None = None) -> Path:
-    """Validate the config and its prompts, then write a queued run folder; nothing is written if invalid."""
+def create_run(
+    config: CTRLConfig, runs_root: Path | None = None, *, name: str | None = None, owner: str | None = None
+) -> Path:
+    """Validate the config and its prompts, then write a queued run folder; nothing is written if invalid.
+
+    ``owner`` names the session that asked (classroom mode caps active runs per owner and in all).
+    """
     from infalign_core.ctrl import load_prompt_list
 
     config = config.resolved()
@@ -361,10 +367,31 @@ def create_run(config: CTRLConfig, runs_root: Path | None = None, *, name: str |
     if name:
         run_id = f"{run_id}-{''.join(c if c.isalnum() or c in '-_' else '-' for c in name)[:40]}"
     path = root / run_id
-    path.mkdir(parents=True)
-    config.save(path / CONFIG_FILE)
-    write_status(path, state="queued", created=time.time(), device=device_key(config), step=0, resume=False)
+    with _queue_lock(root):  # the cap is checked and the run written as one step
+        classroom.check_run_caps(_active_owners(root), owner)
+        path.mkdir(parents=True)
+        config.save(path / CONFIG_FILE)
+        write_status(
+            path,
+            state="queued",
+            created=time.time(),
+            device=device_key(config),
+            step=0,
+            resume=False,
+            owner=owner,
+        )
     return path
+
+
+def _active_owners(root: Path) -> list[str | None]:
+    """The owner of every queued, running or stopping run under ``root``."""
+    owners = []
+    for path in root.iterdir():
+        if _is_run_in(root, path):
+            status = refresh_status(path)
+            if status.get("state") in ACTIVE:
+                owners.append(status.get("owner"))
+    return owners
 
 
 def check_model_sources(config: CTRLConfig) -> None:
@@ -374,6 +401,7 @@ def check_model_sources(config: CTRLConfig) -> None:
     for source in (config.policy, config.reference):
         if source:
             locate(source, "policy")
+    classroom.guard_source(config.reward, "reward model folder")
 
 
 def device_key(config: CTRLConfig) -> str:
@@ -385,9 +413,11 @@ def device_key(config: CTRLConfig) -> str:
     return "cuda:0" if torch.cuda.is_available() else "cpu"
 
 
-def launch_run(config: CTRLConfig, runs_root: Path | None = None, *, name: str | None = None) -> str:
+def launch_run(
+    config: CTRLConfig, runs_root: Path | None = None, *, name: str | None = None, owner: str | None = None
+) -> str:
     """Create a run and start it now if its device is idle, else leave it queued; returns its id."""
-    path = create_run(config, runs_root, name=name)
+    path = create_run(config, runs_root, name=name, owner=owner)
     start_next(path.parent)
     return path.name
 
@@ -464,8 +494,8 @@ def stop_run(run_id: str, runs_root: Path | None = None) -> dict:
     return status
 
 
-def resume_run(run_id: str, runs_root: Path | None = None) -> dict:
-    """Queue a stopped, interrupted or failed run to continue from its last checkpoint."""
+def resume_run(run_id: str, runs_root: Path | None = None, *, owner: str | None = None) -> dict:
+    """Queue a stopped, interrupted or failed run to continue from its last checkpoint (``owner``: see create_run)."""
     from infalign_core.ctrl import TRAINER_STATE
 
     path = run_dir_of(run_id, runs_root)
@@ -485,7 +515,9 @@ def resume_run(run_id: str, runs_root: Path | None = None) -> dict:
     done = int(status.get("step") or 0)
     if status.get("state") == "finished" and done >= config.steps:
         raise InfAlignError(f"run {run_id} already finished all {config.steps} steps")
-    write_status(path, state="queued", resume=True, created=time.time(), error=None)
+    with _queue_lock(path.parent):
+        classroom.check_run_caps(_active_owners(path.parent), owner)
+        write_status(path, state="queued", resume=True, created=time.time(), error=None, owner=owner)
     start_next(path.parent)
     return read_status(path)
 
@@ -617,3 +649,25 @@ __all__ = [
     "start_next",
     "stop_run",
 ]
+
+
+def copy_to_runs(run_id: str, runs_root: Path | None = None) -> str:
+    """Copy a gallery run into the user's runs (a new id); returns the new id. The copy is editable."""
+    from infalign_core.gallery import PREFIX, is_gallery
+
+    source = run_dir_of(run_id, runs_root)
+    if not is_gallery(source):
+        raise InfAlignError(f"run {run_id} is not a gallery run; it is already yours")
+    root = Path(runs_root) if runs_root is not None else default_runs_root()
+    new_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{run_id.removeprefix(PREFIX)}-copy"
+    target = root / new_id
+    suffix = 1
+    while target.exists():
+        suffix += 1
+        target = root / f"{new_id}{suffix}"
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(source, target)
+    status = json.loads((target / STATUS_FILE).read_text(encoding="utf-8"))
+    status.update(gallery=False, copied_from=run_id, created=time.time())
+    (target / STATUS_FILE).write_text(json.dumps(status), encoding="utf-8")
+    return target.name

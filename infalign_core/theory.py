@@ -380,3 +380,65 @@ def _safe(fn: Callable[[float], tuple[float, float]], x: float) -> float:
         return fn(x)[0]
     except InfAlignError:
         return float("nan")
+
+
+# --- what a finite bank lets the reward see ------------------------------------------------
+
+MAX_BANK = 100_000
+_LEVEL_CHUNK = 256  # levels per block: bounds the (levels × nodes) kernel's memory
+
+
+def check_bank_size(m) -> int:
+    """Validate a bank size m (reference samples per prompt)."""
+    if isinstance(m, bool) or not isinstance(m, int | np.integer) or not 1 <= m <= MAX_BANK:
+        raise InfAlignError(f"the bank size m must be an integer in [1, {MAX_BANK}], got {m!r}")
+    return int(m)
+
+
+def rank_level_law(phi: Phi, beta: float | Sequence[float], m: int) -> np.ndarray:
+    """P(level j), j = 0..m, of a sample's calibrated reward ranked against a fresh bank of m.
+
+    A bank of m reference samples puts a response with calibrated reward u at level
+    j = #{bank rewards below it} ~ Binomial(m, u), so under the aligned density g
+
+        p_j = ∫ g(u) · C(m, j) u^j (1 − u)^{m−j} du,
+
+    and under the reference (g = 1) every level has probability 1/(m + 1). Leading axis β.
+    """
+    m = check_bank_size(m)
+    betas = np.atleast_1d(_check_beta(beta))
+    # Panels of width ≤ 1/min(2m, 512) resolve every Binomial kernel (its width is ≥ ~1/m).
+    breaks = np.linspace(0.0, 1.0, min(2 * m, 512) + 1)
+    grid = make_grid(phi, _representative(1.0 / betas), ns=(m + 1,), breaks=breaks)
+    log_g = aligned_policy(phi, betas, grid=grid).log_density  # (B, K, p)
+    law = np.empty((betas.size, m + 1))
+    for start in range(0, m + 1, _LEVEL_CHUNK):
+        j = np.arange(start, min(start + _LEVEL_CHUNK, m + 1), dtype=np.float64)[:, None, None]
+        log_choose = special.gammaln(m + 1.0) - special.gammaln(j + 1.0) - special.gammaln(m - j + 1.0)
+        log_kernel = log_choose + special.xlogy(j, grid.u) + special.xlog1py(m - j, -grid.u)
+        law[:, start : start + j.shape[0]] = grid.integrate(np.exp(log_kernel[None] + log_g[:, None]))
+    return law / law.sum(axis=1, keepdims=True)
+
+
+def rank_level_kl(phi: Phi, beta: float | Sequence[float], m: int) -> np.ndarray:
+    """The KL a bank of m lets the reward see: KL of the rank-level law against uniform on m + 1 levels.
+
+    At most the continuous KL ∫ g log g (data processing), and tends to it as m grows; no
+    estimator of the reward-visible KL from ranks against a bank of m can read more (in
+    expectation). Leading axis β.
+    """
+    law = rank_level_law(phi, beta, m)
+    return np.maximum(np.sum(special.xlogy(law, law * (law.shape[1])), axis=1), 0.0)
+
+
+def visible_kl_ceiling(phi: Phi, kl: float, m: int) -> float:
+    """What the exact optimum for Φ at sequence KL ``kl`` shows through a bank of m (rank-level KL).
+
+    The yardstick for a run's reward-visible KL: the optimum spends all its KL on the
+    calibrated reward, so this is the most a run at that sequence KL can show through the bank.
+    """
+    if not np.isfinite(kl):
+        raise InfAlignError(f"the KL must be a finite number, got {kl}")
+    if kl <= 0:
+        return 0.0
+    return float(rank_level_kl(phi, beta_for_kl(phi, kl), m)[0])

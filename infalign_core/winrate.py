@@ -257,6 +257,78 @@ def estimate_win_rates(
     )
 
 
+def tie_share(challenger, reference) -> float:
+    """Share of (challenger sample, reference sample) pairs of a prompt with equal rewards, averaged over prompts.
+
+    Ties count ½ in every win rate; with a judge's integer scores they are common, so the share
+    is shown beside its win rates. NaN (unscored) entries are left out of the pairs.
+    """
+    a, b = np.asarray(challenger, dtype=np.float64), np.asarray(reference, dtype=np.float64)
+    shares = []
+    for x, y in zip(a, b):
+        x, y = x[~np.isnan(x)], y[~np.isnan(y)]
+        if x.size and y.size:
+            shares.append(float(np.mean(x[:, None] == y[None, :])))
+    return float(np.mean(shares)) if shares else float("nan")
+
+
+def estimate_scored_win_rates(
+    challenger, reference, n: int, *, resamples: int = 2000, level: float = 0.95, seed: int = 0
+) -> tuple[WinRateEstimate, dict]:
+    """``estimate_win_rates`` where NaN marks an unscored sample (a judge's unparseable answer).
+
+    Unscored samples are left out, never counted as 0: each prompt is estimated from its scored
+    samples (all-subsets, unbiased given them), and a prompt with fewer than N scored samples on
+    either side is left out. Returns the estimate and {tie_share, unscored_share, prompts_left_out}.
+    """
+    n = _check_n(n)
+    a, b = np.asarray(challenger, dtype=np.float64), np.asarray(reference, dtype=np.float64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[0] != b.shape[0] or not a.size or not b.size:
+        raise InfAlignError(
+            f"challenger and reference rewards must be [prompts, samples] arrays over the same prompts, "
+            f"got shapes {a.shape} and {b.shape}"
+        )
+    unscored = float(np.isnan(np.concatenate([a.ravel(), b.ravel()])).mean())
+    extras = {"tie_share": tie_share(a, b), "unscored_share": unscored, "prompts_left_out": 0}
+    if not unscored:
+        return estimate_win_rates(a, b, n, resamples=resamples, level=level, seed=seed), extras
+    rows = []
+    for x, y in zip(a, b):
+        x, y = x[~np.isnan(x)][None, :], y[~np.isnan(y)][None, :]
+        if min(x.shape[1], y.shape[1]) < n:
+            extras["prompts_left_out"] += 1
+            continue
+        rows.append(
+            [
+                per_prompt_win_rates(x, y, 1)[0],
+                per_prompt_win_rates(x, y, n, "best")[0],
+                per_prompt_win_rates(x, y, n, "worst")[0],
+            ]
+        )
+    if not rows:
+        raise InfAlignError(
+            f"no prompt has N = {n} scored samples on both sides ({100 * unscored:.0f} % unscored): "
+            "use a judge that follows the rubric's format, or raise K"
+        )
+    table = np.asarray(rows).T
+    low, high = bootstrap_interval(table, resamples=resamples, level=level, seed=seed)
+    fields = {}
+    for i, name in enumerate(METRICS):
+        fields[name] = float(table[i].mean())
+        fields[f"{name}_ci_low"] = float(low[i])
+        fields[f"{name}_ci_high"] = float(high[i])
+    estimate = WinRateEstimate(
+        n=n,
+        num_prompts=table.shape[1],
+        k_challenger=a.shape[1],
+        k_reference=b.shape[1],
+        level=float(level),
+        per_prompt=dict(zip(METRICS, table)),
+        **fields,
+    )
+    return estimate, extras
+
+
 def paired_difference(
     first, second, *, resamples: int = 2000, level: float = 0.95, seed: int = 0
 ) -> tuple[float, float, float]:

@@ -48,17 +48,22 @@ LEVERS = {"none": "", "k16": "-k16", "kl-loss": "-klloss"}  # lever → run-name
 
 def parse_args(argv=None) -> argparse.Namespace:
     """The experiment's settings (defaults: issue 6's)."""
+    from infalign_core.ctrl import recommended_config
+
+    run = recommended_config()  # the recommended run; each flag below overrides one of its fields
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--n", type=int, default=4, help="N of best-of-N (the run's and the arena's)")
-    p.add_argument("--kl-target", type=float, default=0.5, help="nats, for both transforms")
-    p.add_argument("--steps", type=int, default=300)
-    p.add_argument("--num-prompts", type=int, default=64)
-    p.add_argument("--m", type=int, default=64, help="reference samples per prompt in the calibration bank")
-    p.add_argument("--k", type=int, default=8, help="samples per prompt per step")
-    p.add_argument("--prompts-per-step", type=int, default=8)
-    p.add_argument("--learning-rate", type=float, default=2e-4)
-    p.add_argument("--kl-horizon", type=int, default=1000)
+    p.add_argument("--n", type=int, default=run.n, help="N of best-of-N (the run's and the arena's)")
+    p.add_argument("--kl-target", type=float, default=run.kl_target, help="nats, for both transforms")
+    p.add_argument("--steps", type=int, default=run.steps)
+    p.add_argument("--num-prompts", type=int, default=run.num_prompts)
+    p.add_argument(
+        "--m", type=int, default=run.m, help="reference samples per prompt in the calibration bank"
+    )
+    p.add_argument("--k", type=int, default=run.k, help="samples per prompt per step")
+    p.add_argument("--prompts-per-step", type=int, default=run.prompts_per_step)
+    p.add_argument("--learning-rate", type=float, default=run.learning_rate)
+    p.add_argument("--kl-horizon", type=int, default=run.kl_horizon)
     p.add_argument(
         "--t", type=float, default=None, help="exp's t (default: the theory's best for N at the KL target)"
     )
@@ -211,7 +216,7 @@ def eval_prompts(args, config) -> list[str]:
 
 def evaluate_runs(args, root: Path, names: list[str]) -> dict[str, dict]:
     """The arena's record for each finished run (cached in its arena.json)."""
-    from infalign_core import arena, runs
+    from infalign_core import arena, arena_results, challengers, runs
     from infalign_core.ctrl import CTRLConfig
     from infalign_core.models import load_policy
     from infalign_core.rewards import load_reward
@@ -245,10 +250,10 @@ def evaluate_runs(args, root: Path, names: list[str]) -> dict[str, dict]:
             "reward": reward_fn.fingerprint,
             "checkpoint_step": status.get("step"),
         }
-        record = arena.find_arena_result(run_dir, settings)
+        record = arena_results.find_arena_result(run_dir, settings)
         if record is None:
             started = time.perf_counter()
-            challenger, source = arena.load_challenger(str(run_dir), device="cpu")
+            challenger, source = challengers.load_challenger(str(run_dir), device="cpu")
             state = arena.evaluate(
                 challenger,
                 reference,
@@ -262,8 +267,8 @@ def evaluate_runs(args, root: Path, names: list[str]) -> dict[str, dict]:
                 prompts_per_batch=16,
                 resamples=args.resamples,
             )
-            record = arena.arena_record(state, settings, source.run_config)
-            arena.save_arena_result(run_dir, record)
+            record = arena_results.arena_record(state, settings, source.run_config)
+            arena_results.save_arena_result(run_dir, record)
             np.savez(
                 run_dir / rewards_name,
                 challenger=state.challenger_rewards,
@@ -311,7 +316,7 @@ def calibrated_shape(path: Path, config: dict, kl: float) -> dict:
     rank (data processing: it is at most the sequence KL); the rest changes the text without
     changing its rank. Bin masses are compared with the theory's g(u) = e^{Φ(u)/β}/Z at the measured KL.
     """
-    from infalign_core import arena, theory
+    from infalign_core import arena_kl, arena_theory, theory
 
     arrays = np.load(path)
     a, b = arrays["challenger"], arrays["reference"]
@@ -319,9 +324,9 @@ def calibrated_shape(path: Path, config: dict, kl: float) -> dict:
     # u sits on a grid of 1/(2K); counting u == 1 in the top bin keeps all of [0, 1] covered.
     mass = np.histogram(u, bins=BINS)[0] / u.size
     # The reward-visible KL as the app logs it: binned over whole rank levels, Miller–Madow corrected.
-    binned_kl = arena.reward_visible_kl(a, b)
+    binned_kl = arena_kl.reward_visible_kl(a, b)
     out = {"mass": mass.round(4).tolist(), "calibrated_kl": binned_kl, "top_decile": float(mass[-1])}
-    phi = arena.run_transform(config)
+    phi = arena_theory.run_transform(config)
     if phi is not None and kl > 0:
         beta = theory.beta_for_kl(phi, kl)
         grid = np.linspace(0.0, 1.0, 20001)
@@ -332,7 +337,7 @@ def calibrated_shape(path: Path, config: dict, kl: float) -> dict:
         theory_mass = np.diff(np.interp(BINS, grid, cdf))
         out["theory_mass"] = theory_mass.round(4).tolist()
         out["theory_top_decile"] = float(theory_mass[-1])
-        at_calibrated = arena.theory_at_kl(config, int(config.get("n") or 4), binned_kl)
+        at_calibrated = arena_theory.theory_at_kl(config, int(config.get("n") or 4), binned_kl)
         out["theory_bon_at_calibrated_kl"] = at_calibrated["bon_win_rate"] if at_calibrated else None
     return out
 
@@ -341,7 +346,7 @@ def summarise(args, records: dict[str, dict]) -> dict:
     """Per-run rows, per-transform means, and exp − identity against the theory's margin."""
     import numpy as np
 
-    from infalign_core import arena, winrate
+    from infalign_core import arena_theory, winrate
 
     rows = []
     for name, rec in records.items():
@@ -398,14 +403,16 @@ def summarise(args, records: dict[str, dict]) -> dict:
     mean_seen = {tf: float(np.mean(v)) if all(x is not None for x in v) else None for tf, v in seen.items()}
     mean_bon = {tf: float(per_prompt[tf].mean()) for tf in ("exp", "identity")}
     config_of = {tf: dict(by[(tf, seeds[0])]["run"]) for tf in ("exp", "identity")}
-    theory_at = {tf: arena.theory_at_kl(config_of[tf], args.n, mean_kl[tf]) for tf in ("exp", "identity")}
+    theory_at = {
+        tf: arena_theory.theory_at_kl(config_of[tf], args.n, mean_kl[tf]) for tf in ("exp", "identity")
+    }
     predicted = (
         theory_at["exp"]["bon_win_rate"] - theory_at["identity"]["bon_win_rate"]
         if theory_at["exp"] and theory_at["identity"]
         else float("nan")
     )
     theory_seen = {
-        tf: arena.theory_at_kl(config_of[tf], args.n, mean_seen[tf]) if mean_seen[tf] else None
+        tf: arena_theory.theory_at_kl(config_of[tf], args.n, mean_seen[tf]) if mean_seen[tf] else None
         for tf in ("exp", "identity")
     }
     predicted_seen = (
@@ -414,7 +421,7 @@ def summarise(args, records: dict[str, dict]) -> dict:
         else float("nan")
     )
     at_target = {
-        tf: arena.theory_at_kl(config_of[tf], args.n, args.kl_target)["bon_win_rate"]
+        tf: arena_theory.theory_at_kl(config_of[tf], args.n, args.kl_target)["bon_win_rate"]
         for tf in ("exp", "identity")
     }
     gaps = [r["gap_to_theory"] for r in rows if r["gap_to_theory"] is not None]

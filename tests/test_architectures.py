@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from infalign_core import arena, ctrl, sampling
+from infalign_core import arena, challengers, ctrl, sampling
 from infalign_core.chat import COMPLETION, render_prompt
 from infalign_core.errors import InfAlignError
 from infalign_core.models import load_policy
@@ -224,7 +224,7 @@ def test_a_run_checkpoint_is_evaluated_with_the_rendering_it_was_trained_with(ar
         completion_mode=True, cache_dir=str(tmp_path / "banks"),
     )  # fmt: skip
     ctrl.train(config, tmp_path / "run")
-    challenger, _ = arena.load_challenger(str(tmp_path / "run" / "checkpoint"), device="cpu")
+    challenger, _ = challengers.load_challenger(str(tmp_path / "run" / "checkpoint"), device="cpu")
     assert challenger.chat == COMPLETION
     reference = load_policy(str(arch_zoo["policy-qwen2"]), device="cpu")
     reward = load_reward(str(arch_zoo["reward-phi3"]), device="cpu")

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from infalign_core import arena
+from infalign_core import arena, arena_results, arena_theory, challengers
 from infalign_core.cli import main as cli_main
 from infalign_core.errors import InfAlignError
 from infalign_core.winrate import METRICS
@@ -50,9 +50,9 @@ def test_arena_refuses_n_above_k(tiny_policy, reward_fn):
 
 def test_a_folder_that_is_not_a_causal_lm_is_refused_clearly(tiny_world):
     with pytest.raises(InfAlignError, match="not a causal language model"):
-        arena.load_challenger(str(tiny_world.reward), device="cpu")
+        challengers.load_challenger(str(tiny_world.reward), device="cpu")
     with pytest.raises(InfAlignError, match=r"config\.json"):
-        arena.load_challenger(str(tiny_world.empty), device="cpu")
+        challengers.load_challenger(str(tiny_world.empty), device="cpu")
 
 
 def _fake_run(root, tiny_world, *, checkpoint: bool, transform: str = "exp"):
@@ -70,38 +70,38 @@ def _fake_run(root, tiny_world, *, checkpoint: bool, transform: str = "exp"):
 def test_a_run_folder_or_id_resolves_to_its_checkpoint(tmp_path, tiny_world):
     run = _fake_run(tmp_path, tiny_world, checkpoint=True)
     for source in (str(run), run.name, str(run / "checkpoint")):
-        resolved = arena.resolve_challenger(source, runs_root=tmp_path)
+        resolved = challengers.resolve_challenger(source, runs_root=tmp_path)
         assert resolved.model.endswith("checkpoint") and resolved.run_dir == run
         assert resolved.run_config["transform"] == "exp"
-    assert arena.resolve_challenger("reference").model == "default"
+    assert challengers.resolve_challenger("reference").model == "default"
 
 
 def test_a_run_without_checkpoint_says_to_wait(tmp_path, tiny_world):
     run = _fake_run(tmp_path, tiny_world, checkpoint=False)
     with pytest.raises(InfAlignError, match="no checkpoint yet"):
-        arena.resolve_challenger(str(run))
+        challengers.resolve_challenger(str(run))
 
 
 def test_theory_curve_and_point_for_a_run_and_none_for_raw():
     config = {"transform": "exp", "t": 12.0, "mode": "best", "n": 4}
-    curve = arena.theory_curve(config, 4)
+    curve = arena_theory.theory_curve(config, 4)
     assert curve["kl"].size > 10 and np.all(np.diff(curve["bon_win_rate"]) * np.diff(curve["kl"]) >= -1e-9)
-    point = arena.theory_at_kl(config, 4, 0.5)
+    point = arena_theory.theory_at_kl(config, 4, 0.5)
     assert point["kl"] == pytest.approx(0.5) and point["bon_win_rate"] == pytest.approx(0.8726, abs=1e-3)
-    assert arena.theory_curve({"transform": "raw"}, 4) is None
-    assert arena.theory_at_kl({"transform": "raw"}, 4, 0.5) is None
+    assert arena_theory.theory_curve({"transform": "raw"}, 4) is None
+    assert arena_theory.theory_at_kl({"transform": "raw"}, 4, 0.5) is None
 
 
 def test_arena_results_survive_as_json_and_replace_same_settings(tmp_path):
     first = {"settings": {"n": 4, "k": 8}, "win_rates": {"bon_win_rate": 0.6}}
     other = {"settings": {"n": 2, "k": 8}, "win_rates": {"bon_win_rate": 0.7}}
-    arena.save_arena_result(tmp_path, first)
-    arena.save_arena_result(tmp_path, other)
-    arena.save_arena_result(tmp_path, {**first, "win_rates": {"bon_win_rate": 0.65}})
-    saved = arena.load_arena_results(tmp_path)
+    arena_results.save_arena_result(tmp_path, first)
+    arena_results.save_arena_result(tmp_path, other)
+    arena_results.save_arena_result(tmp_path, {**first, "win_rates": {"bon_win_rate": 0.65}})
+    saved = arena_results.load_arena_results(tmp_path)
     assert len(saved) == 2
-    assert arena.find_arena_result(tmp_path, {"n": 4, "k": 8})["win_rates"]["bon_win_rate"] == 0.65
-    assert arena.load_arena_results(tmp_path / "missing") == []
+    assert arena_results.find_arena_result(tmp_path, {"n": 4, "k": 8})["win_rates"]["bon_win_rate"] == 0.65
+    assert arena_results.load_arena_results(tmp_path / "missing") == []
 
 
 # --- command line -----------------------------------------------------------------------------
@@ -161,7 +161,7 @@ def test_cli_on_a_run_folder_uses_its_checkpoint_reference_and_reward_and_saves(
     assert out["temperature"] == 0.7 and out["top_p"] == 1.0  # the run's own sampling by default
     assert out["kl"] == pytest.approx(0.0, abs=1e-6)  # the checkpoint is the reference's weights
     assert out["theory_bon_win_rate"] == 0.5
-    [saved] = arena.load_arena_results(run)
+    [saved] = arena_results.load_arena_results(run)
     assert saved["win_rates"]["bon_win_rate"] == pytest.approx(out["bon_win_rate"])
 
 
@@ -185,16 +185,16 @@ def test_an_optimal_run_is_compared_with_the_phi_it_trained_on(tmp_path, tiny_wo
 
     run = _fake_run(tmp_path, tiny_world, checkpoint=True, transform="optimal")
     (run / "checkpoint" / ctrl.TRANSFORM_FILE).write_text(json.dumps({"phi_beta": 0.3}))
-    config = arena.resolve_challenger(str(run)).run_config
+    config = challengers.resolve_challenger(str(run)).run_config
     assert config["phi_beta"] == 0.3
     trained = optimal_transform(4, 0.3, "best")
-    point = arena.theory_at_kl(config, 4, 0.25)
+    point = arena_theory.theory_at_kl(config, 4, 0.25)
     expected = theory.evaluate(trained, theory.beta_for_kl(trained, 0.25), 4)
     assert point["bon_win_rate"] == pytest.approx(expected.bon_win_rate, abs=1e-9)
     # Φ solved for another β is below the optimum at this KL: the overlay must not hide that.
     best = optimal_transform_for_kl(4, 0.25, "best")
     assert point["bon_win_rate"] < theory.evaluate(best, best.beta, 4).bon_win_rate
-    curve = arena.theory_curve(config, 4)
+    curve = arena_theory.theory_curve(config, 4)
     assert "β=0.3" in curve["label"] and curve["kl"].size > 10
 
 
@@ -225,15 +225,15 @@ def test_arena_procedure_estimate_is_a_half_for_the_reference_against_itself(spe
 
 def test_procedure_theory_curve_and_point_for_a_run():
     config = {"transform": "exp", "t": 12.0, "mode": "best", "n": 4}
-    curve = arena.procedure_theory_curve(config, "poisson:3")
+    curve = arena_theory.procedure_theory_curve(config, "poisson:3")
     assert curve["kl"].size > 10 and np.all(np.diff(curve["win_rate"]) * np.diff(curve["kl"]) >= -1e-9)
-    at = arena.procedure_theory_at_kl(config, "bon:4", 0.5)
-    assert at == pytest.approx(arena.theory_at_kl(config, 4, 0.5)["bon_win_rate"], abs=1e-9)
-    envelope = arena.procedure_theory_curve({"transform": "optimal"}, "mix:0.5:4", kl_max=1.0)
+    at = arena_theory.procedure_theory_at_kl(config, "bon:4", 0.5)
+    assert at == pytest.approx(arena_theory.theory_at_kl(config, 4, 0.5)["bon_win_rate"], abs=1e-9)
+    envelope = arena_theory.procedure_theory_curve({"transform": "optimal"}, "mix:0.5:4", kl_max=1.0)
     assert envelope["kl"].size >= 4 and np.all(np.diff(envelope["win_rate"]) > 0)
-    assert arena.procedure_theory_curve({"transform": "raw"}, "poisson:3") is None
+    assert arena_theory.procedure_theory_curve({"transform": "raw"}, "poisson:3") is None
     trained = {"transform": "optimal", "procedure": "poisson:2", "phi_beta": 0.2}
-    assert arena.run_transform(trained).procedure.spec == "poisson:2"
+    assert arena_theory.run_transform(trained).procedure.spec == "poisson:2"
 
 
 def test_an_optimal_procedure_runs_best_of_n_curve_uses_the_phi_it_trained_on():

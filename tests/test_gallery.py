@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from infalign_core import arena, ctrl, gallery, runs
+from infalign_core import arena_results, challengers, ctrl, gallery_build, runs
 from infalign_core.errors import InfAlignError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,7 +22,7 @@ def tiny_gallery(tmp_path_factory):
     folder, runs_root = tmp_path_factory.mktemp("gallery"), tmp_path_factory.mktemp("runs")
     old = {k: os.environ.get(k) for k in ("INFALIGN_GALLERY_DIR", runs.RUNS_ENV_VAR)}
     os.environ["INFALIGN_GALLERY_DIR"], os.environ[runs.RUNS_ENV_VAR] = str(folder), str(runs_root)
-    gallery.build_run(
+    gallery_build.build_run(
         "gallery-ctrl-bo4-exp", folder, steps=2, arena_prompts=2, arena_k=4, log=lambda s: None, **TINY
     )
     yield folder, runs_root
@@ -38,7 +38,7 @@ def test_gallery_checkpoint_is_weights_only_and_loaders_accept_it(tiny_gallery):
     checkpoint = ctrl.checkpoint_path(run_dir)
     assert checkpoint is not None and not (checkpoint / ctrl.TRAINER_STATE).exists()
     assert runs.has_checkpoint(run_dir)
-    challenger, source = arena.load_challenger("gallery-ctrl-bo4-exp", device="cpu")
+    challenger, source = challengers.load_challenger("gallery-ctrl-bo4-exp", device="cpu")
     assert source.run_dir == run_dir and source.run_config["transform"] == "exp"
     assert challenger.num_parameters > 0
 
@@ -49,7 +49,7 @@ def test_gallery_run_carries_metrics_arena_results_and_picks_without_absolute_pa
     assert status["state"] == "finished" and status["gallery"] is True
     assert "pid" not in status and "checkpoint" not in status
     assert len(ctrl.read_metrics(run_dir)) == 2
-    (record,) = arena.load_arena_results(run_dir)
+    (record,) = arena_results.load_arena_results(run_dir)
     assert record["settings"]["k"] == 4 and record["run"]["kl_target"] == 0.5
     assert set(record["picks"]) == {"best", "worst"} and record["picks"]["best"]
 
@@ -69,7 +69,7 @@ def test_gallery_runs_refuse_delete_resume_and_stop(tiny_gallery, action):
 
 
 def test_copy_to_my_runs_makes_an_editable_copy_that_cannot_resume_weights_only(tiny_gallery):
-    new_id = gallery.copy_to_runs("gallery-ctrl-bo4-exp")
+    new_id = runs.copy_to_runs("gallery-ctrl-bo4-exp")
     (mine,) = runs.list_runs()
     assert mine.run_id == new_id and not mine.gallery
     with pytest.raises(InfAlignError, match="weights only"):

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from infalign_core import arena, ctrl, gallery, runs
+from infalign_core import arena_results, challengers, ctrl, gallery, gallery_build, runs
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "assets" / "gallery"
@@ -26,12 +26,13 @@ def test_each_gallery_run_is_finished_weights_only_and_evaluated_at_k_64(run_id,
     status = json.loads((run_dir / runs.STATUS_FILE).read_text())
     assert status["state"] == "finished" and status["gallery"] is True
     assert (
-        config["kl_target"] == gallery.KL_TARGET and config["transform"] == gallery.RUNS[run_id]["transform"]
+        config["kl_target"] == ctrl.RECOMMENDED_RUN["kl_target"]
+        and config["transform"] == gallery.RUNS[run_id]["transform"]
     )
     checkpoint = ctrl.checkpoint_path(run_dir)
     assert checkpoint is not None and not (checkpoint / ctrl.TRAINER_STATE).exists()
     assert len(ctrl.read_metrics(run_dir)) == config["steps"]
-    (record,) = arena.load_arena_results(run_dir)
-    assert record["settings"]["k"] == gallery.ARENA_K and record["settings"]["n"] == 4
+    (record,) = arena_results.load_arena_results(run_dir)
+    assert record["settings"]["k"] == gallery_build.ARENA_K and record["settings"]["n"] == 4
     assert record["picks"]["best"] and record["picks"]["worst"]
-    assert arena.resolve_challenger(run_id).run_dir == run_dir  # the id works as a run id
+    assert challengers.resolve_challenger(run_id).run_dir == run_dir  # the id works as a run id

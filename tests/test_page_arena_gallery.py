@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from infalign_core import gallery, runs, winrate
+from infalign_core import gallery_build, runs, winrate
 from infalign_core.figures import arena as arena_figures
 
 PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "arena.py")
@@ -23,7 +23,7 @@ def tiny_gallery(tmp_path_factory):
     folder = tmp_path_factory.mktemp("gallery")
     old = os.environ.get("INFALIGN_GALLERY_DIR")
     os.environ["INFALIGN_GALLERY_DIR"] = str(folder)
-    gallery.build_run(
+    gallery_build.build_run(
         "gallery-ctrl-bo4-exp", folder, steps=2, arena_prompts=3, arena_k=4, log=lambda s: None, **TINY
     )
     yield folder

@@ -20,7 +20,7 @@ def isolated(tmp_path, monkeypatch):
     """Runs in a temporary folder; launching only queues (no trainer process is started)."""
     monkeypatch.setenv(runs.RUNS_ENV_VAR, str(tmp_path / "runs"))
     monkeypatch.setattr(
-        runs, "launch_run", lambda config, runs_root=None, name=None: runs.create_run(config).name
+        runs, "launch_run", lambda config, runs_root=None, name=None, owner=None: runs.create_run(config).name
     )
     return tmp_path
 

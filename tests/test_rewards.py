@@ -10,8 +10,8 @@ import torch
 
 from infalign_core import models
 from infalign_core.errors import InfAlignError
+from infalign_core.reward_base import RewardFunction
 from infalign_core.rewards import (
-    RewardFunction,
     SequenceClassifierReward,
     callable_reward,
     load_reward,
@@ -85,9 +85,9 @@ def test_vader_reward_is_the_compound_score():
 
 
 def test_oracle_reward_is_the_world_sentiment_intensity():
-    world = pytest.importorskip("infalign_core.world")
+    lexicon = pytest.importorskip("infalign_core.lexicon")
     reward = load_reward("oracle")
-    expected = [world.sentiment_intensity(p + r) for p, r in zip(PROMPTS, RESPONSES)]
+    expected = [lexicon.sentiment_intensity(p + r) for p, r in zip(PROMPTS, RESPONSES)]
     np.testing.assert_allclose(reward.score(PROMPTS, RESPONSES), expected)
     assert reward.fingerprint.startswith("oracle:")
 
@@ -132,7 +132,7 @@ def test_preset_reward_offline_fails_with_a_hint(monkeypatch):
 def test_bundled_reward_model_orders_reviews_like_the_oracle():
     from scipy.stats import spearmanr
 
-    world = pytest.importorskip("infalign_core.world")
+    lexicon = pytest.importorskip("infalign_core.lexicon")
     reward = load_reward("default", device="cpu")
     prompts = ["The movie was"] * 6
     responses = [
@@ -144,5 +144,5 @@ def test_bundled_reward_model_orders_reviews_like_the_oracle():
         " awful and boring!",
     ]
     values = reward.score(prompts, responses)
-    truth = [world.sentiment_intensity(p + r) for p, r in zip(prompts, responses)]
+    truth = [lexicon.sentiment_intensity(p + r) for p, r in zip(prompts, responses)]
     assert spearmanr(values, truth).statistic > 0.7

@@ -16,7 +16,7 @@ import pytest
 import tomllib
 from streamlit.testing.v1 import AppTest
 
-from infalign_core import arena, ctrl, data, models, runs
+from infalign_core import challengers, ctrl, data, models, runs
 from infalign_core.errors import InfAlignError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -122,14 +122,14 @@ def test_a_cli_run_id_is_looked_up_in_the_root_but_a_typed_path_is_taken_as_give
     for folder in (runs_root / "good-run", tmp_path / "victim"):
         (folder / "checkpoint").mkdir()
         (folder / "checkpoint" / ctrl.TRAINER_STATE).write_bytes(b"")
-    assert arena.resolve_challenger("good-run", runs_root).run_dir == runs_root / "good-run"
+    assert challengers.resolve_challenger("good-run", runs_root).run_dir == runs_root / "good-run"
     # '../victim' is a path the user typed: relative to where they stand, never to the runs root.
     elsewhere = tmp_path / "elsewhere" / "deep"
     elsewhere.mkdir(parents=True)
     monkeypatch.chdir(elsewhere)  # here '../victim' names nothing, though <root>/../victim is a run
-    assert arena.resolve_challenger("../victim", runs_root).run_dir is None
+    assert challengers.resolve_challenger("../victim", runs_root).run_dir is None
     monkeypatch.chdir(runs_root)
-    assert arena.resolve_challenger("../victim", runs_root).run_dir == Path("../victim")
+    assert challengers.resolve_challenger("../victim", runs_root).run_dir == Path("../victim")
 
 
 def test_the_ctrl_page_offers_only_runs_inside_the_root_whatever_its_link_says(runs_root, monkeypatch):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from infalign_core import arena, ctrl, sampling
+from infalign_core import arena, arena_kl, arena_results, ctrl, sampling
 from infalign_core.errors import InfAlignError
 from infalign_core.winrate import kl_from_logprobs
 
@@ -62,7 +62,7 @@ def test_the_kl_of_tempered_samples_matches_exact_enumeration(tiny_policy, pertu
     samples = sampling.sample(
         tiny_policy, [PROMPT], 4000, max_new_tokens=HORIZON, temperature=temperature, seed=11
     )
-    log_pi, log_ref = arena.sample_logprobs(
+    log_pi, log_ref = arena_kl.sample_logprobs(
         tiny_policy, perturbed_reference, samples, temperature=temperature
     )
     estimate = kl_from_logprobs(log_pi, log_ref)
@@ -78,7 +78,7 @@ def test_the_kl_of_tempered_samples_matches_exact_enumeration(tiny_policy, pertu
     np.testing.assert_allclose(logp.detach().sum(-1).numpy(), log_pi, atol=1e-4)
     np.testing.assert_allclose(ref_logp.detach().sum(-1).numpy(), log_ref, atol=1e-4)
     if temperature != 1.0:  # the test sees the old bug: untempered log-probs give another KL
-        plain = kl_from_logprobs(*arena.sample_logprobs(tiny_policy, perturbed_reference, samples))
+        plain = kl_from_logprobs(*arena_kl.sample_logprobs(tiny_policy, perturbed_reference, samples))
         assert abs(plain.k1 - exact) > 5 * estimate.k1_stderr
 
 
@@ -95,7 +95,9 @@ def test_the_arena_refuses_the_kl_below_top_p_one_and_says_why(tiny_policy):
         tiny_policy, tiny_policy, reward_fn, [PROMPT, "this film"], n=2, k=4, max_new_tokens=4, top_p=0.9
     )
     assert state.kl is None and "infinite KL" in state.kl_note and state.estimate is not None
-    record = arena.arena_record(state, {"n": 2}, {"transform": "exp", "t": 5.0, "mode": "best", "n": 2})
+    record = arena_results.arena_record(
+        state, {"n": 2}, {"transform": "exp", "t": 5.0, "mode": "best", "n": 2}
+    )
     assert "k1" not in record["kl"] and "theory" not in record and "top-p" in record["kl_note"]
     with pytest.raises(InfAlignError, match="top-p must be in"):
         arena.evaluate(tiny_policy, tiny_policy, reward_fn, [PROMPT], n=1, k=1, top_p=1.5)

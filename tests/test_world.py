@@ -8,21 +8,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from infalign_core import world
-from infalign_core.world import (
-    LEXICON,
-    MODIFIERS,
-    ORDERING_PROBES,
-    generate_reviews,
-    is_well_formed,
-    review_openings,
-    sentiment_intensity,
-    sentiment_kind,
-)
+from infalign_core import lexicon, reviews, world
+from infalign_core.lexicon import LEXICON, MODIFIERS, sentiment_intensity, sentiment_kind
+from infalign_core.reviews import generate_reviews, is_well_formed, review_openings
+from infalign_core.world import ORDERING_PROBES
 
 # adjectives of two tiers on each side, so that pairs of equal strength exist
-POSITIVE = sorted(world._POSITIVE_TIERS[1.0].split() + world._POSITIVE_TIERS[1.6].split())
-NEGATIVE = sorted(world._NEGATIVE_TIERS[-1.0].split() + world._NEGATIVE_TIERS[-1.6].split())
+POSITIVE = sorted(lexicon._POSITIVE_TIERS[1.0].split() + lexicon._POSITIVE_TIERS[1.6].split())
+NEGATIVE = sorted(lexicon._NEGATIVE_TIERS[-1.0].split() + lexicon._NEGATIVE_TIERS[-1.6].split())
 ADJECTIVES = POSITIVE + NEGATIVE
 INTENSIFIERS = sorted(w for w, m in MODIFIERS.items() if m > 1.0)
 DOWNTONERS = sorted(w for w, m in MODIFIERS.items() if m < 1.0)
@@ -75,21 +68,21 @@ def test_genre_words_are_not_negative():
 
 def test_descriptive_word_lists_hold_no_judging_word():
     # a judging word hidden in a noun ("love story") would give a plot description a sentiment
-    judging = set(LEXICON) | set(MODIFIERS) | set(world.NEGATORS)
+    judging = set(LEXICON) | set(MODIFIERS) | set(lexicon.NEGATORS)
     descriptive = [
-        *world._ASPECTS_SINGULAR,
-        *world._ASPECTS_PLURAL,
-        *world._FILM_NOUNS,
-        *world._GENRES,
-        *world._PEOPLE,
-        *world._PLACES,
-        *world._COMPANY,
-        *world._WHEN,
-        *world._NEUTRAL_ADJECTIVES,
-        *world._OPENERS,
-        *world._FILM_SUBJECTS,
+        *reviews._ASPECTS_SINGULAR,
+        *reviews._ASPECTS_PLURAL,
+        *reviews._FILM_NOUNS,
+        *reviews._GENRES,
+        *reviews._PEOPLE,
+        *reviews._PLACES,
+        *reviews._COMPANY,
+        *reviews._WHEN,
+        *lexicon._NEUTRAL_ADJECTIVES,
+        *reviews._OPENERS,
+        *reviews._FILM_SUBJECTS,
     ]
-    words = {w for phrase in descriptive for w in world._w(phrase).lower().replace(",", " ").split()}
+    words = {w for phrase in descriptive for w in reviews._w(phrase).lower().replace(",", " ").split()}
     assert not words & judging
 
 
@@ -124,7 +117,7 @@ def test_generator_is_deterministic_under_a_seed_and_varied():
     assert len(set(texts)) > 2500
     kinds = {sentiment_kind(t) for t in texts}
     assert kinds == {"positive", "negative", "mixed", "neutral"}
-    assert 300 <= len(world.vocabulary()) <= 800
+    assert 300 <= len(reviews.vocabulary()) <= 800
 
 
 def test_generated_reviews_are_well_formed_and_malformed_text_is_not():
@@ -139,7 +132,7 @@ def test_generated_reviews_are_well_formed_and_malformed_text_is_not():
 
 
 def test_prompt_openings_are_continued_both_ways():
-    openings = world.two_sided_openings(generate_reviews(20_000, seed=1), 200)
+    openings = reviews.two_sided_openings(generate_reviews(20_000, seed=1), 200)
     assert len(openings) == 200 and "I fell" not in openings
     assert all(" a" not in o[-2:] and not o.endswith((" an", ",")) for o in openings)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Mapping
 
 import numpy as np
@@ -9,7 +11,7 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
-from infalign_core import arena, winrate
+from infalign_core import arena_theory, filememo, winrate
 
 LABELS = {"standard_win_rate": "standard", "bon_win_rate": "best-of-N", "won_win_rate": "worst-of-N"}
 KL_PLACES = {"sequence KL": "k1", "KL the reward sees": "calibrated"}  # where a run sits on the chart
@@ -17,7 +19,9 @@ KL_PLACE_HELP = (
     "The theory's curves live in calibrated space. A run's sequence KL also counts changes the reward "
     "cannot see, so there it sits right of its curve; at the KL its calibrated rewards carry (pooled "
     "over prompts, against the reference's samples) it shows what the transform achieves for the KL "
-    "the reward does see. The table gives the share of the sequence KL the reward sees."
+    'the reward does see. The table\'s "share seen" is that KL as a share of what the exact optimum for '
+    "the run's Φ shows through the same K reference samples at the run's sequence KL: even the optimum "
+    "shows less than its KL through a finite bank, so 100 % means no KL spent where the reward does not look."
 )
 
 
@@ -88,7 +92,7 @@ def default_theory_curve(
 ) -> dict | None:
     """The theory's curve at N for a run's transform, at the β its optimal Φ was trained for if recorded."""
     config = {"transform": transform, "t": t, "mode": mode, "n": run_n or n, "phi_beta": phi_beta}
-    return arena.theory_curve({**config, "procedure": procedure}, n)
+    return arena_theory.theory_curve({**config, "procedure": procedure}, n)
 
 
 def frontier_figure(
@@ -102,7 +106,18 @@ def frontier_figure(
 
     ``theory_curve(transform, t, mode, n, phi_beta, run_n, procedure)`` gives a run's curve; pages pass a
     cached one. ``at`` places each run at its sequence KL ("k1") or at the KL the reward sees ("calibrated").
+    The figure is shared with every caller that passes the same records (every session sees the
+    gallery's): treat it as read-only.
     """
+    # Keyed by the records' content: hashing them costs far less than building the figure.
+    content = json.dumps([records, name, label, at, getattr(theory_curve, "__qualname__", "")], default=str)
+    key = (hashlib.sha256(content.encode()).hexdigest(),)
+    return filememo.memo(
+        "frontier_figure", key, [], lambda: _frontier_figure(records, name, label, theory_curve, at)
+    )
+
+
+def _frontier_figure(records, name, label, theory_curve, at) -> tuple[go.Figure, list[str]]:
     fig, notes, colors = go.Figure(), [], {}
     palette = px.colors.qualitative.Plotly
     max_kl = 0.0
@@ -149,7 +164,13 @@ def frontier_figure(
                 y=[w[name]],
                 mode="markers",
                 name=key,
-                marker={"size": 10, "color": colors[curve_key], "line": {"width": 1, "color": "#222"}},
+                # The exact optimum is a star: the point a perfect trainer would reach on this curve.
+                marker={
+                    "size": 16 if record.get("optimum") else 10,
+                    "symbol": "star" if record.get("optimum") else "circle",
+                    "color": colors[curve_key],
+                    "line": {"width": 1, "color": "#222"},
+                },
                 error_y={
                     "type": "data",
                     "symmetric": False,
@@ -191,7 +212,8 @@ def comparison_table(records: Mapping[str, dict]) -> pd.DataFrame:
             if kl.get("k1") is not None
             else "–",
             "KL the reward sees": kl.get("calibrated"),
-            "share seen": f"{kl['share_seen']:.0%}" if kl.get("share_seen") is not None else None,
+            # Only against the optimum's visible KL (records before it divided by the sequence KL).
+            "share seen": f"{kl['share_seen']:.0%}" if kl.get("optimum_visible") else None,
         }
         for name, label in LABELS.items():
             row[label] = f"{w[name]:.3f} [{w[f'{name}_ci_low']:.3f}, {w[f'{name}_ci_high']:.3f}]"
