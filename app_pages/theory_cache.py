@@ -10,7 +10,7 @@ copied): the page only reads them. Families are cached, not points (see
 import numpy as np
 import streamlit as st
 
-from infalign_core import explorer, families, figures, theory
+from infalign_core import explorer, families, figures, procedures, theory
 from infalign_core.errors import InfAlignError
 
 POLICY_NS = (2, 4, 8, 16, 32, 64, 128, 256)
@@ -40,10 +40,10 @@ def resolve(name, n, mode, t, beta, kl, ns):
     try:
         fams = {}
         if kl is not None and name == "optimal":
-            fams["optimal"] = optimal_family(n, mode)
+            fams["optimal_family"] = optimal_family(n, mode)
         if kl is not None and name == "exp" and t is None:
-            fams["exponential"] = exponential_family(ns, mode)
-        return families.resolve_transform(name, n=n, mode=mode, t=t, beta=beta, kl=kl, **fams)
+            fams["exponential_family"] = exponential_family(ns, mode)
+        return explorer.resolve_transform(name, n=n, mode=mode, t=t, beta=beta, kl=kl, **fams)
     except InfAlignError as err:
         return f"{name}: {err}"
 
@@ -67,7 +67,7 @@ def frontier_lines(name, label, t, mode, ns):
 def gap(n, mode):
     """The optimal frontier for N beside the best exponential's, or the error message."""
     try:
-        return explorer.optimal_gap(n, mode, kl_max=3.0, count=8)
+        return procedures.optimal_gap(procedures.of_n(n, mode), kl_max=3.0, count=8)
     except InfAlignError as err:
         return str(err)
 

@@ -215,7 +215,7 @@ def build_report(run_ids: Sequence[str], runs_root: Path | None = None, *, title
     charts = []
     if evaluations:
         for key, label in RATES[1:]:
-            fig, notes = arena_figures.frontier_figure(frontier_records, key, label)
+            fig, notes = arena_figures.measured_frontier_figure(frontier_records, key, label)
             fig.update_layout(title=f"{label} win rate against KL: the theory's curves and the runs")
             charts.append(fig.to_html(full_html=False, include_plotlyjs=False, default_width="100%"))
             charts += [f'<p class="muted">{html.escape(note)}</p>' for note in dict.fromkeys(notes)]
