@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8501
 
-.PHONY: app classroom dev gallery test lint format bench world chromium clean-venv
+.PHONY: app classroom dev gallery test lint format bench world hab-fixture chromium clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,10 @@ gallery: $(VENV)/.app-installed
 ## world: rebuild the bundled default world in assets/world (a few minutes on 2 cores)
 world: $(VENV)/.app-installed
 	$(BIN)/python -m infalign_core build-world --out assets/world
+
+## hab-fixture: rewrite the small offline HumanAgencyBench sample in assets/hab (seconds)
+hab-fixture: $(VENV)/.app-installed
+	$(BIN)/python scripts/make_hab_fixture.py
 
 # The browser test drives Debian's Chromium; install it when apt is at hand (as root or via sudo).
 chromium:

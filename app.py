@@ -8,6 +8,10 @@ from infalign_core.runtime import limit_cpu_threads
 
 limit_cpu_threads()  # before any page imports torch
 
+from app_pages import warmup  # noqa: E402  (after the thread limit: it imports the theory)
+
+warmup.start()  # once per process: the Transforms page's default theory, traced in the background
+
 ROOT = Path(__file__).parent
 # (file, title, icon). Pages still being written are listed once their file exists.
 PAGES = [
@@ -18,6 +22,7 @@ PAGES = [
     ("app_pages/calibration.py", "Calibration", ":material/tune:"),
     ("app_pages/ctrl.py", "CTRL runs", ":material/model_training:"),
     ("app_pages/arena.py", "Best-of-N arena", ":material/emoji_events:"),
+    ("app_pages/agency.py", "Agency (HAB)", ":material/diversity_3:"),
 ]
 
 st.set_page_config(page_title="InfAlign Studio", page_icon=":material/balance:", layout="wide")

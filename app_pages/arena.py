@@ -8,6 +8,7 @@ from infalign_core.errors import InfAlignError
 from infalign_core.figures import arena as arena_figures
 
 REFERENCE, FOLDER = "reference (bundled default policy)", "a local model folder…"
+OPTIMUM = "the exact optimum (tilted resampling, no training)"
 LABELS = arena_figures.LABELS
 
 st.title("Best-of-N arena")
@@ -42,8 +43,9 @@ if wanted:
     else:
         st.warning(f"link parameter run={wanted}: no such run with a checkpoint; kept the page's default")
 left, mid, right = st.columns(3)
-choice = left.selectbox("Challenger", [*run_of, REFERENCE, FOLDER], key="challenger")
+choice = left.selectbox("Challenger", [*run_of, REFERENCE, OPTIMUM, FOLDER], key="challenger")
 folder = left.text_input("Model folder", key="folder") if choice == FOLDER else ""
+wanted_optimum = arena_views.optimum_controls(left.container(border=True)) if choice == OPTIMUM else None
 run_config = run_of[choice].config if choice in run_of else {}
 defaults = challengers.arena_settings(run_config)
 if st.session_state.get("_arena_challenger") != choice:  # a new challenger: N follows its run's N
@@ -82,8 +84,10 @@ if st.button("Evaluate", type="primary", key="evaluate"):
             raise InfAlignError(f"N = {n} needs K ≥ N samples per prompt; raise K to at least {n} or lower N")
         info = run_of.get(choice)
         source = challengers.resolve_challenger(
-            str(info.path) if info else ("reference" if choice == REFERENCE else folder)
+            str(info.path) if info else ("reference" if choice in (REFERENCE, OPTIMUM) else folder)
         )
+        if wanted_optimum:  # the optimum is the reference tilted: resolved (and refused) before sampling
+            resolved, pool = arena_views.resolve_optimum(wanted_optimum, int(n))
         prompts = data.load_prompts("bundled", split=split, limit=int(num_prompts)).prompts
         challenger = cached.arena_model(source.model, cached.weights_version(source.model))
         same = source.model == "default" and reference_source == "default"
@@ -95,10 +99,15 @@ if st.button("Evaluate", type="primary", key="evaluate"):
         reward_fn = cached.reward(reward_source, defaults.reward_label or "")
         st.session_state.setdefault("loaded_models", {})["arena challenger"] = source.label
         progress, metrics, chart = st.progress(0.0, "sampling…"), st.empty(), st.empty()
-        for state in arena.run_arena(
-            challenger, reference, reward_fn, prompts, n=int(n), k=int(k), max_new_tokens=int(max_new_tokens),
-            temperature=float(temperature), top_p=float(top_p), seed=int(seed), prompts_per_batch=int(batch),
-        ):  # fmt: skip
+        common = dict(
+            n=int(n), k=int(k), max_new_tokens=int(max_new_tokens), temperature=float(temperature),
+            top_p=float(top_p), seed=int(seed), prompts_per_batch=int(batch),
+        )  # fmt: skip
+        for state in (
+            arena_views.optimum_states(reference, reward_fn, prompts, resolved, pool, common)
+            if wanted_optimum
+            else arena.run_arena(challenger, reference, reward_fn, prompts, **common)
+        ):
             progress.progress(
                 state.done / state.total_prompts,
                 f"{state.done}/{state.total_prompts} prompts · {state.seconds:.0f} s",
@@ -122,8 +131,11 @@ if st.button("Evaluate", type="primary", key="evaluate"):
             "max_new_tokens": int(max_new_tokens), "temperature": float(temperature), "top_p": float(top_p),
             "seed": int(seed), "reference": reference.fingerprint, "reward": reward_fn.fingerprint,
         }  # fmt: skip
-        record = arena_results.arena_record(state, settings, source.run_config)
+        run_config = resolved.run_config(pool) if wanted_optimum else source.run_config
+        record = arena_results.arena_record(state, settings, run_config)
         record["label"], record["picks"] = source.label, arena_results.picks_record(state)
+        if wanted_optimum:
+            source.label = arena_views.label_optimum_record(record, state, resolved)
         if eval_specs:
             with st.spinner("Scoring both sides with the other rewards…"):
                 others = {s: cached.reward(eval_rewards.with_judge(s, judge)) for s in eval_specs}
@@ -133,7 +145,7 @@ if st.button("Evaluate", type="primary", key="evaluate"):
         elif source.run_dir is not None:
             arena_results.save_arena_result(source.run_dir, record)
         st.session_state.setdefault("arena_results", {})[f"{source.label} · N={n} · K={k}"] = record
-        st.session_state["arena_last"], st.session_state["arena_last_config"] = state, source.run_config
+        st.session_state["arena_last"], st.session_state["arena_last_config"] = state, run_config
         st.session_state["arena_last_record"] = record
     except InfAlignError as err:
         st.error(str(err))
@@ -157,7 +169,7 @@ if records:
     st.caption(
         "Each evaluated run at its measured KL, with its win rate's interval (vertical) and ±1.96 standard "
         "errors of its KL (horizontal), beside the theory's curve for its transform and N: the exact "
-        "win rate of the KL-regularised optimum as β sweeps."
+        "win rate of the KL-regularised optimum as β sweeps. A ★ is that optimum sampled in this world."
     )
     place = st.radio("Place each run at", list(arena_figures.KL_PLACES), horizontal=True, key="kl_place", help=arena_figures.KL_PLACE_HELP)  # fmt: skip
     for tab, (name, label) in zip(st.tabs(["best-of-N", "worst-of-N"]), list(LABELS.items())[1:]):
@@ -171,9 +183,10 @@ if records:
     chosen = st.multiselect(
         "Runs in the report", list(dict.fromkeys(evaluated)), default=list(dict.fromkeys(evaluated))
     )
-    if st.button("Build a stakeholder report", key="build_report", disabled=not chosen):
+    optima = {name: r for name, r in records.items() if r.get("optimum")}  # the report carries them too
+    if st.button("Build a stakeholder report", key="build_report", disabled=not (chosen or optima)):
         with st.spinner("Writing the report…"):
-            st.session_state["arena_report"] = report.build_report(chosen).encode("utf-8")
+            st.session_state["arena_report"] = report.build_report(chosen, optimum_records=optima).encode()
     if st.session_state.get("arena_report"):
         st.download_button(
             "Download the report (HTML)",

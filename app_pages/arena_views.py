@@ -90,3 +90,49 @@ def show_procedure(state: arena.ArenaState, run_config: dict | None) -> None:
     kl = state.kl.k1 if state.kl is not None else None
     kl_stderr = state.kl.k1_stderr if state.kl is not None else 0.0
     chart.plotly_chart(arena_figures.procedure_figure(curve, estimate, kl, kl_stderr), key="procedure-point")
+
+
+OPTIMUM_HELP = (
+    "No training: for each prompt, M reference samples are drawn and scored, each is calibrated by its "
+    "mid-rank among the M, and the challenger's K samples are drawn from them with probability ∝ e^{Φ(C)/β}. "
+    "That is π* ∝ π_ref·e^{Φ(C)/β}, the policy the theory says CTRL converges to: what a perfect trainer "
+    "would reach in this world. Its KL is the resampled law's against the M samples (→ the theory's as M "
+    "grows). It is also a decoding procedure in its own right (a soft best-of-M), at M samples per response."
+)
+
+
+def resolve_optimum(wanted: tuple, n: int):
+    """The optimum the controls ask for, resolved (its β solved from the budget) before any sampling: (resolved, M)."""
+    from infalign_core import optimum
+
+    transform, mode, budget, pool = wanted
+    return optimum.resolve_optimum(optimum.OptimumSpec(transform, n, mode, kl=budget)), pool
+
+
+def optimum_states(reference, reward_fn, prompts, resolved, pool: int, common: dict):
+    """The optimum's arena states as the batches come in (``optimum.run_optimum``)."""
+    from infalign_core import optimum
+
+    return optimum.run_optimum(reference, reward_fn, prompts, resolved, pool=pool, **common)
+
+
+def label_optimum_record(record: dict, state, resolved) -> str:
+    """Name the optimum's record as what a perfect trainer would reach, note its pool; warn if M is too small."""
+    label = f"{resolved.label} (what a perfect trainer would reach in this world)"
+    record.update(label=label, optimum={"pool": state.pool, "ess": float(state.ess.mean())})
+    if state.warning:
+        st.warning(state.warning)
+    return label
+
+
+def optimum_controls(container):
+    """The exact optimum's settings (transform, mode, KL budget, pool M): an OptimumSpec and M."""
+    from infalign_core import optimum
+
+    container.caption(OPTIMUM_HELP)
+    a, b = container.columns(2)
+    transform = a.selectbox("Transform Φ", ["exp", "identity", "optimal", "log"], key="optimum_transform")
+    mode = b.selectbox("For", ["best", "worst"], key="optimum_mode", format_func=lambda m: f"{m}-of-N")
+    kl = a.number_input("KL budget, nats", 0.01, 5.0, 0.5, 0.01, key="optimum_kl")
+    pool = b.number_input("Pool M per prompt", 2, optimum.MAX_POOL, optimum.DEFAULT_POOL, key="optimum_pool")
+    return transform, mode, float(kl), int(pool)

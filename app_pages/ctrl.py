@@ -56,10 +56,10 @@ with st.expander("New run", expanded=True):
     )
     t_value = None
     if transform == "exp":
-        from infalign_core.procedures import best_exponential_t, of_n
+        from app_pages.theory_cache import best_exponential_t
 
         budget = kl_target if 0 < kl_target <= 20 else ctrl.RECOMMENDED_RUN["kl_target"]
-        suggested = best_exponential_t(of_n(int(n) if 1 <= n <= 1024 else 4, mode), budget)
+        suggested = best_exponential_t(int(n) if 1 <= n <= 1024 else 4, budget, mode)
         t_value = mid.number_input("t", value=round(suggested.t, 2), help=help_texts["t"], key="t")
         mid.caption(f"Theory's best t for {mode}-of-{n} at KL {budget:g}: {suggested.t:.2f}")
     steps = right.number_input("Steps", value=preset["steps"], step=1, help=help_texts["steps"], key="steps")

@@ -30,7 +30,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 # url path of each page (st.Page's default: the file's stem; the home page is the default "").
-PAGES = ["", "transforms", "models", "calibration", "ctrl", "arena"]
+PAGES = ["", "tour", "transforms", "models", "calibration", "ctrl", "arena"]
 
 
 def load() -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from infalign_core import filememo
 from infalign_core.arena import ArenaState, example_picks
 from infalign_core.arena_theory import theory_at_kl
 from infalign_core.optimum import optimum_visible_kl
@@ -76,9 +77,15 @@ def arena_record(state: ArenaState, settings: dict, run_config: dict | None = No
 
 
 def load_arena_results(run_dir: str | Path) -> list[dict]:
-    """Every evaluation saved for a run ([] when none or unreadable)."""
+    """Every evaluation saved for a run ([] when none or unreadable); shared records, read-only."""
+    path = Path(run_dir) / ARENA_FILE
+    # Every session's arena page lists every run's evaluations: parse each version of the file once.
+    return list(filememo.memo("arena_results", (str(path),), [path], lambda: _parse_arena_file(path)))
+
+
+def _parse_arena_file(path: Path) -> list[dict]:
     try:
-        data = json.loads((Path(run_dir) / ARENA_FILE).read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return []
     return data if isinstance(data, list) else []

@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from infalign_core import filememo
 from infalign_core.chat import save_chat_format
 from infalign_core.errors import InfAlignError
 
@@ -826,8 +827,13 @@ def checkpoint_path(run_dir: Path) -> Path | None:
 
 
 def read_metrics(run_dir: Path) -> list[dict]:
-    """All metric rows of a run (a torn last line from a crash is skipped)."""
+    """All metric rows of a run (a torn last line from a crash is skipped); shared rows, read-only."""
     path = Path(run_dir) / METRICS_FILE
+    # Every session's CTRL and arena pages read the same files: parse each version once.
+    return list(filememo.memo("metrics", (str(path),), [path], lambda: _parse_metrics(path)))
+
+
+def _parse_metrics(path: Path) -> list[dict]:
     if not path.exists():
         return []
     rows = []

@@ -162,14 +162,38 @@ def _picks_html(record: dict) -> str:
     return "".join(parts)
 
 
-def build_report(run_ids: Sequence[str], runs_root: Path | None = None, *, title: str | None = None) -> str:
-    """The report's HTML for these runs (ids of yours or the gallery's)."""
+def _optimum_section(name: str, record: dict) -> str:
+    """The exact optimum's evaluation: what it is, its settings, and measured against the theory."""
+    win, kl, s, theory = record["win_rates"], record["kl"], record["settings"], record.get("theory") or {}
+    pool = (record.get("optimum") or {}).get("pool")
+    measured = [[label, _interval(win, key), _fmt(theory.get(key))] for key, label in RATES]
+    return (
+        f"<h2>{html.escape(name)}</h2><p>The exact optimum π* ∝ π_ref·e^{{Φ(C)/β}} for this Φ, sampled with no "
+        f"training: {pool} reference samples per prompt, each calibrated by its rank among them, resampled with "
+        "weights e^{Φ(C)/β}. It is where a perfect trainer would land in this world, and a decoding procedure "
+        f"in its own right (a soft best-of-{pool}). Arena: N = {s['n']}, K = {s['k']} samples per prompt on "
+        f"{record['num_prompts_done']} prompts. KL of the resampled law against the reference samples = "
+        f"<b>{kl.get('k1', float('nan')):.3f}</b> nats.</p>"
+        + _table(measured, ["win rate", "measured [interval]", "theory at the measured KL"])
+        + "<h3>Sample picks</h3>"
+        + _picks_html(record)
+    )
+
+
+def build_report(
+    run_ids: Sequence[str],
+    runs_root: Path | None = None,
+    *,
+    title: str | None = None,
+    optimum_records: dict[str, dict] | None = None,
+) -> str:
+    """The report's HTML for these runs (ids of yours or the gallery's), and any exact optima evaluated beside them."""
     import plotly.offline
 
     from infalign_core import arena_theory, gallery, runs
     from infalign_core.figures import arena as arena_figures
 
-    if not run_ids:
+    if not run_ids and not optimum_records:
         raise InfAlignError(
             "a report needs at least one run: pass --run ID (see `python -m infalign_core runs`)"
         )
@@ -212,10 +236,14 @@ def build_report(run_ids: Sequence[str], runs_root: Path | None = None, *, title
             parts.append(_eval_rewards_html(run_dir, record))
             parts += ["<h3>Sample picks</h3>", _picks_html(record)]
         sections.append("".join(parts))
+    for name, record in (optimum_records or {}).items():  # the yardstick, after the runs it measures
+        evaluations[name] = frontier_records[name] = record
+        sections.append(_optimum_section(name, record))
     charts = []
     if evaluations:
         for key, label in RATES[1:]:
             fig, notes = arena_figures.measured_frontier_figure(frontier_records, key, label)
+            fig = go.Figure(fig)  # a copy: the figure is shared with the arena's sessions
             fig.update_layout(title=f"{label} win rate against KL: the theory's curves and the runs")
             charts.append(fig.to_html(full_html=False, include_plotlyjs=False, default_width="100%"))
             charts += [f'<p class="muted">{html.escape(note)}</p>' for note in dict.fromkeys(notes)]

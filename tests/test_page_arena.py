@@ -82,3 +82,33 @@ def test_a_runs_evaluation_is_saved_and_drawn_on_its_theory_curve(no_runs):
     assert not fresh.exception
     [chart] = [c for c in fresh.get("plotly_chart") if "reward sees" in c.proto.spec][:1]
     assert chart is not None
+
+
+@needs_world
+@pytest.mark.slow
+def test_the_exact_optimum_is_a_challenger_drawn_as_a_star_beside_the_runs(no_runs):
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    at.selectbox(key="challenger").set_value(
+        next(o for o in at.selectbox(key="challenger").options if "optimum" in o)
+    )
+    at.run()
+    at.number_input(key="n").set_value(2)
+    at.number_input(key="k").set_value(8)
+    at.number_input(key="num_prompts").set_value(4)
+    at.number_input(key="optimum_kl").set_value(0.3)
+    at.number_input(key="optimum_pool").set_value(32)
+    at.button(key="evaluate").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    # 32 samples per prompt are too few for an ESS of 64: the page says so and names a pool that would do.
+    assert any("would do" in w.value for w in at.warning)
+    [record] = at.session_state["arena_results"].values()
+    assert record["optimum"]["pool"] == 32 and "perfect trainer" in record["label"]
+    assert record["kl"]["k1"] == pytest.approx(0.3, rel=0.1)
+    assert record["theory"]["kl"] == pytest.approx(record["kl"]["k1"])
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    stars = [t for c in charts for t in c["data"] if t.get("marker", {}).get("symbol") == "star"]
+    assert stars and "perfect trainer" in stars[0]["name"]
+    # The stakeholder report carries the optimum even with no run chosen.
+    at.button(key="build_report").click().run()
+    html = at.session_state["arena_report"].decode()
+    assert "The exact optimum π*" in html and "soft best-of-32" in html

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Mapping
 
 import numpy as np
@@ -9,7 +11,7 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
-from infalign_core import arena_theory, winrate
+from infalign_core import arena_theory, filememo, winrate
 
 LABELS = {"standard_win_rate": "standard", "bon_win_rate": "best-of-N", "won_win_rate": "worst-of-N"}
 KL_PLACES = {"sequence KL": "k1", "KL the reward sees": "calibrated"}  # where a run sits on the chart
@@ -104,7 +106,18 @@ def measured_frontier_figure(
 
     ``theory_curve(transform, t, mode, n, phi_beta, run_n, procedure)`` gives a run's curve; pages pass a
     cached one. ``at`` places each run at its sequence KL ("k1") or at the KL the reward sees ("calibrated").
+    The figure is shared with every caller that passes the same records (every session sees the
+    gallery's): treat it as read-only.
     """
+    # Keyed by the records' content: hashing them costs far less than building the figure.
+    content = json.dumps([records, name, label, at, getattr(theory_curve, "__qualname__", "")], default=str)
+    key = (hashlib.sha256(content.encode()).hexdigest(),)
+    return filememo.memo(
+        "frontier_figure", key, [], lambda: _frontier_figure(records, name, label, theory_curve, at)
+    )
+
+
+def _frontier_figure(records, name, label, theory_curve, at) -> tuple[go.Figure, list[str]]:
     fig, notes, colors = go.Figure(), [], {}
     palette = px.colors.qualitative.Plotly
     max_kl = 0.0
@@ -151,7 +164,13 @@ def measured_frontier_figure(
                 y=[w[name]],
                 mode="markers",
                 name=key,
-                marker={"size": 10, "color": colors[curve_key], "line": {"width": 1, "color": "#222"}},
+                # The exact optimum is a star: the point a perfect trainer would reach on this curve.
+                marker={
+                    "size": 16 if record.get("optimum") else 10,
+                    "symbol": "star" if record.get("optimum") else "circle",
+                    "color": colors[curve_key],
+                    "line": {"width": 1, "color": "#222"},
+                },
                 error_y={
                     "type": "data",
                     "symmetric": False,

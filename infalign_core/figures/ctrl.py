@@ -8,7 +8,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from infalign_core import ctrl, runs
+from infalign_core import ctrl, filememo, runs
 
 CURVES = [
     ("reward/calibrated", "calibrated reward (= standard win rate)"),
@@ -70,7 +70,12 @@ def runs_table(infos: Sequence[runs.RunInfo]) -> pd.DataFrame:
 
 
 def curves_figure(selected: Sequence[str]) -> go.Figure:
-    """Four panels of training curves, one line per selected run."""
+    """Four panels of training curves, one line per selected run (one figure shared until a run's metrics change)."""
+    files = [runs.run_dir_of(run_id) / ctrl.METRICS_FILE for run_id in selected]
+    return filememo.memo("curves_figure", tuple(selected), files, lambda: _curves_figure(selected))
+
+
+def _curves_figure(selected: Sequence[str]) -> go.Figure:
     fig = make_subplots(rows=2, cols=2, subplot_titles=[title for _, title in CURVES])
     for index, run_id in enumerate(selected):
         metrics = runs.read_metrics_of(run_id)
