@@ -27,7 +27,6 @@ down to 1e-3. All β of a sweep share one grid and are evaluated in one array pa
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from functools import cached_property, lru_cache
@@ -288,6 +287,18 @@ def _reach_further(phi: Phi) -> str:
     return "pick a transform steeper near u = 1"
 
 
+@lru_cache(maxsize=8)
+def exponential_kl_reach(mode: str = "best") -> float:
+    """The largest KL any exponential t in its range reaches at the β floor (best: steepest t; worst: flattest).
+
+    For best-of-N the reach grows with t, for worst-of-N it shrinks (e^{−t·u} saturates early, so
+    the tilted policy spreads over the flat top), so the extreme is at one end of the t range.
+    """
+    mode = check_mode(mode)
+    ends = [aligned_policy(Transform("exp", t, mode), BETA_RANGE[0]).kl[0] for t in (0.05, MAX_T)]
+    return float(max(ends))
+
+
 @dataclass(frozen=True)
 class Frontier:
     """Win rate against KL as β sweeps, for one transform and several N."""
@@ -341,82 +352,6 @@ def bon_policy_point(n: int, n_eval: int = 1) -> TheoryPoint:
         bon_win_rate=n / (n + 1),
         won_win_rate=won,
     )
-
-
-@dataclass(frozen=True)
-class ExponentialChoice:
-    """The best t of the exponential transform for N at a KL budget, with its β and win rate."""
-
-    t: float
-    beta: float
-    win_rate: float
-    mode: str
-    n: int
-    kl: float
-
-    @property
-    def at_beta_floor(self) -> bool:
-        """True when the search stopped at the β floor: a steeper t would need β below it."""
-        return self.beta <= BETA_RANGE[0] * 1.1
-
-    @property
-    def label(self) -> str:
-        """This t as every page shows it (one rounding: :func:`rounded_t`)."""
-        return t_label(self.t)
-
-
-@lru_cache(maxsize=8)
-def exponential_kl_reach(mode: str = "best") -> float:
-    """The largest KL any exponential t in its range reaches at the β floor (best: steepest t; worst: flattest).
-
-    For best-of-N the reach grows with t, for worst-of-N it shrinks (e^{−t·u} saturates early, so
-    the tilted policy spreads over the flat top), so the extreme is at one end of the t range.
-    """
-    mode = check_mode(mode)
-    ends = [aligned_policy(Transform("exp", t, mode), BETA_RANGE[0]).kl[0] for t in (0.05, MAX_T)]
-    return float(max(ends))
-
-
-def best_exponential_t(
-    n: int, kl: float, mode: str = "best", t_range: tuple[float, float] | None = None
-) -> ExponentialChoice:
-    """Maximise the best-of-N (or worst-of-N) win rate over the exponential's t at equal KL."""
-    t_range = t_range or (0.05, MAX_T)
-
-    n, mode = check_n(n), check_mode(mode)
-
-    def win_rate(log_t: float) -> tuple[float, float]:
-        phi = Transform("exp", float(np.exp(log_t)), mode)
-        beta = beta_for_kl(phi, kl)
-        point = evaluate(phi, beta, n)
-        return (point.bon_win_rate if mode == "best" else point.won_win_rate), beta
-
-    # The optimum is broad and unimodal in log t: scan coarsely, then refine around the best.
-    log_ts = np.linspace(np.log(t_range[0]), np.log(t_range[1]), 14)
-    scores = [_safe(win_rate, lt) for lt in log_ts]
-    if np.all(np.isnan(scores)):
-        reach = exponential_kl_reach(mode)
-        raise InfAlignError(
-            f"KL budget {kl:g} nats is beyond the exponential transform's reach for every t "
-            f"({mode}-of-N reaches at most {reach:.3g} nats at β ≥ {BETA_RANGE[0]:g}); "
-            f"choose a budget in (0, {math.floor(reach * 10) / 10:g}]"
-        )
-    best = int(np.nanargmax(scores))
-    lo, hi = log_ts[max(best - 1, 0)], log_ts[min(best + 1, len(log_ts) - 1)]
-    result = optimize.minimize_scalar(
-        lambda lt: -_safe(win_rate, lt), bounds=(lo, hi), method="bounded", options={"xatol": 1e-3}
-    )
-    log_t = float(result.x) if -result.fun >= scores[best] else float(log_ts[best])
-    rate, beta = win_rate(log_t)
-    return ExponentialChoice(t=float(np.exp(log_t)), beta=beta, win_rate=rate, mode=mode, n=n, kl=float(kl))
-
-
-def _safe(fn: Callable[[float], tuple[float, float]], x: float) -> float:
-    """fn(x)[0], or NaN where the KL budget is out of reach for that t."""
-    try:
-        return fn(x)[0]
-    except InfAlignError:
-        return float("nan")
 
 
 # --- what a finite bank lets the reward see ------------------------------------------------
