@@ -249,6 +249,7 @@ def evaluate_runs(args, root: Path, names: list[str]) -> dict[str, dict]:
             "reference": reference.fingerprint,
             "reward": reward_fn.fingerprint,
             "checkpoint_step": status.get("step"),
+            "prompts_per_batch": 16,  # the reference's samples follow the batch: pairing needs it equal
         }
         record = arena_results.find_arena_result(run_dir, settings)
         if record is None:
@@ -264,7 +265,7 @@ def evaluate_runs(args, root: Path, names: list[str]) -> dict[str, dict]:
                 max_new_tokens=config.max_new_tokens,
                 temperature=config.temperature,
                 seed=EVAL_SEED,
-                prompts_per_batch=16,
+                prompts_per_batch=settings["prompts_per_batch"],
                 resamples=args.resamples,
             )
             record = arena_results.arena_record(state, settings, source.run_config)

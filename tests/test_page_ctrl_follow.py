@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from infalign_core import ctrl, runs, theory
+from infalign_core import ctrl, procedures, runs, theory
 from infalign_core.errors import InfAlignError
 from infalign_core.text import unescaped
 
@@ -36,7 +36,7 @@ def _page() -> AppTest:
 
 
 def _best_t(n: int, kl: float, mode: str) -> float:
-    return theory.rounded_t(theory.best_exponential_t(n, kl, mode).t)
+    return theory.rounded_t(procedures.best_exponential_t(procedures.of_n(n, mode), kl).t)
 
 
 def test_t_follows_the_preset_n_mode_and_kl_target_and_the_run_trains_with_it(isolated):
