@@ -133,7 +133,7 @@ def test_visible_kl_reads_the_rank_level_ceiling_at_the_arenas_sample_size(n, mo
     ("n", "mode", "kl"), [(4, "best", 0.5), (4, "worst", 0.5), (16, "best", 2.0), (1, "best", 0.1)]
 )
 def test_per_step_visible_kl_is_nearly_unbiased_and_its_stderr_is_honest(n, mode, kl):
-    # A training step: 8 prompts × k = 8 against banks of 64, so 64 samples in 16 bins of levels.
+    # A training step: 8 prompts × k = 8 against banks of 64, so 64 samples in 15 bins of levels.
     phi, m, repeats = best_exp(n, kl, mode), 64, 1000
     beta = theory.beta_for_kl(phi, kl)
     ceiling = float(theory.rank_level_kl(phi, beta, m)[0])
