@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 
 from infalign_core import classroom
+from infalign_core.cli_output import json_safe as _json_safe
+from infalign_core.cli_output import print_unscored as _print_unscored
 from infalign_core.errors import InfAlignError, one_line, user_error
 
 
@@ -376,14 +378,6 @@ def _reward_source(reward: str | None, judge: str | None) -> str | None:
         )
     rubric, _ = split_spec(reward)
     return judge_spec(rubric, judge)
-
-
-def _print_unscored(*rewards) -> None:
-    """Say how many responses each judge left unscored (on stderr, so --json stays one value)."""
-    for reward_fn in rewards:
-        note = getattr(reward_fn, "unscored_note", lambda: "")()
-        if note:
-            print(f"note: {note}", file=sys.stderr)
 
 
 def _messages_prompt(text: str) -> str:
@@ -943,17 +937,6 @@ def _run_winrate_optimum(args) -> int:
     return 0
 
 
-def _json_safe(value):
-    """NaN and infinities as null, recursively (JSON has no NaN)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json_safe(v) for v in value]
-    return value
-
-
 # --- runs, gallery ----------------------------------------------------------
 
 
@@ -1061,6 +1044,16 @@ _COMMANDS = [
     _add_build_gallery,
     _add_report,
 ]
+
+
+def _add_agency_commands(sub) -> None:
+    from infalign_core.cli_agency import add_agency, add_judge_agreement
+
+    add_agency(sub)
+    add_judge_agreement(sub)
+
+
+_COMMANDS.append(_add_agency_commands)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -242,7 +242,7 @@ def build_report(
     charts = []
     if evaluations:
         for key, label in RATES[1:]:
-            fig, notes = arena_figures.frontier_figure(frontier_records, key, label)
+            fig, notes = arena_figures.measured_frontier_figure(frontier_records, key, label)
             fig = go.Figure(fig)  # a copy: the figure is shared with the arena's sessions
             fig.update_layout(title=f"{label} win rate against KL: the theory's curves and the runs")
             charts.append(fig.to_html(full_html=False, include_plotlyjs=False, default_width="100%"))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
-from infalign_core import calibration, theory
+from infalign_core import calibration, procedures, theory
 from infalign_core.errors import InfAlignError
 from infalign_core.transforms import Transform
 
@@ -30,7 +30,7 @@ def best_exp(n: int, kl: float, mode: str) -> Transform:
     """The exponential Φ at the theory's best t for N at a KL budget (identity for N = 1)."""
     if n == 1:
         return Transform("identity")
-    return Transform("exp", theory.best_exponential_t(n, kl, mode).t, mode)
+    return Transform("exp", procedures.best_exponential_t(procedures.of_n(n, mode), kl).t, mode)
 
 
 # --- the ceiling --------------------------------------------------------------------------------

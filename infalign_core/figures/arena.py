@@ -95,7 +95,7 @@ def default_theory_curve(
     return arena_theory.theory_curve({**config, "procedure": procedure}, n)
 
 
-def frontier_figure(
+def measured_frontier_figure(
     records: Mapping[str, dict],
     name: str,
     label: str,
