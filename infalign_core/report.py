@@ -249,6 +249,12 @@ def build_report(
                 f"{win.get('level', 0.95):.0%} bootstrap intervals over prompts. "
                 f"KL(π‖π_ref) = <b>{kl.get('k1', float('nan')):.3f}</b> ± {kl.get('k1_stderr') or 0:.3f} nats.</p>"
             )
+            if kl.get("optimum_visible"):
+                parts.append(
+                    f"<p>The reward sees {kl['calibrated']:.3f} nats of that KL: {kl['share_seen']:.0%} of the "
+                    f"{kl['optimum_visible']:.3f} that the exact optimum for this Φ, at the same KL, shows through "
+                    f"the same {s['k']} reference samples per prompt (the rest changes text without changing its rank).</p>"
+                )
             parts.append(_table(measured, ["win rate", "measured [interval]", "theory at the measured KL"]))
             if theory is None:
                 parts.append(

@@ -287,6 +287,11 @@ def gallery_vs_theory() -> Reveal:
         f"Measured best-of-{record['settings']['n']} win rate {w['bon_win_rate']:.3f} "
         f"[{low:.3f}, {high:.3f}] at KL {record['kl']['k1']:.3f} nats; the theory's curve there: {predicted:.3f}."
     )
+    if record["kl"].get("optimum_visible"):
+        summary += (
+            f" The reward sees {record['kl']['calibrated']:.3f} nats of its KL, {record['kl']['share_seen']:.0%} of "
+            f"what the exact optimum shows through the same {record['settings']['k']} reference samples."
+        )
     figure = _run_on_curve_figure(record) if record.get("run") else None  # older records lack the run's Φ
     return Reveal(correct, summary, figure, table=[_row(title, record)])
 
@@ -337,6 +342,8 @@ def _row(title: str, record: dict, procedure: str = "best") -> dict:
             ),
             3,
         ),
+        # The KL the reward sees, as a share of what the exact optimum shows through the same bank.
+        "share seen": round(record["kl"]["share_seen"], 2) if record["kl"].get("optimum_visible") else None,
     }
 
 
