@@ -203,19 +203,6 @@ def run_metric(record: dict) -> str:
     return "won_win_rate" if worst else "bon_win_rate"
 
 
-def comparison_run(run_id: str) -> Path:
-    """The folder of the run a policy is compared with; refused when it has no saved arena evaluation."""
-    from infalign_core import runs
-
-    run_dir = runs.run_dir_of(run_id)
-    if not load_arena_results(run_dir):
-        raise InfAlignError(
-            f"run {run_id} has no saved arena evaluation to compare with: evaluate it first "
-            f"(winrate --policy {run_id} --save, or the arena page)"
-        )
-    return run_dir
-
-
 def compare_with_run(record: dict, run_dir: str | Path) -> list[PairedDifference]:
     """This evaluation − the run's saved one with the same settings, for each win rate."""
     saved = load_arena_results(run_dir)

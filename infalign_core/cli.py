@@ -715,7 +715,7 @@ def _run_winrate(args) -> int:
     if args.optimum is not None:
         return _run_winrate_optimum(args)
     # Checked before sampling: a bad run id, or one never evaluated, costs nothing.
-    compare = arena_results.comparison_run(args.compare) if args.compare is not None else None
+    compare = _comparison_run(args.compare) if args.compare is not None else None
     challenger, source = challengers.load_challenger(args.policy, device=args.device)
     if args.save and source.run_dir is not None:
         from infalign_core.gallery import is_gallery
@@ -871,6 +871,19 @@ def _run_winrate(args) -> int:
             for line in out["compare"]["lines"]:
                 print(f"  {line}")
     return 0
+
+
+def _comparison_run(run_id: str) -> Path:
+    """The folder of the run a policy is compared with; refused when it has no saved arena evaluation."""
+    from infalign_core import arena_results, runs
+
+    run_dir = runs.run_dir_of(run_id)
+    if not arena_results.load_arena_results(run_dir):
+        raise InfAlignError(
+            f"run {run_id} has no saved arena evaluation to compare with: evaluate it first "
+            f"(winrate --policy {run_id} --save, or the arena page)"
+        )
+    return run_dir
 
 
 def _run_name(where) -> str:
