@@ -42,9 +42,7 @@ if wanted:
     if wanted in label_of:
         st.session_state["challenger"] = label_of[wanted]
     else:
-        st.warning(
-            f"link parameter run={literal(wanted)}: no such run with a checkpoint; kept the page's default"
-        )
+        st.warning(f"link parameter run={literal(wanted)}: no run with a checkpoint; kept the page's default")
 left, mid, right = st.columns(3)
 choice = left.selectbox("Challenger", [*run_of, REFERENCE, OPTIMUM, FOLDER], key="challenger")
 folder = left.text_input("Model folder", key="folder") if choice == FOLDER else ""
