@@ -174,7 +174,7 @@ if records:
     place = st.radio("Place each run at", list(arena_figures.KL_PLACES), horizontal=True, key="kl_place", help=arena_figures.KL_PLACE_HELP)  # fmt: skip
     for tab, (name, label) in zip(st.tabs(["best-of-N", "worst-of-N"]), list(LABELS.items())[1:]):
         at = arena_figures.KL_PLACES[place]
-        fig, notes = arena_figures.frontier_figure(records, name, label, cached.theory_curve, at=at)
+        fig, notes = arena_figures.measured_frontier_figure(records, name, label, cached.theory_curve, at=at)
         tab.plotly_chart(fig, key=f"frontier-{name}")
         for note in notes:
             tab.info(note)

@@ -155,7 +155,9 @@ def show(spec: str | None, kl: float | None, beta: float | None) -> None:
     )  # drop NaN (out of the exponential's reach)
     chart, text = st.columns([3, 1])
     chart.plotly_chart(
-        figures.optimal_vs_exponential_figure(*pair, view.gap.kl[ok], 100 * view.gap.gap[ok], kl_ref),
+        figures.optimal_vs_exponential_figure(
+            *pair, view.gap.frontier.kl[ok], 100 * view.gap.gap[ok], kl_ref
+        ),
         alt="optimal vs exponential for the procedure",
     )
     text.markdown(

@@ -14,7 +14,7 @@ import functools
 import numpy as np
 import streamlit as st
 
-from infalign_core import explorer, families, figures, theory, theory_store
+from infalign_core import explorer, families, figures, procedures, theory, theory_store
 from infalign_core.errors import InfAlignError
 
 POLICY_NS = (2, 4, 8, 16, 32, 64, 128, 256)
@@ -46,10 +46,10 @@ def resolve(name, n, mode, t, beta, kl, ns):
     try:
         fams = {}
         if kl is not None and name == "optimal":
-            fams["optimal"] = optimal_family(n, mode)
+            fams["optimal_family"] = optimal_family(n, mode)
         if kl is not None and name == "exp" and t is None:
-            fams["exponential"] = exponential_family(ns, mode)
-        return families.resolve_transform(name, n=n, mode=mode, t=t, beta=beta, kl=kl, **fams)
+            fams["exponential_family"] = exponential_family(ns, mode)
+        return explorer.resolve_transform(name, n=n, mode=mode, t=t, beta=beta, kl=kl, **fams)
     except InfAlignError as err:
         return f"{name}: {err}"
 
@@ -76,8 +76,8 @@ def gap(n, mode):
         return theory_store.load_or_compute(
             "optimal_gap",
             (n, mode, 3.0, 8),
-            explorer.OptimalGap,
-            lambda: explorer.optimal_gap(n, mode, 3.0, 8),
+            procedures.OptimalGap,
+            lambda: procedures.optimal_gap(procedures.of_n(n, mode), kl_max=3.0, count=8),
         )
     except InfAlignError as err:
         return str(err)
@@ -98,4 +98,4 @@ def policy_series(ns, mode):
 @functools.lru_cache(maxsize=256)
 def best_exponential_t(n, kl, mode):
     """The theory's best exponential t for N at a KL budget (the CTRL form's hint; shared by every session)."""
-    return theory.best_exponential_t(n, kl, mode)
+    return procedures.best_exponential_t(procedures.of_n(n, mode), kl)

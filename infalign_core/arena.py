@@ -189,7 +189,7 @@ def rendering_settings(reference, prompt_subset: str | None = None) -> dict:
     return extra
 
 
-def evaluate(challenger, reference, reward_fn, prompts: Sequence[str], **kwargs) -> ArenaState:
+def run_to_end(challenger, reference, reward_fn, prompts: Sequence[str], **kwargs) -> ArenaState:
     """Run the arena to the end and return its final state (``run_arena``'s arguments)."""
     states = run_arena(challenger, reference, reward_fn, prompts, **kwargs)
     last = None

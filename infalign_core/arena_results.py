@@ -16,7 +16,7 @@ import numpy as np
 from infalign_core import filememo
 from infalign_core.arena import ArenaState, example_picks
 from infalign_core.arena_theory import theory_at_kl
-from infalign_core.optimum import optimum_visible_kl
+from infalign_core.optimum import equivalent_kl, optimum_visible_kl
 from infalign_core.winrate import METRICS
 
 ARENA_FILE = "arena.json"
@@ -28,15 +28,18 @@ def arena_record(state: ArenaState, settings: dict, run_config: dict | None = No
     kl = state.kl.as_dict() if state.kl else {}
     if state.calibrated_kl is not None:
         kl["calibrated"] = state.calibrated_kl
+        m = int(np.shape(state.reference_rewards)[1])
         if kl.get("k1", 0.0) > 0:
             kl["share_of_sequence"] = state.calibrated_kl / kl["k1"]
             # The yardstick: what the exact optimum for the run's Φ shows through the same K reference
             # samples at the run's sequence KL (the bank's coarseness cancels).
-            m = int(np.shape(state.reference_rewards)[1])
             optimum_seen = optimum_visible_kl(run_config, kl["k1"], m) if run_config is not None else None
             if optimum_seen:
                 kl["optimum_visible"] = optimum_seen
                 kl["share_seen"] = state.calibrated_kl / optimum_seen
+        if run_config is not None:
+            # Where the run sits if no KL were wasted: the optimum's KL that shows as much through the bank.
+            kl["seen_as_kl"] = equivalent_kl(run_config, state.calibrated_kl, kl.get("k1", float("nan")), m)
     per_prompt = {
         name: np.round(v, 8).tolist()
         for name, v in (state.estimate.per_prompt if state.estimate else {}).items()
@@ -70,7 +73,8 @@ def arena_record(state: ArenaState, settings: dict, run_config: dict | None = No
                 name: estimate[name] - theory_point[name] for name in METRICS if name in estimate
             }
         # The same theory at the KL the reward sees: where the run sits if no KL were wasted.
-        seen_point = theory_at_kl(run_config, state.n, kl.get("calibrated", float("nan")))
+        seen_at = kl.get("seen_as_kl")
+        seen_point = theory_at_kl(run_config, state.n, float("nan") if seen_at is None else seen_at)
         if seen_point is not None:
             record["theory_at_calibrated_kl"] = seen_point
     return record

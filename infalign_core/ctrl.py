@@ -257,9 +257,10 @@ class CTRLConfig:
             )
             return dataclasses.replace(self, t=round(float(choice.t), 4), mode=choice.mode)
         if self.transform == "exp" and self.t is None:
-            from infalign_core.theory import best_exponential_t
+            from infalign_core import procedures
 
-            t = best_exponential_t(self.n, self.kl_target or RECOMMENDED_RUN["kl_target"], self.mode).t
+            budget = self.kl_target or RECOMMENDED_RUN["kl_target"]
+            t = procedures.best_exponential_t(procedures.of_n(self.n, self.mode), budget).t
             return dataclasses.replace(self, t=round(float(t), 4))
         return dataclasses.replace(self)
 

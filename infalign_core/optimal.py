@@ -308,7 +308,7 @@ _BISECTIONS = 40
 _REFINEMENTS = 24
 
 
-def optimal_family(
+def optimal_transforms(
     n: int, mode: str = "best", kl_max: float = 3.0, count: int = 14, verify: bool = True
 ) -> list[OptimalTransform]:
     """Optimal transforms for N spread evenly in KL over (0, kl_max], one ODE integration each.

@@ -227,6 +227,12 @@ def build_report(
                 f"{win.get('level', 0.95):.0%} bootstrap intervals over prompts. "
                 f"KL(π‖π_ref) = <b>{kl.get('k1', float('nan')):.3f}</b> ± {kl.get('k1_stderr') or 0:.3f} nats.</p>"
             )
+            if kl.get("optimum_visible"):
+                parts.append(
+                    f"<p>The reward sees {kl['calibrated']:.3f} nats of that KL: {kl['share_seen']:.0%} of the "
+                    f"{kl['optimum_visible']:.3f} that the exact optimum for this Φ, at the same KL, shows through "
+                    f"the same {s['k']} reference samples per prompt (the rest changes text without changing its rank).</p>"
+                )
             parts.append(_table(measured, ["win rate", "measured [interval]", "theory at the measured KL"]))
             if theory is None:
                 parts.append(
@@ -242,7 +248,7 @@ def build_report(
     charts = []
     if evaluations:
         for key, label in RATES[1:]:
-            fig, notes = arena_figures.frontier_figure(frontier_records, key, label)
+            fig, notes = arena_figures.measured_frontier_figure(frontier_records, key, label)
             fig = go.Figure(fig)  # a copy: the figure is shared with the arena's sessions
             fig.update_layout(title=f"{label} win rate against KL: the theory's curves and the runs")
             charts.append(fig.to_html(full_html=False, include_plotlyjs=False, default_width="100%"))

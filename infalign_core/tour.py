@@ -232,6 +232,11 @@ def gallery_vs_theory() -> Reveal:
         f"Measured best-of-{record['settings']['n']} win rate {w['bon_win_rate']:.3f} "
         f"[{low:.3f}, {high:.3f}] at KL {record['kl']['k1']:.3f} nats; the theory's curve there: {predicted:.3f}."
     )
+    if record["kl"].get("optimum_visible"):
+        summary += (
+            f" The reward sees {record['kl']['calibrated']:.3f} nats of its KL, {record['kl']['share_seen']:.0%} of "
+            f"what the exact optimum shows through the same {record['settings']['k']} reference samples."
+        )
     return Reveal(correct, summary, table=[_row(title, record)])
 
 
@@ -245,6 +250,8 @@ def _row(title: str, record: dict) -> dict:
         "best-of-4": round(w["bon_win_rate"], 3),
         "worst-of-4": round(w["won_win_rate"], 3),
         "theory best-of-4": round((record.get("theory") or {}).get("bon_win_rate", float("nan")), 3),
+        # The KL the reward sees, as a share of what the exact optimum shows through the same bank.
+        "share seen": round(record["kl"]["share_seen"], 2) if record["kl"].get("optimum_visible") else None,
     }
 
 

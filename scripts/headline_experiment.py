@@ -96,11 +96,11 @@ def world_tag() -> str:
 
 def run_configs(args) -> dict[str, dict]:
     """Run name → CTRLConfig fields, with β starting at the theory's β for the KL target."""
-    from infalign_core import theory
+    from infalign_core import procedures, theory
     from infalign_core.transforms import Transform
 
     if args.t is None:
-        choice = theory.best_exponential_t(args.n, args.kl_target, "best")
+        choice = procedures.best_exponential_t(procedures.of_n(args.n, "best"), args.kl_target)
         t, beta_exp = round(choice.t, 4), choice.beta
     else:
         t = args.t
@@ -254,7 +254,7 @@ def evaluate_runs(args, root: Path, names: list[str]) -> dict[str, dict]:
         if record is None:
             started = time.perf_counter()
             challenger, source = challengers.load_challenger(str(run_dir), device="cpu")
-            state = arena.evaluate(
+            state = arena.run_to_end(
                 challenger,
                 reference,
                 reward_fn,

@@ -106,10 +106,10 @@ def test_unknown_config_keys_are_named():
 
 
 def test_exp_t_defaults_to_the_theorys_best_t():
-    from infalign_core.theory import best_exponential_t
+    from infalign_core.procedures import best_exponential_t, of_n
 
     resolved = CTRLConfig(transform="exp", n=4, t=None).resolved()
-    assert resolved.t == pytest.approx(best_exponential_t(4, 0.5).t, rel=1e-3)
+    assert resolved.t == pytest.approx(best_exponential_t(of_n(4), 0.5).t, rel=1e-3)
 
 
 def test_presets_are_valid_configs():

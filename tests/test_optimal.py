@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from infalign_core import optimal, theory
+from infalign_core import optimal, procedures, theory
 from infalign_core.errors import InfAlignError
 
 
@@ -81,7 +81,7 @@ def test_optimal_is_never_below_the_best_exponential_at_equal_kl(n, kl, mode):
     point = theory.evaluate(solved, solved.beta, n)
     ours = point.bon_win_rate if mode == "best" else point.won_win_rate
     try:
-        best_exp = theory.best_exponential_t(n, kl, mode).win_rate
+        best_exp = procedures.best_exponential_t(procedures.of_n(n, mode), kl).win_rate
     except (InfAlignError, ValueError):
         return  # no exponential reaches this KL: nothing to compare with
     assert ours >= best_exp - 1e-7
@@ -161,7 +161,7 @@ def test_the_audited_unreachable_budgets_are_refused(n, kl, mode):
 
 @pytest.mark.parametrize(("n", "mode"), [(64, "worst"), (256, "best"), (4, "best")])
 def test_every_member_of_the_family_is_confirmed_by_the_engine(n, mode):
-    family = optimal.optimal_family(n, mode, kl_max=3.0, count=8)
+    family = optimal.optimal_transforms(n, mode, kl_max=3.0, count=8)
     assert family
     for phi in family:
         engine = theory.evaluate(phi, phi.beta, n).kl

@@ -14,14 +14,14 @@ import plotly.graph_objects as go
 from infalign_core import arena_theory, filememo, winrate
 
 LABELS = {"standard_win_rate": "standard", "bon_win_rate": "best-of-N", "won_win_rate": "worst-of-N"}
-KL_PLACES = {"sequence KL": "k1", "KL the reward sees": "calibrated"}  # where a run sits on the chart
+KL_PLACES = {"sequence KL": "k1", "KL the reward sees": "seen_as_kl"}  # where a run sits on the chart
 KL_PLACE_HELP = (
     "The theory's curves live in calibrated space. A run's sequence KL also counts changes the reward "
-    "cannot see, so there it sits right of its curve; at the KL its calibrated rewards carry (pooled "
-    "over prompts, against the reference's samples) it shows what the transform achieves for the KL "
-    'the reward does see. The table\'s "share seen" is that KL as a share of what the exact optimum for '
-    "the run's Φ shows through the same K reference samples at the run's sequence KL: even the optimum "
-    "shows less than its KL through a finite bank, so 100 % means no KL spent where the reward does not look."
+    "cannot see, so there it sits right of its curve. Placed by the KL the reward sees, it sits at the KL "
+    "the exact optimum for its Φ would need to show as much through the same K reference samples (even "
+    "the optimum shows less than its KL through a finite bank): where it would be if no KL were wasted. "
+    'The table\'s "share seen" is the KL the reward sees as a share of what that optimum shows at the '
+    "run's sequence KL, so 100 % means no KL spent where the reward does not look."
 )
 
 
@@ -95,7 +95,7 @@ def default_theory_curve(
     return arena_theory.theory_curve({**config, "procedure": procedure}, n)
 
 
-def frontier_figure(
+def measured_frontier_figure(
     records: Mapping[str, dict],
     name: str,
     label: str,
@@ -154,8 +154,12 @@ def _frontier_figure(records, name, label, theory_curve, at) -> tuple[go.Figure,
                 notes.append(
                     "Raw-reward runs: the raw reward is a prompt-dependent transform, so the theory has no curve for them."
                 )
-        if kl.get(at) is None:  # top-p < 1 (no sequence KL) or a record from before kl/calibrated
-            notes.append(f"{key}: {record.get('kl_note') or 'no such KL recorded; evaluate it again'}")
+        if kl.get(at) is None:  # top-p < 1, a raw-reward run, or a record from before this KL was kept
+            why = (
+                record.get("kl_note")
+                or "no such KL recorded (a raw reward has no optimum); evaluate it again"
+            )
+            notes.append(f"{key}: {why}")
             continue
         max_kl = max(max_kl, kl[at])
         fig.add_trace(
@@ -185,7 +189,9 @@ def _frontier_figure(records, name, label, theory_curve, at) -> tuple[go.Figure,
         )
     fig.update_layout(
         height=440,
-        xaxis_title="KL(π‖π_ref), nats" if at == "k1" else "KL the reward sees (calibrated rewards), nats",
+        xaxis_title="KL(π‖π_ref), nats"
+        if at == "k1"
+        else "the optimum's KL showing what the reward sees, nats",
         yaxis_title=f"{label} win rate",
         margin={"t": 20},
     )

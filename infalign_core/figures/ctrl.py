@@ -23,7 +23,7 @@ CURVES_CAPTION = (
     "(all N-subsets, ties ½): unbiased for the reference, but optimistic for a trained policy, which "
     "is scored against the bank it trains on. The arena's fresh samples are the real measurement. "
     "The dotted KL is the KL the reward sees: the step's calibrated rewards, counted on the bank's "
-    "m + 1 rank levels (16 bins for 64 samples, the end levels kept single) against their uniform law "
+    "m + 1 rank levels (15 bins for 64 samples, the end levels kept single) against their uniform law "
     "under the reference, bias-corrected by a jackknife over the step's prompts. It is at most the "
     "sequence KL (data processing); the rest changes the text without changing its rank. Even the "
     "exact optimum shows less than its KL through a finite bank (90 % for best-of-4 at 0.5 nats with "
