@@ -132,10 +132,12 @@ if st.button("Evaluate", type="primary", key="evaluate"):
             "seed": int(seed), "reference": reference.fingerprint, "reward": reward_fn.fingerprint,
         }  # fmt: skip
         run_config = resolved.run_config(pool) if wanted_optimum else source.run_config
-        record = arena_results.arena_record(state, settings, run_config)
-        record["label"], record["picks"] = source.label, arena_results.picks_record(state)
-        if wanted_optimum:
-            source.label = arena_views.label_optimum_record(record, state, resolved)
+        if wanted_optimum:  # labelled as what a perfect trainer would reach; warns when M is too small
+            record = arena_views.optimum_record(state, settings, resolved)
+            source.label = record["label"]
+        else:
+            record = arena_results.arena_record(state, settings, run_config)
+            record["label"], record["picks"] = source.label, arena_results.picks_record(state)
         if eval_specs:
             with st.spinner("Scoring both sides with the other rewards…"):
                 others = {s: cached.reward(eval_rewards.with_judge(s, judge)) for s in eval_specs}

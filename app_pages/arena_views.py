@@ -116,13 +116,13 @@ def optimum_states(reference, reward_fn, prompts, resolved, pool: int, common: d
     return optimum.run_optimum(reference, reward_fn, prompts, resolved, pool=pool, **common)
 
 
-def label_optimum_record(record: dict, state, resolved) -> str:
-    """Name the optimum's record as what a perfect trainer would reach, note its pool; warn if M is too small."""
-    label = f"{resolved.label} (what a perfect trainer would reach in this world)"
-    record.update(label=label, optimum={"pool": state.pool, "ess": float(state.ess.mean())})
+def optimum_record(state, settings: dict, resolved) -> dict:
+    """The optimum's record (``arena_results.optimum_record``), with its warning shown when M is too small."""
+    from infalign_core import arena_results
+
     if state.warning:
         st.warning(state.warning)
-    return label
+    return arena_results.optimum_record(state, settings, resolved)
 
 
 def optimum_controls(container):

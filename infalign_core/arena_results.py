@@ -80,6 +80,19 @@ def arena_record(state: ArenaState, settings: dict, run_config: dict | None = No
     return record
 
 
+def optimum_record(state, settings: dict, resolved) -> dict:
+    """The exact optimum's evaluation (``optimum.run_optimum``'s state) as a record, labelled and with its pool.
+
+    Drawn as a star on the frontier and carried by the report; ``resolved`` is the
+    ``optimum.ResolvedOptimum`` it sampled.
+    """
+    record = arena_record(state, settings, resolved.run_config(state.pool))
+    record["label"] = f"{resolved.label} (what a perfect trainer would reach in this world)"
+    record["picks"] = picks_record(state)
+    record["optimum"] = {"pool": state.pool, "ess": float(np.mean(state.ess)), "warning": state.warning}
+    return record
+
+
 def load_arena_results(run_dir: str | Path) -> list[dict]:
     """Every evaluation saved for a run ([] when none or unreadable); shared records, read-only."""
     path = Path(run_dir) / ARENA_FILE

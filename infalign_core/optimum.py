@@ -179,6 +179,25 @@ class ResolvedOptimum:
         }
 
 
+def spec_for_run(config: dict | None, kl: float) -> OptimumSpec | None:
+    """The exact optimum to set beside a run: its transform (its t, its procedure) at its measured KL.
+
+    None for a run without a theory (``raw``). An optimal run is compared with the optimal Φ
+    for its KL, as the theory overlay does.
+    """
+    config = config or {}
+    if config.get("transform") not in CALIBRATED_TRANSFORMS or not np.isfinite(kl) or kl <= 0:
+        return None
+    return OptimumSpec(
+        transform=config["transform"],
+        n=int(config.get("n") or 4),
+        mode=config.get("mode") or "best",
+        t=float(config["t"]) if config["transform"] == "exp" and config.get("t") is not None else None,
+        procedure=config.get("procedure"),
+        kl=float(kl),
+    )
+
+
 def resolve_optimum(spec: OptimumSpec) -> ResolvedOptimum:
     """Φ and β of the optimum (β solved from the KL budget when one is given) and its exact theory."""
     from infalign_core import procedures
