@@ -22,6 +22,7 @@ PAGES = [
     ("app_pages/calibration.py", "Calibration", ":material/tune:"),
     ("app_pages/ctrl.py", "CTRL runs", ":material/model_training:"),
     ("app_pages/arena.py", "Best-of-N arena", ":material/emoji_events:"),
+    ("app_pages/agency.py", "Agency (HAB)", ":material/diversity_3:"),
 ]
 
 st.set_page_config(page_title="InfAlign Studio", page_icon=":material/balance:", layout="wide")

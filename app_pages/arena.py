@@ -6,8 +6,10 @@ from app_pages import arena_views, cached, linked
 from infalign_core import arena, arena_results, challengers, data, eval_rewards, gallery, links, report, runs
 from infalign_core.errors import InfAlignError
 from infalign_core.figures import arena as arena_figures
+from infalign_core.text import literal
 
 REFERENCE, FOLDER = "reference (bundled default policy)", "a local model folder…"
+OPTIMUM = "the exact optimum (tilted resampling, no training)"
 LABELS = arena_figures.LABELS
 
 st.title("Best-of-N arena")
@@ -40,10 +42,11 @@ if wanted:
     if wanted in label_of:
         st.session_state["challenger"] = label_of[wanted]
     else:
-        st.warning(f"link parameter run={wanted}: no such run with a checkpoint; kept the page's default")
+        st.warning(f"link parameter run={literal(wanted)}: no run with a checkpoint; kept the page's default")
 left, mid, right = st.columns(3)
-choice = left.selectbox("Challenger", [*run_of, REFERENCE, FOLDER], key="challenger")
+choice = left.selectbox("Challenger", [*run_of, REFERENCE, OPTIMUM, FOLDER], key="challenger")
 folder = left.text_input("Model folder", key="folder") if choice == FOLDER else ""
+wanted_optimum = arena_views.optimum_controls(left.container(border=True)) if choice == OPTIMUM else None
 run_config = run_of[choice].config if choice in run_of else {}
 defaults = challengers.arena_settings(run_config)
 if st.session_state.get("_arena_challenger") != choice:  # a new challenger: N follows its run's N
@@ -82,8 +85,10 @@ if st.button("Evaluate", type="primary", key="evaluate"):
             raise InfAlignError(f"N = {n} needs K ≥ N samples per prompt; raise K to at least {n} or lower N")
         info = run_of.get(choice)
         source = challengers.resolve_challenger(
-            str(info.path) if info else ("reference" if choice == REFERENCE else folder)
+            str(info.path) if info else ("reference" if choice in (REFERENCE, OPTIMUM) else folder)
         )
+        if wanted_optimum:  # the optimum is the reference tilted: resolved (and refused) before sampling
+            resolved, pool = arena_views.resolve_optimum(wanted_optimum, int(n))
         prompts = data.load_prompts("bundled", split=split, limit=int(num_prompts)).prompts
         challenger = cached.arena_model(source.model, cached.weights_version(source.model))
         same = source.model == "default" and reference_source == "default"
@@ -95,10 +100,15 @@ if st.button("Evaluate", type="primary", key="evaluate"):
         reward_fn = cached.reward(reward_source, defaults.reward_label or "")
         st.session_state.setdefault("loaded_models", {})["arena challenger"] = source.label
         progress, metrics, chart = st.progress(0.0, "sampling…"), st.empty(), st.empty()
-        for state in arena.run_arena(
-            challenger, reference, reward_fn, prompts, n=int(n), k=int(k), max_new_tokens=int(max_new_tokens),
-            temperature=float(temperature), top_p=float(top_p), seed=int(seed), prompts_per_batch=int(batch),
-        ):  # fmt: skip
+        common = dict(
+            n=int(n), k=int(k), max_new_tokens=int(max_new_tokens), temperature=float(temperature),
+            top_p=float(top_p), seed=int(seed), prompts_per_batch=int(batch),
+        )  # fmt: skip
+        for state in (
+            arena_views.optimum_states(reference, reward_fn, prompts, resolved, pool, common)
+            if wanted_optimum
+            else arena.run_arena(challenger, reference, reward_fn, prompts, **common)
+        ):
             progress.progress(
                 state.done / state.total_prompts,
                 f"{state.done}/{state.total_prompts} prompts · {state.seconds:.0f} s",
@@ -121,9 +131,14 @@ if st.button("Evaluate", type="primary", key="evaluate"):
             "n": int(n), "k": int(k), "prompts": f"bundled:{split}", "num_prompts": state.done,
             "max_new_tokens": int(max_new_tokens), "temperature": float(temperature), "top_p": float(top_p),
             "seed": int(seed), "reference": reference.fingerprint, "reward": reward_fn.fingerprint,
-        }  # fmt: skip
-        record = arena_results.arena_record(state, settings, source.run_config)
-        record["label"], record["picks"] = source.label, arena_results.picks_record(state)
+        } | ({} if int(batch) == arena.PROMPTS_PER_BATCH else {"prompts_per_batch": int(batch)})  # fmt: skip
+        run_config = resolved.run_config(pool) if wanted_optimum else source.run_config
+        if wanted_optimum:  # labelled as what a perfect trainer would reach; warns when M is too small
+            record = arena_views.optimum_record(state, settings, resolved)
+            source.label = record["label"]
+        else:
+            record = arena_results.arena_record(state, settings, run_config)
+            record["label"], record["picks"] = source.label, arena_results.picks_record(state)
         if eval_specs:
             with st.spinner("Scoring both sides with the other rewards…"):
                 others = {s: cached.reward(eval_rewards.with_judge(s, judge)) for s in eval_specs}
@@ -133,10 +148,10 @@ if st.button("Evaluate", type="primary", key="evaluate"):
         elif source.run_dir is not None:
             arena_results.save_arena_result(source.run_dir, record)
         st.session_state.setdefault("arena_results", {})[f"{source.label} · N={n} · K={k}"] = record
-        st.session_state["arena_last"], st.session_state["arena_last_config"] = state, source.run_config
+        st.session_state["arena_last"], st.session_state["arena_last_config"] = state, run_config
         st.session_state["arena_last_record"] = record
     except InfAlignError as err:
-        st.error(str(err))
+        st.error(literal(err))
 
 if "arena_last" in st.session_state:
     arena_views.show_eval_rewards(st.session_state.get("arena_last_record"), st.session_state["arena_last"])
@@ -157,23 +172,24 @@ if records:
     st.caption(
         "Each evaluated run at its measured KL, with its win rate's interval (vertical) and ±1.96 standard "
         "errors of its KL (horizontal), beside the theory's curve for its transform and N: the exact "
-        "win rate of the KL-regularised optimum as β sweeps."
+        "win rate of the KL-regularised optimum as β sweeps. A ★ is that optimum sampled in this world."
     )
     place = st.radio("Place each run at", list(arena_figures.KL_PLACES), horizontal=True, key="kl_place", help=arena_figures.KL_PLACE_HELP)  # fmt: skip
     for tab, (name, label) in zip(st.tabs(["best-of-N", "worst-of-N"]), list(LABELS.items())[1:]):
         at = arena_figures.KL_PLACES[place]
-        fig, notes = arena_figures.frontier_figure(records, name, label, cached.theory_curve, at=at)
+        fig, notes = arena_figures.measured_frontier_figure(records, name, label, cached.theory_curve, at=at)
         tab.plotly_chart(fig, key=f"frontier-{name}")
         for note in notes:
             tab.info(note)
-    st.dataframe(arena_figures.comparison_table(records), hide_index=True, width="stretch")
+    arena_views.comparison(records)
     st.caption("Evaluations of your runs are saved in each run's arena.json, so they survive restarts.")
     chosen = st.multiselect(
         "Runs in the report", list(dict.fromkeys(evaluated)), default=list(dict.fromkeys(evaluated))
     )
-    if st.button("Build a stakeholder report", key="build_report", disabled=not chosen):
+    optima = {name: r for name, r in records.items() if r.get("optimum")}  # the report carries them too
+    if st.button("Build a stakeholder report", key="build_report", disabled=not (chosen or optima)):
         with st.spinner("Writing the report…"):
-            st.session_state["arena_report"] = report.build_report(chosen).encode("utf-8")
+            st.session_state["arena_report"] = report.build_report(chosen, optimum_records=optima).encode()
     if st.session_state.get("arena_report"):
         st.download_button(
             "Download the report (HTML)",

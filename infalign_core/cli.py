@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 
 from infalign_core import classroom
+from infalign_core.cli_output import json_safe as _json_safe
+from infalign_core.cli_output import print_unscored as _print_unscored
 from infalign_core.errors import InfAlignError, one_line, user_error
 
 
@@ -378,14 +380,6 @@ def _reward_source(reward: str | None, judge: str | None) -> str | None:
     return judge_spec(rubric, judge)
 
 
-def _print_unscored(*rewards) -> None:
-    """Say how many responses each judge left unscored (on stderr, so --json stays one value)."""
-    for reward_fn in rewards:
-        note = getattr(reward_fn, "unscored_note", lambda: "")()
-        if note:
-            print(f"note: {note}", file=sys.stderr)
-
-
 def _messages_prompt(text: str) -> str:
     """A --messages JSON list as the prompt string the library carries."""
     from infalign_core.chat import prompt_text
@@ -617,7 +611,37 @@ def _add_winrate(sub) -> None:
         "folder (or run id) as --policy uses its checkpoint, and its reference and reward unless given.",
     )
     p.add_argument(
-        "--policy", required=True, help="'reference', a CTRL run folder or id, a model folder or a hub id"
+        "--policy", default=None, help="'reference', a CTRL run folder or id, a model folder or a hub id"
+    )
+    p.add_argument(
+        "--optimum",
+        default=None,
+        choices=["identity", "log", "exp", "optimal"],
+        help="instead of --policy: the exact optimum π_ref·e^{Φ(C)/β}/Z for this transform, sampled by tilted "
+        "resampling of --pool reference samples per prompt (no training); with --kl or --beta, and --mode, "
+        "--t, --procedure as in `theory`. Prints theory_* beside each win rate; kl is the resampled law's KL",
+    )
+    p.add_argument(
+        "--mode", choices=["best", "worst"], default=None, help="--optimum: best-of-N or worst-of-N Φ"
+    )
+    p.add_argument(
+        "--t", type=_finite_float, default=None, help="--optimum exp: t (default: the best t at --kl)"
+    )
+    p.add_argument(
+        "--procedure",
+        default=None,
+        metavar="SPEC",
+        help="--optimum: an inference procedure (bon:N, poisson:MU, …): optimal is its optimum, exp its best t; "
+        "adds procedure_win_rate",
+    )
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--kl", type=_positive_float, default=None, help="--optimum: KL budget in nats")
+    budget.add_argument("--beta", type=_positive_float, default=None, help="--optimum: KL coefficient β")
+    p.add_argument(
+        "--pool",
+        type=_positive_int,
+        default=None,
+        help="--optimum: reference samples per prompt to resample from, M (default 512)",
     )
     p.add_argument("--reference", default=None, help="reference policy (default: the run's, else 'default')")
     p.add_argument(
@@ -660,6 +684,13 @@ def _add_winrate(sub) -> None:
     p.add_argument("--resamples", type=_positive_int, default=2000, help="bootstrap resamples (default 2000)")
     p.add_argument("--device", default=None, help="cpu, cuda or mps (default: best available)")
     p.add_argument("--save", action="store_true", help="also store the result in the run's arena.json")
+    p.add_argument(
+        "--compare",
+        default=None,
+        metavar="RUN",
+        help="also give this policy − RUN for each win rate, paired over the same prompts and reference "
+        "samples, with its interval (RUN needs an arena evaluation saved with the same settings)",
+    )
     _add_chat_flags(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_run_winrate)
@@ -671,11 +702,22 @@ def _run_winrate(args) -> int:
     from infalign_core.models import load_policy
     from infalign_core.rewards import load_reward
 
+    if (args.policy is None) == (args.optimum is None):
+        raise InfAlignError("give the challenger as --policy or as --optimum TRANSFORM (one of them)")
+    optimum_only = {"--mode": args.mode, "--t": args.t, "--procedure": args.procedure, "--kl": args.kl}
+    optimum_only.update({"--beta": args.beta, "--pool": args.pool})
+    given = [flag for flag, value in optimum_only.items() if value is not None]
+    if args.optimum is None and given:
+        raise InfAlignError(f"{', '.join(given)} only apply to --optimum; a --policy is evaluated as it is")
     if args.n > args.k:
         # Word for word the arena page's message: one input, one message, wherever it is typed.
         raise InfAlignError(
             f"N = {args.n} needs K ≥ N samples per prompt; raise K to at least {args.n} or lower N"
         )
+    if args.optimum is not None:
+        return _run_winrate_optimum(args)
+    # Checked before sampling: a bad run id, or one never evaluated, costs nothing.
+    compare = _comparison_run(args.compare) if args.compare is not None else None
     challenger, source = challengers.load_challenger(args.policy, device=args.device)
     if args.save and source.run_dir is not None:
         from infalign_core.gallery import is_gallery
@@ -755,6 +797,7 @@ def _run_winrate(args) -> int:
         "kl_stderr": state.kl.k1_stderr if state.kl else None,
         "kl_k3": state.kl.k3 if state.kl else None,
         "kl_k3_stderr": state.kl.k3_stderr if state.kl else None,
+        "kl_visible": state.calibrated_kl,
         "tie_share": state.tie_share,
         "unscored_share": state.unscored_share,
         "seconds": round(state.seconds, 2),
@@ -767,7 +810,7 @@ def _run_winrate(args) -> int:
     _print_notes(*others.values())
     if state.kl_note:
         print(f"note: {state.kl_note}", file=sys.stderr)
-    if source.run_dir is not None:
+    if source.run_dir is not None or compare is not None:
         settings = {
             "n": args.n,
             "k": args.k,
@@ -788,7 +831,25 @@ def _run_winrate(args) -> int:
         if theory_point:
             out["theory_bon_win_rate"] = theory_point["bon_win_rate"]
             out["theory_won_win_rate"] = theory_point["won_win_rate"]
-        if args.save:
+        if record["kl"].get("optimum_visible"):
+            # What the exact optimum at this KL shows through the same K reference samples, and the run's share.
+            out["kl_visible_optimum"] = record["kl"]["optimum_visible"]
+            out["share_seen"] = record["kl"]["share_seen"]
+        if compare is not None:
+            differences = arena_results.compare_with_run(record, compare)
+            out["compare"] = {
+                "run": args.compare,
+                **{
+                    d.metric: {"difference": d.difference, "ci_low": d.ci_low, "ci_high": d.ci_high}
+                    for d in differences
+                },
+                "lines": [
+                    f"{arena_results.metric_label(d.metric, args.n):<11} "
+                    f"{d.text(_run_name(source), _run_name(compare))}"
+                    for d in differences
+                ],
+            }
+        if args.save and source.run_dir is not None:
             out["saved"] = str(arena_results.save_arena_result(source.run_dir, record))
     out = _json_safe(out)
     if args.json:
@@ -796,7 +857,7 @@ def _run_winrate(args) -> int:
     else:
         width = max(len(k) for k in out)
         for key, value in out.items():
-            if key == "eval_rewards":
+            if key in ("eval_rewards", "compare"):
                 continue
             print(f"{key:<{width}}  {value:.4f}" if isinstance(value, float) else f"{key:<{width}}  {value}")
         if others:
@@ -807,18 +868,125 @@ def _run_winrate(args) -> int:
             print("  ".join(f"{key:<{widths[key]}}" for key in rows[0]))
             for row in rows:
                 print("  ".join(f"{row[key]!s:<{widths[key]}}" for key in row))
+        if out.get("compare"):
+            print("paired over the same prompts and reference samples (95 % bootstrap intervals):")
+            for line in out["compare"]["lines"]:
+                print(f"  {line}")
     return 0
 
 
-def _json_safe(value):
-    """NaN and infinities as null, recursively (JSON has no NaN)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json_safe(v) for v in value]
-    return value
+def _comparison_run(run_id: str) -> Path:
+    """The folder of the run a policy is compared with; refused when it has no saved arena evaluation."""
+    from infalign_core import arena_results, runs
+
+    run_dir = runs.run_dir_of(run_id)
+    if not arena_results.load_arena_results(run_dir):
+        raise InfAlignError(
+            f"run {run_id} has no saved arena evaluation to compare with: evaluate it first "
+            f"(winrate --policy {run_id} --save, or the arena page)"
+        )
+    return run_dir
+
+
+def _run_name(where) -> str:
+    """A run's name for a comparison line: the gallery's title, else the run id (a challenger's label)."""
+    from infalign_core import gallery
+
+    run_dir = getattr(where, "run_dir", where)
+    if run_dir is None:
+        return where.label
+    return gallery.title(Path(run_dir).name) or Path(run_dir).name
+
+
+def _run_winrate_optimum(args) -> int:
+    """``winrate --optimum``: the exact optimum by tilted resampling, with the theory beside each number."""
+    from infalign_core import arena, data, optimum, theory
+    from infalign_core.models import load_policy
+    from infalign_core.rewards import load_reward
+
+    if args.kl is None and args.beta is None:
+        raise InfAlignError("--optimum needs a KL budget (--kl) or a KL coefficient (--beta)")
+    if args.save:
+        raise InfAlignError("the exact optimum is not a run, so there is nowhere to --save it; drop --save")
+    pool = optimum.check_pool(args.pool if args.pool is not None else optimum.DEFAULT_POOL)
+    spec = optimum.OptimumSpec(
+        transform=args.optimum,
+        n=args.n,
+        mode=args.mode or "best",
+        t=args.t,
+        procedure=args.procedure,
+        kl=args.kl,
+        beta=args.beta,
+    )
+    resolved = optimum.resolve_optimum(spec)  # refuses bad values before any model loads
+    if args.top_p is not None and not 0 < args.top_p <= 1:
+        raise InfAlignError(f"top-p must be in (0, 1], got {args.top_p}")
+    reference_source = args.reference or "default"
+    reference = load_policy(reference_source, device=args.device)
+    if args.completion_mode or args.system_prompt:
+        reference.chat = _chat_format(args)
+    reward_fn = load_reward(
+        args.reward or "default", label=args.label, device=args.device, chat=reference.chat
+    )
+    _print_notes(reference)
+    split = args.split or ("eval" if args.prompts == "bundled" else None)
+    prompt_set = data.load_prompts(
+        args.prompts, column=args.column, split=split, limit=args.num_prompts, subset=args.prompt_subset
+    )
+    for notice in prompt_set.notices:
+        print(f"note: {notice}", file=sys.stderr)
+    temperature = float(args.temperature if args.temperature is not None else 1.0)
+    top_p = float(args.top_p if args.top_p is not None else 1.0)
+    state = optimum.evaluate_optimum(
+        reference,
+        reward_fn,
+        prompt_set.prompts,
+        resolved,
+        n=args.n,
+        k=args.k,
+        pool=pool,
+        max_new_tokens=args.max_new_tokens or 24,
+        temperature=temperature,
+        top_p=top_p,
+        seed=args.seed,
+        resamples=args.resamples,
+    )
+    out = {"policy": resolved.label, "reference": reference_source, "reward": reward_fn.name}
+    for key, value in state.estimate.as_dict().items():
+        out[key] = value
+        if key.endswith("_ci_high") and key[: -len("_ci_high")] in resolved.theory:
+            out[f"theory_{key[: -len('_ci_high')]}"] = resolved.theory[key[: -len("_ci_high")]]
+    if args.procedure is not None:
+        proc = arena.procedure_estimate(state, args.procedure, resamples=args.resamples, seed=args.seed)
+        out.update(procedure_win_rate=proc.win_rate, procedure_win_rate_ci_low=proc.ci_low)
+        out.update(procedure_win_rate_ci_high=proc.ci_high)
+        out["theory_procedure_win_rate"] = resolved.theory["procedure_win_rate"]
+    out.update(
+        temperature=temperature,
+        top_p=top_p,
+        kl=state.kl.k1,
+        kl_stderr=state.kl.k1_stderr,
+        theory_kl=resolved.theory["kl"],
+        beta=resolved.beta,
+        t=resolved.t,
+        pool=pool,
+        ess=float(state.ess.mean()),
+        ess_min=float(state.ess.min()),
+        kl_visible=state.calibrated_kl,
+        kl_visible_optimum=float(theory.rank_level_kl(resolved.phi, resolved.beta, args.k)[0]),
+        seconds=round(state.seconds, 2),
+    )
+    if state.warning:
+        print(f"warning: {state.warning}", file=sys.stderr)
+        out["warning"] = state.warning
+    out = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in out.items()}
+    if args.json:
+        _print_json(out)
+    else:
+        width = max(len(k) for k in out)
+        for key, value in out.items():
+            print(f"{key:<{width}}  {value:.4f}" if isinstance(value, float) else f"{key:<{width}}  {value}")
+    return 0
 
 
 # --- runs, gallery ----------------------------------------------------------
@@ -928,6 +1096,16 @@ _COMMANDS = [
     _add_build_gallery,
     _add_report,
 ]
+
+
+def _add_agency_commands(sub) -> None:
+    from infalign_core.cli_agency import add_agency, add_judge_agreement
+
+    add_agency(sub)
+    add_judge_agreement(sub)
+
+
+_COMMANDS.append(_add_agency_commands)
 
 
 def build_parser() -> argparse.ArgumentParser:

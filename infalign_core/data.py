@@ -139,6 +139,16 @@ def load_prompts(
         raise InfAlignError(f"The number of prompts must be at least 1, got {limit}.")
     if int(max_chars) < 1:
         raise InfAlignError(f"max_chars must be at least 1, got {max_chars}.")
+    if isinstance(source, str) and source.strip().split(":")[0] in ("hab", "hab-fixture"):
+        from infalign_core import hab
+
+        tests = hab.load_tests(source.strip())  # HumanAgencyBench's tests (hab.py says where from)
+        prompts, notices = clean_prompts([t.prompt for t in tests], column="prompt", max_chars=int(max_chars))
+        if limit is not None:
+            prompts = prompts[: int(limit)]
+        return PromptSet(
+            prompts=prompts, notices=notices, source=f"HumanAgencyBench ({source.strip()})", column="prompt"
+        )
     if isinstance(source, str) and source in PROMPT_PRESETS:
         preset = PROMPT_PRESETS[source]
         source, subset = preset.dataset, subset or preset.subset

@@ -208,7 +208,7 @@ class JudgeReward(RewardFunction):
         if not self.counts["unscored"]:
             return ""
         return (
-            f"The judge left {self.counts['unscored']} of {total} responses unscored "
+            f"The judge ({self.name}) left {self.counts['unscored']} of {total} responses unscored "
             f"({100 * self.counts['unscored'] / total:.1f} %) after a retry at temperature 0; "
             "they count as missing, not as 0."
         )

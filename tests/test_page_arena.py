@@ -52,7 +52,7 @@ def test_reference_against_itself_shows_about_one_half(no_runs):
     assert abs(values["best-of-N win rate"] - 0.5) < 0.2
     assert abs(values["standard win rate"] - 0.5) < 0.15
     assert values["KL(π‖π_ref), nats"] == pytest.approx(0.0, abs=1e-3)
-    assert len(at.dataframe) == 1  # the evaluation is in the comparison table
+    assert len(at.dataframe) == 2  # the evaluation is in the comparison table (setup, win rates)
 
 
 @needs_world
@@ -76,9 +76,39 @@ def test_a_runs_evaluation_is_saved_and_drawn_on_its_theory_curve(no_runs):
     assert saved["settings"]["n"] == 2 and "theory" in saved
     assert saved["kl"]["calibrated"] is not None and "theory_at_calibrated_kl" in saved
     fresh = AppTest.from_file(PAGE, default_timeout=60).run()  # a restart still shows it
-    assert len(fresh.dataframe) == 1
-    assert "KL the reward sees" in fresh.dataframe[0].value.columns
+    assert len(fresh.dataframe) == 2
+    assert "KL seen (share)" in fresh.dataframe[0].value.columns
     fresh.radio(key="kl_place").set_value("KL the reward sees").run()  # the run placed at the other KL
     assert not fresh.exception
     [chart] = [c for c in fresh.get("plotly_chart") if "reward sees" in c.proto.spec][:1]
     assert chart is not None
+
+
+@needs_world
+@pytest.mark.slow
+def test_the_exact_optimum_is_a_challenger_drawn_as_a_star_beside_the_runs(no_runs):
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    at.selectbox(key="challenger").set_value(
+        next(o for o in at.selectbox(key="challenger").options if "optimum" in o)
+    )
+    at.run()
+    at.number_input(key="n").set_value(2)
+    at.number_input(key="k").set_value(8)
+    at.number_input(key="num_prompts").set_value(4)
+    at.number_input(key="optimum_kl").set_value(0.3)
+    at.number_input(key="optimum_pool").set_value(32)
+    at.button(key="evaluate").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    # 32 samples per prompt are too few for an ESS of 64: the page says so and names a pool that would do.
+    assert any("would do" in w.value for w in at.warning)
+    [record] = at.session_state["arena_results"].values()
+    assert record["optimum"]["pool"] == 32 and "perfect trainer" in record["label"]
+    assert record["kl"]["k1"] == pytest.approx(0.3, rel=0.1)
+    assert record["theory"]["kl"] == pytest.approx(record["kl"]["k1"])
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    stars = [t for c in charts for t in c["data"] if t.get("marker", {}).get("symbol") == "star"]
+    assert stars and "perfect trainer" in stars[0]["name"]
+    # The stakeholder report carries the optimum even with no run chosen.
+    at.button(key="build_report").click().run()
+    html = at.session_state["arena_report"].decode()
+    assert "The exact optimum π*" in html and "soft best-of-32" in html
