@@ -2,15 +2,19 @@
 
 Cached functions live in a module, not in the page script, so they are defined once per
 process: a page script re-runs on every widget move, and re-decorating a function makes
-streamlit re-read its source to key the cache. Results are cache_resource (shared, not
-copied): the page only reads them. Families are cached, not points (see
-:mod:`infalign_core.families`), so a KL-budget move costs milliseconds.
+streamlit re-read its source to key the cache. Results are shared, not copied: the page only
+reads them. The slow, first-time results are st.cache_resource (their spinner tells the user
+to wait); the per-move ones are functools.lru_cache, whose key costs microseconds where
+Streamlit's argument hashing cost about 2 ms a call, a fifth of a KL-slider rerun. Families
+are cached, not points (see :mod:`infalign_core.families`), so a KL-budget move costs milliseconds.
 """
+
+import functools
 
 import numpy as np
 import streamlit as st
 
-from infalign_core import explorer, families, figures, theory, theory_store
+from infalign_core import explorer, families, figures, procedures, theory, theory_store
 from infalign_core.errors import InfAlignError
 
 POLICY_NS = (2, 4, 8, 16, 32, 64, 128, 256)
@@ -36,28 +40,28 @@ def exponential_family(ns, mode):
     return families.exponential_family(ns, mode)
 
 
-@st.cache_resource(show_spinner=False, max_entries=1024)
+@functools.lru_cache(maxsize=1024)
 def resolve(name, n, mode, t, beta, kl, ns):
     """A Resolved transform, or the error message (cached too, so a bad input stays cheap)."""
     try:
         fams = {}
         if kl is not None and name == "optimal":
-            fams["optimal"] = optimal_family(n, mode)
+            fams["optimal_family"] = optimal_family(n, mode)
         if kl is not None and name == "exp" and t is None:
-            fams["exponential"] = exponential_family(ns, mode)
-        return families.resolve_transform(name, n=n, mode=mode, t=t, beta=beta, kl=kl, **fams)
+            fams["exponential_family"] = exponential_family(ns, mode)
+        return explorer.resolve_transform(name, n=n, mode=mode, t=t, beta=beta, kl=kl, **fams)
     except InfAlignError as err:
         return f"{name}: {err}"
 
 
-@st.cache_resource(show_spinner=False, max_entries=1024)
+@functools.lru_cache(maxsize=1024)
 def curves(*key):
     """Φ on [0, 1] and the aligned density of one resolved choice (the ODE's dense output is slow to sample)."""
     r = resolve(*key)
     return {"phi": explorer.transform_curve(r.phi), "density": theory.aligned_policy(r.phi, r.beta).curves(0)}
 
 
-@st.cache_resource(show_spinner=False, max_entries=256)
+@functools.lru_cache(maxsize=256)
 def frontier_lines(name, label, t, mode, ns):
     """One frontier line per N for a closed-form transform (cached per transform and N set)."""
     return figures.closed_form_frontier_lines(name, label, t, mode, ns, FRONTIER_BETAS)
@@ -72,26 +76,26 @@ def gap(n, mode):
         return theory_store.load_or_compute(
             "optimal_gap",
             (n, mode, 3.0, 8),
-            explorer.OptimalGap,
-            lambda: explorer.optimal_gap(n, mode, 3.0, 8),
+            procedures.OptimalGap,
+            lambda: procedures.optimal_gap(procedures.of_n(n, mode), kl_max=3.0, count=8),
         )
     except InfAlignError as err:
         return str(err)
 
 
-@st.cache_resource(show_spinner=False, max_entries=512)
+@functools.lru_cache(maxsize=512)
 def best_t_rows(ns, kl, mode, family_ns):
     """The best-t table rows, read off the exponential family."""
     return families.best_t_rows(exponential_family(family_ns, mode), ns, kl)
 
 
-@st.cache_resource(show_spinner=False, max_entries=64)
+@functools.lru_cache(maxsize=64)
 def policy_series(ns, mode):
     """The best-of-n policies' points for the frontier chart."""
     return figures.bon_policy_series(POLICY_NS, ns, mode)
 
 
-@st.cache_resource(show_spinner=False, max_entries=256)
+@functools.lru_cache(maxsize=256)
 def best_exponential_t(n, kl, mode):
     """The theory's best exponential t for N at a KL budget (the CTRL form's hint; shared by every session)."""
-    return theory.best_exponential_t(n, kl, mode)
+    return procedures.best_exponential_t(procedures.of_n(n, mode), kl)

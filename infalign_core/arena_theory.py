@@ -50,7 +50,7 @@ def theory_curve(config: dict | None, n: int, kl_max: float = 2.0, count: int = 
 
         points = [
             theory.evaluate(phi, phi.beta, n)
-            for phi in optimal.optimal_family(
+            for phi in optimal.optimal_transforms(
                 int(config.get("n") or n), config.get("mode", "best"), kl_max, count // 4
             )
         ]
@@ -111,8 +111,8 @@ def procedure_theory_curve(
     proc = procedures.parse_procedure(spec)
     name = (config or {}).get("transform")
     if name == "optimal" and config.get("phi_beta") is None:
-        kl, rate = procedures.optimal_frontier(proc, np.linspace(kl_max / 8, kl_max, 8))
-        return {"label": f"optimal for {proc.label}", "kl": kl, "win_rate": rate}
+        optimum = procedures.optimal_frontier(proc, np.linspace(kl_max / 8, kl_max, 8))
+        return {"label": f"optimal for {proc.label}", "kl": optimum.kl, "win_rate": optimum.win_rate}
     phi = run_transform(config)
     if phi is None:
         return None

@@ -7,19 +7,16 @@ number they show comes from here (so it can be tested without streamlit):
   into a transform, its β and its exact point (KL, standard and best/worst-of-N win rates).
 - :func:`transform_curve` samples Φ on [0, 1], rescaled to [0, 1] so transforms of very
   different scales share one chart.
-- :func:`optimal_frontier` traces the optimal transform's win rate against KL for one N.
-  Solving the optimum at each KL separately costs a root-find (10–20 ODE integrations)
-  per point; here one integration of the scaled ODE system per point suffices, because
-  every value of the scale μ is the exact optimum for *some* β (see
-  :mod:`infalign_core.optimal`): we sweep log μ and refine where the KL jumps.
-- :func:`optimal_gap` sets that frontier beside the best exponential at the same KLs.
+- the optimal transform's frontier and its gap to the best exponential are
+  ``procedures.optimal_frontier`` / ``procedures.optimal_gap`` for ``bon:N`` and ``won:N``
+  (one theory API for every procedure).
 - :func:`best_t_table`, :func:`tradeoff`, :func:`headline` and :func:`bon_policy_points`
   make the page's table, trade-off bars, landing-page numbers and reference markers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,14 +26,13 @@ from infalign_core.errors import InfAlignError
 from infalign_core.theory import (
     BETA_RANGE,
     TheoryPoint,
-    best_exponential_t,
     beta_for_kl,
     bon_policy_point,
     check_n,
     default_betas,
     evaluate,
 )
-from infalign_core.transforms import MAX_T, Transform, check_mode, make_transform
+from infalign_core.transforms import MAX_T, Transform, check_mode, make_transform, t_label
 
 Phi = Callable[[np.ndarray], np.ndarray]
 
@@ -93,11 +89,15 @@ def resolve_transform(
     t: float | None = None,
     beta: float | None = None,
     kl: float | None = None,
+    optimal_family=None,
+    exponential_family=None,
 ) -> Resolved:
     """Build a transform from a page choice and evaluate it at β, or at the β that spends ``kl`` nats.
 
     For ``exp`` with ``t=None`` the best t for N at the KL budget is used; ``optimal`` is
-    solved for N and mode (its β comes with it, since the optimum is a fixed point).
+    solved for N and mode (its β comes with it, since the optimum is a fixed point). At a KL
+    budget, cached ``families`` (an ``OptimalFamily`` for N and mode, an ``ExponentialFamily``
+    for the mode) read the optimum and the best t off their traces instead of solving afresh.
     """
     n, mode = check_n(n), check_mode(mode)
     if (beta is None) == (kl is None):
@@ -105,93 +105,31 @@ def resolve_transform(
     if beta is not None:
         beta = _check_beta(beta)
     if name == "optimal":
-        phi = (
-            optimal.optimal_transform(n, beta, mode)
-            if kl is None
-            else optimal.optimal_transform_for_kl(n, kl, mode)
-        )
+        if (
+            kl is not None
+            and optimal_family is not None
+            and (optimal_family.n, optimal_family.mode) == (n, mode)
+        ):
+            phi = optimal_family.at_kl(kl)
+        elif kl is None:
+            phi = optimal.optimal_transform(n, beta, mode)
+        else:
+            phi = optimal.optimal_transform_for_kl(n, kl, mode)
         return Resolved(name, f"optimal (N={n})", phi, phi.beta, n, mode, evaluate(phi, phi.beta, n))
     if name == "exp" and t is None:
         if kl is None:
             raise InfAlignError("the best t is defined at equal KL: choose a KL budget, or set t yourself")
-        choice = best_exponential_t(n, kl, mode)
+        if exponential_family is not None and exponential_family.mode == mode:
+            choice = exponential_family.best_t(n, kl)
+        else:
+            choice = procedures.best_exponential_t(procedures.of_n(n, mode), kl)
         phi = Transform("exp", choice.t, mode)
-        label = f"exp (best t={choice.t:.3g} for N={n})"
+        label = f"exp (best t={t_label(choice.t)} for N={n})"
         return Resolved(name, label, phi, choice.beta, n, mode, evaluate(phi, choice.beta, n))
     phi = make_transform(name, t=t, mode=mode)
     label = f"exp (t={t:g})" if name == "exp" else name
     beta = beta_for_kl(phi, kl) if beta is None else beta
     return Resolved(name, label, phi, beta, n, mode, evaluate(phi, beta, n))
-
-
-@dataclass(frozen=True)
-class OptimalFrontier:
-    """Exact points of the optimal transform's frontier for one N and mode (sorted by KL)."""
-
-    n: int
-    mode: str
-    kl: np.ndarray
-    beta: np.ndarray
-    standard_win_rate: np.ndarray
-    win_rate: np.ndarray  # best-of-N or worst-of-N per mode
-
-
-def optimal_frontier(n: int, mode: str = "best", kl_max: float = 3.0, count: int = 14) -> OptimalFrontier:
-    """Win rate against KL of the optimal transform for N, at about ``count`` points up to ``kl_max``.
-
-    Raises InfAlignError when no point above KL ≈ 0 can be solved (e.g. worst-of-N at very large N).
-    """
-    n, mode = check_n(n), check_mode(mode)
-    if not np.isfinite(kl_max) or kl_max <= 0:
-        raise InfAlignError(f"kl_max must be > 0 nats, got {kl_max}")
-    points = []
-    for phi in optimal.optimal_family(n, mode, kl_max, count, verify=False):  # checked just below
-        point = evaluate(phi, phi.beta, n)
-        # At extreme λ the ODE and the quadrature engine can part ways; show only points where
-        # the two independent KL computations agree.
-        if phi.kl >= 1e-4 and abs(point.kl - phi.kl) <= 1e-3 * max(1.0, phi.kl):
-            points.append(point)
-    if not points:
-        raise InfAlignError(
-            f"no optimal-transform frontier could be solved for {mode}-of-{n}; try a smaller N"
-        )
-    return OptimalFrontier(
-        n=n,
-        mode=mode,
-        kl=np.array([p.kl for p in points]),
-        beta=np.array([p.beta for p in points]),
-        standard_win_rate=np.array([p.standard_win_rate for p in points]),
-        win_rate=np.array([inference_win_rate(p, mode) for p in points]),
-    )
-
-
-@dataclass(frozen=True)
-class OptimalGap:
-    """The optimal transform's frontier beside the best exponential's at the same KLs."""
-
-    frontier: OptimalFrontier
-    exponential_t: np.ndarray  # NaN where the KL is out of the exponential's reach
-    exponential_win_rate: np.ndarray
-
-    @property
-    def gap(self) -> np.ndarray:
-        """Optimal minus best-exponential win rate at equal KL (≥ 0 up to solver tolerance)."""
-        return self.frontier.win_rate - self.exponential_win_rate
-
-
-def optimal_gap(n: int, mode: str = "best", kl_max: float = 3.0, count: int = 10) -> OptimalGap:
-    """How much win rate the optimal transform adds over the best exponential, across KL."""
-    frontier = optimal_frontier(n, mode, kl_max, count)
-    ts, rates = [], []
-    for kl in frontier.kl:
-        try:
-            choice = best_exponential_t(frontier.n, float(kl), mode)
-            ts.append(choice.t)
-            rates.append(choice.win_rate)
-        except InfAlignError:
-            ts.append(np.nan)
-            rates.append(np.nan)
-    return OptimalGap(frontier, np.array(ts), np.array(rates))
 
 
 def best_t_table(
@@ -202,7 +140,7 @@ def best_t_table(
     ``choose(n, kl)`` finds the best t (default: the exact search; the page passes a cached family's).
     """
     mode = check_mode(mode)
-    choose = choose or (lambda n, kl: best_exponential_t(n, kl, mode))
+    choose = choose or (lambda n, kl: procedures.best_exponential_t(procedures.of_n(n, mode), kl))
     identity = Transform("identity")
     try:
         identity_beta = beta_for_kl(identity, kl)
@@ -220,6 +158,11 @@ def best_t_table(
             row.update({"best t": choice.t, "β": choice.beta, "win rate": choice.win_rate})
             if choice.t >= 0.999 * BEST_T_RANGE[1]:
                 row["note"] = f"t capped at {BEST_T_RANGE[1]:g}"
+            elif getattr(choice, "at_beta_floor", False):
+                row["note"] = (
+                    f"β at its floor {BETA_RANGE[0]:g}: a steeper t would need a smaller β, "
+                    "so this is the steepest t that reaches the KL"
+                )
         except InfAlignError as err:
             row["note"] = str(err)
         if identity_beta is not None:
@@ -227,6 +170,31 @@ def best_t_table(
             row["gain (points)"] = 100.0 * (float(row["win rate"]) - float(row["identity win rate"]))
         rows.append(row)
     return rows
+
+
+def best_t_trend(rows: Sequence[Mapping], mode: str) -> str:
+    """One sentence on how the best t moves with N in these rows, true to the rows (floor-pinned ones named)."""
+    ok = [row for row in rows if np.isfinite(row["best t"])]
+    pinned = [int(row["N"]) for row in ok if str(row.get("note", "")).startswith("β at its floor")]
+    if len(ok) < 2:
+        trend = "With one N there is no trend to read."
+    else:
+        ts = [float(row["best t"]) for row in ok]
+        first, last = ok[0], ok[-1]
+        span = f"from t = {t_label(ts[0])} at N = {first['N']} to {t_label(ts[-1])} at N = {last['N']}"
+        if np.all(np.diff(ts) >= 0):
+            where = 1 if mode == "best" else 0
+            trend = f"Here it grows with N, {span}: the {mode} of N samples sits nearer u = {where}."
+        else:
+            top = ok[int(np.argmax(ts))]
+            trend = f"Here it peaks at N = {top['N']} (t = {t_label(max(ts))}) and does not grow throughout ({span})."
+    if pinned:
+        trend += (
+            f" For N = {', '.join(map(str, pinned))} the best t sits where β reaches its floor {BETA_RANGE[0]:g}: "
+            "a steeper t would need a smaller β than the engine resolves, so the t shown is the steepest reachable "
+            "and the true best may lie beyond it."
+        )
+    return trend
 
 
 def tradeoff(resolved: Sequence[Resolved]) -> list[dict[str, float | str]]:
@@ -299,7 +267,7 @@ def transform_at(
             choice = procedures.best_exponential_t(proc, kl)
             t, mode = choice.t, choice.mode
         else:
-            t = best_exponential_t(n, kl, mode).t
+            t = procedures.best_exponential_t(procedures.of_n(n, mode), kl).t
     phi = make_transform(transform, t=t, mode=mode)
     return phi, (beta_for_kl(phi, kl) if beta is None else beta)
 
@@ -383,7 +351,7 @@ class ProcedureView:
 
     procedure: procedures.Procedure
     lines: list[dict]  # frontier_figure lines: identity and optimal
-    gap: procedures.ProcedureGap
+    gap: procedures.OptimalGap
 
 
 def procedure_view(spec: str, kl_max: float = 3.0, count: int = 8) -> ProcedureView:
@@ -391,6 +359,7 @@ def procedure_view(spec: str, kl_max: float = 3.0, count: int = 8) -> ProcedureV
     proc = procedures.parse_procedure(spec)
     kls = np.linspace(kl_max / count, kl_max, count)
     gap = procedures.optimal_gap(proc, kls)
+    optimum = gap.frontier
     identity = procedures.procedure_frontier(Transform("identity"), default_betas(200), proc)
     lines = [
         {
@@ -409,8 +378,8 @@ def procedure_view(spec: str, kl_max: float = 3.0, count: int = 8) -> ProcedureV
             "legend": f"optimal for {proc.label}",
             "n": proc.spec,
             "n_index": 0,
-            "kl": gap.kl,
-            "win_rate": gap.optimal_win_rate,
+            "kl": optimum.kl,
+            "win_rate": optimum.win_rate,
             "markers": True,
         },
     ]
@@ -469,7 +438,7 @@ def procedure_at_kl(spec: str, kl: float) -> ProcedureAtKL:
     line = {
         "name": "exp",
         "label": "exp",
-        "legend": f"exp, best t={choice.t:.3g} at {kl:g} nats",
+        "legend": f"exp, best t={t_label(choice.t)} at {kl:g} nats",
         "n": proc.spec,
         "n_index": 0,
         "kl": front.kl,

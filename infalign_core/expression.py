@@ -99,7 +99,7 @@ def parse(text: str) -> Node:
     return _convert(tree)
 
 
-def evaluate(node: Node, x: np.ndarray) -> np.ndarray:
+def evaluate_tree(node: Node, x: np.ndarray) -> np.ndarray:
     """The tree's value at x (vectorised, float64; invalid points give NaN or inf, never an exception)."""
     x = np.asarray(x, dtype=np.float64)
     with np.errstate(all="ignore"):

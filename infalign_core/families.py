@@ -27,10 +27,9 @@ from scipy import interpolate
 
 from infalign_core import optimal
 from infalign_core.errors import InfAlignError
+from infalign_core.procedures import ExponentialChoice, best_exponential_t, of_n
 from infalign_core.theory import (
     BETA_RANGE,
-    ExponentialChoice,
-    best_exponential_t,
     beta_for_kl,
     check_n,
     evaluate,
@@ -80,13 +79,13 @@ def optimal_family(
 ) -> OptimalFamily:
     """Trace the optimal transform for N with shots ``spacing`` apart in log KL (or 0.02 nats) over ``kl_range``.
 
-    Starts from :func:`optimal.optimal_family` (spread evenly in KL) and bisects in log μ
+    Starts from :func:`optimal.optimal_transforms` (spread evenly in KL) and bisects in log μ
     wherever neighbours are further apart in log KL, so small budgets are covered as
     densely as large ones: a few dozen ODE integrations, once per N and mode.
     """
     n, mode = check_n(n), check_mode(mode)
     sign = 1.0 if mode == "best" else -1.0
-    shots = {m._shot.log_mu: m.kl for m in optimal.optimal_family(n, mode, kl_range[1], 16)}
+    shots = {m._shot.log_mu: m.kl for m in optimal.optimal_transforms(n, mode, kl_range[1], 16)}
     low, high = np.log(kl_range[0]), np.log(kl_range[1])
     for _ in range(200):
         pairs = sorted((mu, kl) for mu, kl in shots.items() if np.isfinite(kl) and kl > 0)
@@ -146,25 +145,25 @@ class ExponentialFamily:
         """:meth:`best_t`, uncached."""
         n = check_n(n)
         if n not in self.ns:
-            return best_exponential_t(n, kl, self.mode)
+            return best_exponential_t(of_n(n, self.mode), kl)
         if not np.isfinite(kl) or kl <= 0:
             raise InfAlignError(f"the KL budget must be a finite number > 0 nats, got {kl}")
         scores = _cubic_at(self.log_kl, self.win_rate[:, self.ns.index(n)], float(np.log(kl)))
         if np.all(np.isnan(scores)):
-            return best_exponential_t(n, kl, self.mode)  # the exact search raises the clear error
+            return best_exponential_t(of_n(n, self.mode), kl)  # the exact search raises the clear error
         best = int(np.nanargmax(scores))
         lo, hi = max(best - 1, 0), min(best + 1, len(scores) - 1)
         if not np.all(np.isfinite(scores[lo : hi + 1])):
             # The best grid t sits where the budget leaves the exponential's reach: the optimum
             # is on that edge, between grid points, so search exactly.
-            return best_exponential_t(n, kl, self.mode)
+            return best_exponential_t(of_n(n, self.mode), kl)
         log_t = float(self.log_t[best])
         if lo < best < hi:  # the parabola through the best grid t and its neighbours
             a, b, _ = np.polyfit(self.log_t[lo : hi + 1], scores[lo : hi + 1], 2)
             if a < 0:
                 log_t = float(np.clip(-b / (2 * a), self.log_t[lo], self.log_t[hi]))
         choice = _exact_exponential(log_t, n, kl, self.mode)
-        return choice if choice is not None else best_exponential_t(n, kl, self.mode)
+        return choice if choice is not None else best_exponential_t(of_n(n, self.mode), kl)
 
 
 def _exact_exponential(log_t: float, n: int, kl: float, mode: str) -> ExponentialChoice | None:
@@ -176,7 +175,9 @@ def _exact_exponential(log_t: float, n: int, kl: float, mode: str) -> Exponentia
         return None
     point = evaluate(phi, beta, n)
     rate = point.bon_win_rate if mode == "best" else point.won_win_rate
-    return ExponentialChoice(t=phi.t, beta=beta, win_rate=rate, mode=mode, n=n, kl=float(kl))
+    return ExponentialChoice(
+        t=phi.t, beta=beta, win_rate=rate, mode=mode, kl=float(kl), procedure=of_n(n, mode).spec
+    )
 
 
 def _cubic_at(log_kl: np.ndarray, rates: np.ndarray, target: float) -> np.ndarray:
@@ -236,34 +237,3 @@ def best_t_rows(family: ExponentialFamily, ns: Sequence[int], kl: float) -> list
     from infalign_core.explorer import best_t_table
 
     return best_t_table(ns, kl, family.mode, choose=family.best_t)
-
-
-def resolve_transform(
-    name: str,
-    *,
-    n: int,
-    mode: str = "best",
-    t: float | None = None,
-    beta: float | None = None,
-    kl: float | None = None,
-    optimal: OptimalFamily | None = None,
-    exponential: ExponentialFamily | None = None,
-):
-    """:func:`explorer.resolve_transform`, with the optimal and best-t cases read off cached families.
-
-    Falls back to the exact search where no family is given (or it does not cover N).
-    """
-    from infalign_core.explorer import Resolved
-    from infalign_core.explorer import resolve_transform as exact
-
-    n, mode = check_n(n), check_mode(mode)
-    if kl is not None and beta is None:
-        if name == "optimal" and optimal is not None and (optimal.n, optimal.mode) == (n, mode):
-            phi = optimal.at_kl(kl)
-            return Resolved(name, f"optimal (N={n})", phi, phi.beta, n, mode, evaluate(phi, phi.beta, n))
-        if name == "exp" and t is None and exponential is not None and exponential.mode == mode:
-            choice = exponential.best_t(n, kl)
-            phi = Transform("exp", choice.t, mode)
-            label = f"exp (best t={choice.t:.3g} for N={n})"
-            return Resolved(name, label, phi, choice.beta, n, mode, evaluate(phi, choice.beta, n))
-    return exact(name, n=n, mode=mode, t=t, beta=beta, kl=kl)

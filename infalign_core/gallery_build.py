@@ -112,7 +112,7 @@ def build_run(
         reward_fn = load_reward(config.reward, label=config.reward_label, device="cpu")
         prompts = data.load_prompts("bundled", split="eval", limit=arena_prompts).prompts
         started = time.monotonic()
-        state = arena.evaluate(
+        state = arena.run_to_end(
             challenger,
             reference,
             reward_fn,

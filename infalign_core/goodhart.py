@@ -120,7 +120,7 @@ def training_curve(
     points = []
 
     def evaluate(step: int) -> None:
-        state = arena.evaluate(
+        state = arena.run_to_end(
             models.policy,
             models.reference,
             models.reward_fn,

@@ -50,10 +50,18 @@ from numpy.polynomial import legendre
 from scipy import interpolate, optimize, special
 
 from infalign_core import expression, optimal
-from infalign_core.checks import MAX_N, check_beta_in_range, check_kl
+from infalign_core.checks import BETA_RANGE, MAX_N, check_beta_in_range, check_kl
 from infalign_core.errors import InfAlignError
-from infalign_core.theory import AlignedPolicy, Grid, aligned_policy, beta_for_kl, make_grid
-from infalign_core.transforms import MAX_T, Transform
+from infalign_core.theory import (
+    AlignedPolicy,
+    Grid,
+    aligned_policy,
+    beta_for_kl,
+    evaluate,
+    exponential_kl_reach,
+    make_grid,
+)
+from infalign_core.transforms import MAX_T, Transform, check_mode, t_label
 
 Phi = Callable[[np.ndarray], np.ndarray]
 
@@ -164,7 +172,7 @@ class Procedure:
         if k == "mix":
             return self.p * -np.expm1(special.xlogy(self.n, x)) + (1.0 - self.p) * s
         if k == "expr":
-            return 1.0 - expression.evaluate(self.tree, x)
+            return 1.0 - expression.evaluate_tree(self.tree, x)
         raise InfAlignError(f"{self.label} is not a pointwise map of the CDF")
 
     def t_prime(self, x: np.ndarray, s: np.ndarray) -> np.ndarray:
@@ -179,7 +187,7 @@ class Procedure:
         if k == "mix":
             return self.p * self.n * _log_pow(self.n - 1, x) + (1.0 - self.p)
         if k == "expr":
-            return expression.evaluate(self.tree_prime, x)
+            return expression.evaluate_tree(self.tree_prime, x)
         raise InfAlignError(f"{self.label} is not a pointwise map of the CDF")
 
 
@@ -241,8 +249,8 @@ def _expression_procedure(text: str) -> Procedure:
     """A user's T(x), checked: finite on [0, 1], T(0) = 0, T(1) = 1, increasing."""
     tree = expression.parse(text)
     tree_prime = expression.derivative(tree)
-    values = expression.evaluate(tree, _CHECK_POINTS)
-    slopes = expression.evaluate(tree_prime, _CHECK_POINTS[1:-1])
+    values = expression.evaluate_tree(tree, _CHECK_POINTS)
+    slopes = expression.evaluate_tree(tree_prime, _CHECK_POINTS[1:-1])
     if not np.all(np.isfinite(values)):
         bad = _CHECK_POINTS[~np.isfinite(values)][0]
         raise InfAlignError(
@@ -327,7 +335,7 @@ def _gamma(proc: Procedure, policy: AlignedPolicy) -> np.ndarray:
     return np.clip(policy.grid.integrate(np.where(below, policy.density, 0.0)), 0.0, 1.0)
 
 
-def win_rate(policy: AlignedPolicy, proc: Procedure) -> np.ndarray:
+def aligned_win_rate(policy: AlignedPolicy, proc: Procedure) -> np.ndarray:
     """W(T(π) ≻ T(π_ref)) for each β of the aligned policy."""
     grid, u = policy.grid, policy.grid.u
     if proc.pointwise:
@@ -409,7 +417,7 @@ def policy_for(phi: Phi, beta: float | Sequence[float], proc: Procedure) -> Alig
 
 def procedure_win_rate(phi: Phi, beta: float, proc: Procedure) -> float:
     """The procedure's win rate of the optimum for Φ at β."""
-    return float(win_rate(policy_for(phi, beta, proc), proc)[0])
+    return float(aligned_win_rate(policy_for(phi, beta, proc), proc)[0])
 
 
 @dataclass(frozen=True)
@@ -429,12 +437,12 @@ def procedure_frontier(phi: Phi, betas: Sequence[float], proc: Procedure) -> Pro
     if proc.kind == "soft":
         rates = np.concatenate(
             [
-                win_rate(aligned_policy(phi, betas[i : i + 16], grid=grid), proc)
+                aligned_win_rate(aligned_policy(phi, betas[i : i + 16], grid=grid), proc)
                 for i in range(0, len(betas), 16)
             ]
         )
     else:
-        rates = win_rate(policy, proc)
+        rates = aligned_win_rate(policy, proc)
     return ProcedureFrontier(beta=betas, kl=policy.kl, win_rate=rates)
 
 
@@ -639,7 +647,7 @@ def optimal_for_procedure(
         )
     policy = policy_for(phi, 1.0 / lam, proc)
     return ProcedureOptimum(
-        proc, phi, 1.0 / lam, float(policy.kl[0]), float(win_rate(policy, proc)[0]), residual, total
+        proc, phi, 1.0 / lam, float(policy.kl[0]), float(aligned_win_rate(policy, proc)[0]), residual, total
     )
 
 
@@ -655,25 +663,53 @@ def fixed_point_residual(opt: ProcedureOptimum) -> float:
 
 @dataclass(frozen=True)
 class ExponentialChoice:
-    """The best t of the exponential transform for a procedure at a KL budget."""
+    """The best t of the exponential transform for a procedure at a KL budget, with its β and win rate."""
 
     t: float
     beta: float
     win_rate: float
-    mode: str
+    mode: str  # the exponential's direction: exp(t·c) for "best", exp(−t·c) for "worst"
     kl: float
+    procedure: str  # the spec it was chosen for (bon:N, won:N, poisson:MU, ...)
+
+    @property
+    def at_beta_floor(self) -> bool:
+        """True when the search stopped at the β floor: a steeper t would need β below it."""
+        return self.beta <= BETA_RANGE[0] * 1.1
+
+    @property
+    def label(self) -> str:
+        """This t as every page shows it (one rounding: transforms.t_label)."""
+        return t_label(self.t)
 
 
 def best_exponential_t(
     proc: Procedure, kl: float, t_range: tuple[float, float] = (0.05, MAX_T)
 ) -> ExponentialChoice:
-    """Maximise the procedure's win rate over the exponential's t at equal KL (mode from the procedure)."""
-    kl, mode = check_kl(kl), proc.mode
+    """Maximise the procedure's win rate over the exponential's t at equal KL.
+
+    Best-of-N and worst-of-N are scored by the engine's closed order-statistic forms
+    (``theory.evaluate``), every other procedure by its own win rate; the direction of the
+    exponential follows the procedure (worst-of-N: exp(−t·c)).
+    """
+    kl = check_kl(kl)
+    if proc.kind in ("bon", "won"):
+        mode = "worst" if proc.kind == "won" else "best"
+
+        def win_rate_at(phi: Transform, beta: float) -> float:
+            point = evaluate(phi, beta, proc.n)
+            return point.bon_win_rate if mode == "best" else point.won_win_rate
+
+    else:
+        mode = proc.mode
+
+        def win_rate_at(phi: Transform, beta: float) -> float:
+            return procedure_win_rate(phi, beta, proc)
 
     def score(log_t: float) -> tuple[float, float]:
         phi = Transform("exp", float(np.exp(log_t)), mode)
         beta = beta_for_kl(phi, kl)
-        return procedure_win_rate(phi, beta, proc), beta
+        return win_rate_at(phi, beta), beta
 
     def safe(log_t: float) -> float:
         try:
@@ -681,10 +717,16 @@ def best_exponential_t(
         except InfAlignError:
             return float("nan")
 
+    # The optimum is broad and unimodal in log t: scan coarsely, then refine around the best.
     log_ts = np.linspace(np.log(t_range[0]), np.log(t_range[1]), 14)
     scores = np.array([safe(lt) for lt in log_ts])
     if np.all(np.isnan(scores)):
-        raise InfAlignError(f"KL budget {kl:g} nats is beyond the exponential transform's reach for every t")
+        reach = exponential_kl_reach(mode)
+        raise InfAlignError(
+            f"KL budget {kl:g} nats is beyond the exponential transform's reach for every t "
+            f"({mode}-of-N reaches at most {reach:.3g} nats at β ≥ {BETA_RANGE[0]:g}); "
+            f"choose a budget in (0, {np.floor(reach * 10) / 10:g}]"
+        )
     best = int(np.nanargmax(scores))
     lo, hi = log_ts[max(best - 1, 0)], log_ts[min(best + 1, len(log_ts) - 1)]
     result = optimize.minimize_scalar(
@@ -692,28 +734,43 @@ def best_exponential_t(
     )
     log_t = float(result.x) if -result.fun >= scores[best] else float(log_ts[best])
     rate, beta = score(log_t)
-    return ExponentialChoice(t=float(np.exp(log_t)), beta=beta, win_rate=rate, mode=mode, kl=kl)
+    return ExponentialChoice(
+        t=float(np.exp(log_t)), beta=beta, win_rate=rate, mode=mode, kl=kl, procedure=proc.spec
+    )
+
+
+def of_n(n: int, mode: str = "best") -> Procedure:
+    """Best-of-N (``bon:N``) or worst-of-N (``won:N``) as a procedure."""
+    return parse_procedure(f"{'bon' if check_mode(mode) == 'best' else 'won'}:{n}")
 
 
 @dataclass(frozen=True)
-class ProcedureGap:
-    """The procedure's optimal frontier beside the best exponential's at the same KLs."""
+class OptimalFrontier:
+    """Exact points of a procedure's optimal-transform frontier: KL, β and win rate, sorted by KL."""
 
-    procedure: Procedure
+    procedure: str  # its spec (bon:N, won:N, poisson:MU, ...)
     kl: np.ndarray
-    optimal_win_rate: np.ndarray
-    exponential_t: np.ndarray
-    exponential_win_rate: np.ndarray
-
-    @property
-    def gap(self) -> np.ndarray:
-        """Optimal minus best-exponential win rate (≥ 0 up to solver tolerance)."""
-        return self.optimal_win_rate - self.exponential_win_rate
+    beta: np.ndarray
+    win_rate: np.ndarray
 
 
-def optimal_frontier(proc: Procedure, kls: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-    """KL and win rate of the procedure's optimal transform at each KL budget it can solve (warm-started)."""
-    done_kl, done_rate, start = [], [], None
+def optimal_frontier(
+    proc: Procedure, kls: Sequence[float] | None = None, *, kl_max: float = 3.0, count: int = 14
+) -> OptimalFrontier:
+    """The win rate of the procedure's optimal transform against KL.
+
+    At each budget in ``kls`` it can solve (warm-started), or without ``kls``: for best-of-N
+    and worst-of-N the scaled ODE's own family up to ``kl_max`` (about ``count`` shots, each
+    kept only where the engine's independent KL agrees), for any other procedure ``count``
+    evenly spaced budgets up to ``kl_max``. Raises InfAlignError when no point can be solved.
+    """
+    if kls is None:
+        if not np.isfinite(kl_max) or kl_max <= 0:
+            raise InfAlignError(f"kl_max must be > 0 nats, got {kl_max}")
+        if proc.kind in ("bon", "won"):
+            return _ode_frontier(proc, kl_max, count)
+        kls = np.linspace(kl_max / count, kl_max, count)
+    done_kl, done_beta, done_rate, start = [], [], [], None
     for kl in sorted(kls):
         try:
             opt = optimal_for_procedure(proc, kl=float(kl), start=start)
@@ -721,24 +778,68 @@ def optimal_frontier(proc: Procedure, kls: Sequence[float]) -> tuple[np.ndarray,
             continue
         start = opt.phi if isinstance(opt.phi, NodeTransform) else None
         done_kl.append(opt.kl)
+        done_beta.append(opt.beta)
         done_rate.append(opt.win_rate)
     if not done_kl:
         raise InfAlignError(
             f"no optimal-transform frontier could be solved for {proc.label}; try smaller KL budgets"
         )
-    return np.array(done_kl), np.array(done_rate)
+    return OptimalFrontier(proc.spec, np.array(done_kl), np.array(done_beta), np.array(done_rate))
 
 
-def optimal_gap(proc: Procedure, kls: Sequence[float]) -> ProcedureGap:
+def _ode_frontier(proc: Procedure, kl_max: float, count: int) -> OptimalFrontier:
+    """Best/worst-of-N's optimal frontier from the ODE's family, each point re-evaluated by the engine."""
+    mode = "worst" if proc.kind == "won" else "best"
+    points = []
+    for phi in optimal.optimal_transforms(proc.n, mode, kl_max, count, verify=False):  # checked just below
+        point = evaluate(phi, phi.beta, proc.n)
+        # At extreme λ the ODE and the quadrature engine can part ways; keep only points where
+        # the two independent KL computations agree.
+        if phi.kl >= 1e-4 and abs(point.kl - phi.kl) <= 1e-3 * max(1.0, phi.kl):
+            points.append(point)
+    if not points:
+        raise InfAlignError(
+            f"no optimal-transform frontier could be solved for {mode}-of-{proc.n}; try a smaller N"
+        )
+    return OptimalFrontier(
+        proc.spec,
+        kl=np.array([p.kl for p in points]),
+        beta=np.array([p.beta for p in points]),
+        win_rate=np.array([p.bon_win_rate if mode == "best" else p.won_win_rate for p in points]),
+    )
+
+
+@dataclass(frozen=True)
+class OptimalGap:
+    """The procedure's optimal frontier beside the best exponential's win rate at the same KLs."""
+
+    frontier: OptimalFrontier
+    exponential_t: np.ndarray  # NaN where the KL is out of the exponential's reach
+    exponential_win_rate: np.ndarray
+    # True where the exponential's best t is pinned by the β floor: its win rate there is the steepest
+    # reachable t's, so the gap reopens (the engine's β range, not the theory: the gap chart's kink).
+    exponential_at_beta_floor: np.ndarray
+
+    @property
+    def gap(self) -> np.ndarray:
+        """Optimal minus best-exponential win rate at equal KL (≥ 0 up to solver tolerance)."""
+        return self.frontier.win_rate - self.exponential_win_rate
+
+
+def optimal_gap(
+    proc: Procedure, kls: Sequence[float] | None = None, *, kl_max: float = 3.0, count: int = 10
+) -> OptimalGap:
     """How much win rate the procedure's optimal transform adds over the best exponential, across KL."""
-    kl, rate = optimal_frontier(proc, kls)
-    ts, rates = [], []
-    for budget in kl:
+    frontier = optimal_frontier(proc, kls, kl_max=kl_max, count=count)
+    ts, rates, floor = [], [], []
+    for budget in frontier.kl:
         try:
             choice = best_exponential_t(proc, float(budget))
             ts.append(choice.t)
             rates.append(choice.win_rate)
+            floor.append(choice.at_beta_floor)
         except InfAlignError:
             ts.append(np.nan)
             rates.append(np.nan)
-    return ProcedureGap(proc, kl, rate, np.array(ts), np.array(rates))
+            floor.append(False)
+    return OptimalGap(frontier, np.array(ts), np.array(rates), np.array(floor, dtype=bool))

@@ -41,6 +41,8 @@ from infalign_core.checks import check_beta as _check_beta
 from infalign_core.checks import check_n as check_n
 from infalign_core.errors import InfAlignError
 from infalign_core.transforms import MAX_T, Transform, check_mode
+from infalign_core.transforms import rounded_t as rounded_t
+from infalign_core.transforms import t_label as t_label
 
 _GAUSS_ORDER = 8
 # Step in λΦ between breakpoints, and how far below the maximum they go: e^{-40} of the
@@ -268,12 +270,33 @@ def beta_for_kl(phi: Phi, kl: float, beta_range: tuple[float, float] = BETA_RANG
     if kl > kl_max:
         raise InfAlignError(
             f"KL budget {kl:g} nats is beyond this transform's reach for β ≥ {lo:g} "
-            f"(at most {kl_max:.3g} nats); lower the budget or pick a steeper transform"
+            f"(at most {kl_max:.3g} nats); lower the budget or {_reach_further(phi)}"
         )
     if kl < kl_min:
         raise InfAlignError(f"KL budget {kl:g} nats needs β above {hi:g}; raise the budget")
     root = optimize.brentq(lambda lb: np.log(kl_at(lb)) - np.log(kl), np.log(lo), np.log(hi), xtol=1e-12)
     return float(np.exp(root))
+
+
+def _reach_further(phi: Phi) -> str:
+    """Which way a transform reaches more KL: a steeper best-of-N exponential, a flatter worst-of-N one."""
+    if getattr(phi, "name", None) == "exp" and getattr(phi, "mode", "best") == "worst":
+        return "pick a smaller t (a flatter worst-of-N exponential reaches further)"
+    if getattr(phi, "name", None) == "exp":
+        return "pick a larger t"
+    return "pick a transform steeper near u = 1"
+
+
+@lru_cache(maxsize=8)
+def exponential_kl_reach(mode: str = "best") -> float:
+    """The largest KL any exponential t in its range reaches at the β floor (best: steepest t; worst: flattest).
+
+    For best-of-N the reach grows with t, for worst-of-N it shrinks (e^{−t·u} saturates early, so
+    the tilted policy spreads over the flat top), so the extreme is at one end of the t range.
+    """
+    mode = check_mode(mode)
+    ends = [aligned_policy(Transform("exp", t, mode), BETA_RANGE[0]).kl[0] for t in (0.05, MAX_T)]
+    return float(max(ends))
 
 
 @dataclass(frozen=True)
@@ -329,57 +352,6 @@ def bon_policy_point(n: int, n_eval: int = 1) -> TheoryPoint:
         bon_win_rate=n / (n + 1),
         won_win_rate=won,
     )
-
-
-@dataclass(frozen=True)
-class ExponentialChoice:
-    """The best t of the exponential transform for N at a KL budget, with its β and win rate."""
-
-    t: float
-    beta: float
-    win_rate: float
-    mode: str
-    n: int
-    kl: float
-
-
-def best_exponential_t(
-    n: int, kl: float, mode: str = "best", t_range: tuple[float, float] | None = None
-) -> ExponentialChoice:
-    """Maximise the best-of-N (or worst-of-N) win rate over the exponential's t at equal KL."""
-    t_range = t_range or (0.05, MAX_T)
-
-    n, mode = check_n(n), check_mode(mode)
-
-    def win_rate(log_t: float) -> tuple[float, float]:
-        phi = Transform("exp", float(np.exp(log_t)), mode)
-        beta = beta_for_kl(phi, kl)
-        point = evaluate(phi, beta, n)
-        return (point.bon_win_rate if mode == "best" else point.won_win_rate), beta
-
-    # The optimum is broad and unimodal in log t: scan coarsely, then refine around the best.
-    log_ts = np.linspace(np.log(t_range[0]), np.log(t_range[1]), 14)
-    scores = [_safe(win_rate, lt) for lt in log_ts]
-    if np.all(np.isnan(scores)):
-        raise InfAlignError(
-            f"KL budget {kl:g} nats is beyond the exponential transform's reach for every t; lower the budget"
-        )
-    best = int(np.nanargmax(scores))
-    lo, hi = log_ts[max(best - 1, 0)], log_ts[min(best + 1, len(log_ts) - 1)]
-    result = optimize.minimize_scalar(
-        lambda lt: -_safe(win_rate, lt), bounds=(lo, hi), method="bounded", options={"xatol": 1e-3}
-    )
-    log_t = float(result.x) if -result.fun >= scores[best] else float(log_ts[best])
-    rate, beta = win_rate(log_t)
-    return ExponentialChoice(t=float(np.exp(log_t)), beta=beta, win_rate=rate, mode=mode, n=n, kl=float(kl))
-
-
-def _safe(fn: Callable[[float], tuple[float, float]], x: float) -> float:
-    """fn(x)[0], or NaN where the KL budget is out of reach for that t."""
-    try:
-        return fn(x)[0]
-    except InfAlignError:
-        return float("nan")
 
 
 # --- what a finite bank lets the reward see ------------------------------------------------

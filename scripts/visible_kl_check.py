@@ -17,7 +17,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from infalign_core import calibration, theory
+from infalign_core import calibration, procedures, theory
 from infalign_core.transforms import Transform
 
 SIZES = {"arena (32 × 64)": (32, 64), "training step (8 × 8)": (8, 8)}
@@ -45,7 +45,7 @@ def main() -> None:
             phi = (
                 Transform("identity")
                 if n == 1
-                else Transform("exp", theory.best_exponential_t(n, kl, mode).t, mode)
+                else Transform("exp", procedures.best_exponential_t(procedures.of_n(n, mode), kl).t, mode)
             )
             beta = theory.beta_for_kl(phi, kl)
             ceiling = float(theory.rank_level_kl(phi, beta, args.m)[0])

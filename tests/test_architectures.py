@@ -171,7 +171,7 @@ def test_one_ctrl_step_trains_every_architecture(arch_zoo, tmp_path, name):
 def test_arena_runs_on_real_architectures(arch_zoo, policies, name):
     policy = policies[name]
     reward = load_reward(str(arch_zoo["reward-gemma"]), device="cpu")
-    state = arena.evaluate(policy, policy, reward, PROMPTS, n=2, k=2, max_new_tokens=4, resamples=50)
+    state = arena.run_to_end(policy, policy, reward, PROMPTS, n=2, k=2, max_new_tokens=4, resamples=50)
     assert state.done == len(PROMPTS)
     assert 0.0 <= state.estimate.bon_win_rate <= 1.0
     assert abs(state.kl.k1) < 1e-5  # the policy against itself
@@ -232,7 +232,7 @@ def test_a_run_checkpoint_is_evaluated_with_the_rendering_it_was_trained_with(ar
     aligned, aligned_reward = arena.same_rendering(challenger, reference, reward)
     assert aligned.chat == COMPLETION and aligned.model is reference.model
     assert aligned_reward.chat == COMPLETION and aligned_reward.fingerprint != reward.fingerprint
-    state = arena.evaluate(
+    state = arena.run_to_end(
         challenger, reference, reward, PROMPTS[:2], n=2, k=2, max_new_tokens=3, resamples=20
     )
     assert state.done == 2

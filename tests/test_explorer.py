@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from infalign_core import explorer, figures, optimal, theory
+from infalign_core import explorer, figures, optimal, procedures, theory
 from infalign_core.errors import InfAlignError
 from infalign_core.transforms import Transform
 
@@ -48,7 +48,7 @@ def test_resolve_transform_at_beta_matches_the_engine():
 
 def test_resolve_exp_without_t_uses_the_best_t_for_n_and_kl():
     resolved = explorer.resolve_transform("exp", n=4, mode="best", kl=0.5)
-    choice = theory.best_exponential_t(4, 0.5, "best", t_range=explorer.BEST_T_RANGE)
+    choice = procedures.best_exponential_t(procedures.of_n(4, "best"), 0.5, t_range=explorer.BEST_T_RANGE)
     assert resolved.phi.t == pytest.approx(choice.t)
     assert resolved.win_rate == pytest.approx(choice.win_rate, abs=1e-9)
 
@@ -71,7 +71,7 @@ def test_bad_choices_raise_an_actionable_infalign_error(kwargs):
 
 @pytest.mark.parametrize("mode", ["best", "worst"])
 def test_optimal_frontier_points_are_exact_optima(mode):
-    frontier = explorer.optimal_frontier(4, mode, kl_max=2.0, count=6)
+    frontier = procedures.optimal_frontier(procedures.of_n(4, mode), kl_max=2.0, count=6)
     assert np.all(np.diff(frontier.kl) > 0) and frontier.kl.max() >= 1.5
     assert np.all(np.diff(frontier.win_rate) > -1e-9)
     for i in (1, len(frontier.kl) // 2):
@@ -82,14 +82,14 @@ def test_optimal_frontier_points_are_exact_optima(mode):
 
 
 def test_optimal_frontier_for_n_equal_one_is_the_identity_closed_form():
-    frontier = explorer.optimal_frontier(1, "best", kl_max=1.0, count=4)
+    frontier = procedures.optimal_frontier(procedures.of_n(1, "best"), kl_max=1.0, count=4)
     lam = 1.0 / frontier.beta
     assert np.allclose(frontier.win_rate, 1.0 / (1.0 - np.exp(-lam)) - 1.0 / lam, atol=1e-6)
 
 
 @pytest.mark.slow
 def test_optimal_transform_is_never_below_the_best_exponential_at_equal_kl():
-    gap = explorer.optimal_gap(4, "best", kl_max=1.5, count=4)
+    gap = procedures.optimal_gap(procedures.of_n(4, "best"), kl_max=1.5, count=4)
     finite = np.isfinite(gap.gap)
     assert finite.sum() >= 3
     assert np.all(gap.gap[finite] > -1e-5)
@@ -101,7 +101,10 @@ def test_best_t_table_t_grows_with_n_and_beats_calibrated_rlhf():
     ts = [row["best t"] for row in rows]
     assert ts == sorted(ts)
     assert all(row["gain (points)"] > 0 for row in rows)
-    assert all(row["win rate"] >= theory.best_exponential_t(row["N"], 0.5).win_rate - 1e-9 for row in rows)
+    assert all(
+        row["win rate"] >= procedures.best_exponential_t(procedures.of_n(row["N"]), 0.5).win_rate - 1e-9
+        for row in rows
+    )
     assert all(row["note"] == "" for row in rows)
 
 
@@ -163,3 +166,16 @@ def test_tradeoff_figure_has_one_bar_group_per_win_rate():
     rows = [{"transform": "a", "standard win rate": 0.7, "best-of-4 win rate": 0.8}]
     fig = figures.tradeoff_figure(rows, "best-of-4 win rate")
     assert [trace.name for trace in fig.data] == ["standard win rate", "best-of-4 win rate"]
+
+
+def test_the_best_t_reads_the_same_on_every_page():
+    """Transforms showed 12.7, the Tour 12.6 and CTRL 12.63 for one t: one rounding, from one function."""
+    from infalign_core import procedures, tour
+    from infalign_core.transforms import Transform, t_label
+
+    choice = procedures.best_exponential_t(procedures.of_n(4, "best"), 0.5)
+    shown = t_label(choice.t)
+    assert shown == f"{round(choice.t, 2):g}" and choice.label == shown
+    assert f"best t={shown} for N=4" in explorer.resolve_transform("exp", n=4, kl=0.5).label
+    assert f"t={shown}" in Transform("exp", choice.t, "best").label
+    assert f"best t={shown}" in tour.bon_transform_winner().summary

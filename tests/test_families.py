@@ -4,7 +4,7 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from infalign_core import explorer, families, figures, optimal, theory
+from infalign_core import explorer, families, figures, optimal, procedures, theory
 
 
 @pytest.fixture(scope="module", params=["best", "worst"])
@@ -40,7 +40,7 @@ def test_optimal_family_covers_small_and_large_budgets_densely(optimal_family):
 def test_best_t_from_the_family_loses_under_1e4_of_win_rate_to_the_exact_search(exponential_family, n, kl):
     mode = exponential_family.mode
     fam = exponential_family.best_t(n, kl)
-    exact = theory.best_exponential_t(n, kl, mode)
+    exact = procedures.best_exponential_t(procedures.of_n(n, mode), kl)
     assert fam.win_rate == pytest.approx(exact.win_rate, abs=1e-4)
     # and its numbers are the exact point of the t it names
     point = theory.evaluate(explorer.Transform("exp", fam.t, mode), fam.beta, n)
@@ -50,8 +50,8 @@ def test_best_t_from_the_family_loses_under_1e4_of_win_rate_to_the_exact_search(
 def test_family_resolve_matches_the_exact_resolve(optimal_family, exponential_family):
     mode = optimal_family.mode
     for name in ("optimal", "exp", "identity"):
-        fam = families.resolve_transform(
-            name, n=4, mode=mode, kl=0.6, optimal=optimal_family, exponential=exponential_family
+        fam = explorer.resolve_transform(
+            name, n=4, mode=mode, kl=0.6, optimal_family=optimal_family, exponential_family=exponential_family
         )
         exact = explorer.resolve_transform(name, n=4, mode=mode, kl=0.6)
         assert fam.point.kl == pytest.approx(exact.point.kl, rel=1e-5)

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from infalign_core import optimal, theory
+from infalign_core import optimal, procedures, theory
 from infalign_core.errors import InfAlignError
 
 
@@ -81,7 +81,7 @@ def test_optimal_is_never_below_the_best_exponential_at_equal_kl(n, kl, mode):
     point = theory.evaluate(solved, solved.beta, n)
     ours = point.bon_win_rate if mode == "best" else point.won_win_rate
     try:
-        best_exp = theory.best_exponential_t(n, kl, mode).win_rate
+        best_exp = procedures.best_exponential_t(procedures.of_n(n, mode), kl).win_rate
     except (InfAlignError, ValueError):
         return  # no exponential reaches this KL: nothing to compare with
     assert ours >= best_exp - 1e-7
@@ -161,8 +161,20 @@ def test_the_audited_unreachable_budgets_are_refused(n, kl, mode):
 
 @pytest.mark.parametrize(("n", "mode"), [(64, "worst"), (256, "best"), (4, "best")])
 def test_every_member_of_the_family_is_confirmed_by_the_engine(n, mode):
-    family = optimal.optimal_family(n, mode, kl_max=3.0, count=8)
+    family = optimal.optimal_transforms(n, mode, kl_max=3.0, count=8)
     assert family
     for phi in family:
         engine = theory.evaluate(phi, phi.beta, n).kl
         assert engine == pytest.approx(phi.kl, rel=optimal.KL_TOLERANCE, abs=1e-12)
+
+
+def test_a_refusal_never_names_a_range_that_contains_the_refused_value(monkeypatch):
+    """β = 0.001 at N = 64 once read "…i.e. β ≥ 9.96e-09": the refused value inside the stated range."""
+    monkeypatch.setattr(optimal, "_solve_verified", lambda *args: None)  # the stiff shot fails
+    kl_max, _ = optimal.reachable(64, "best")
+    with pytest.raises(InfAlignError) as inside:
+        optimal.optimal_transform(64, 0.001, "best")
+    assert "could not verify β = 0.001" in str(inside.value) and "although" in str(inside.value)
+    with pytest.raises(InfAlignError) as beyond:
+        optimal.optimal_transform_for_kl(64, kl_max * 2, "best")
+    assert "is beyond" in str(beyond.value) and "lower the KL budget" in str(beyond.value)

@@ -107,8 +107,10 @@ def test_symbolic_derivative_matches_a_central_difference(text):
     tree = expression.parse(text)
     x = np.linspace(0.05, 0.95, 91)
     h = 1e-6
-    numeric = (expression.evaluate(tree, x + h) - expression.evaluate(tree, x - h)) / (2 * h)
-    assert np.allclose(expression.evaluate(expression.derivative(tree), x), numeric, rtol=1e-6, atol=1e-7)
+    numeric = (expression.evaluate_tree(tree, x + h) - expression.evaluate_tree(tree, x - h)) / (2 * h)
+    assert np.allclose(
+        expression.evaluate_tree(expression.derivative(tree), x), numeric, rtol=1e-6, atol=1e-7
+    )
 
 
 @given(
@@ -135,7 +137,7 @@ def test_mixture_win_rate_is_bilinear_in_its_parts(phi, beta, p, n):
     parts = {(a, b): procedures.cross_win_rate(policy, a, b)[0] for a in (bon, one) for b in (bon, one)}
     weights = {bon: p, one: 1 - p}
     expected = sum(weights[a] * weights[b] * w for (a, b), w in parts.items())
-    assert procedures.win_rate(policy, mix)[0] == pytest.approx(expected, abs=1e-10)
+    assert procedures.aligned_win_rate(policy, mix)[0] == pytest.approx(expected, abs=1e-10)
 
 
 @pytest.mark.parametrize("mu", [0.0, 0.5, 3.0, 12.0])
@@ -152,7 +154,7 @@ def test_poisson_matches_a_direct_sum_over_n(mu, phi):
         for j in range(len(ks))
         if pmf[i] * pmf[j] > 1e-18
     )
-    assert procedures.win_rate(policy, proc)[0] == pytest.approx(direct, abs=1e-9)
+    assert procedures.aligned_win_rate(policy, proc)[0] == pytest.approx(direct, abs=1e-9)
 
 
 def quadrature_win_rate(phi, beta, proc):
@@ -285,7 +287,7 @@ def test_first_variation_is_the_directional_derivative_of_the_win_rate(spec):
 
     def w(eps):
         tilted = theory.AlignedPolicy(beta=policy.beta, grid=grid, log_density=np.log(g + eps * direction))
-        return procedures.win_rate(tilted, proc)[0]
+        return procedures.aligned_win_rate(tilted, proc)[0]
 
     eps = 1e-5
     numeric = (w(eps) - w(-eps)) / (2 * eps)

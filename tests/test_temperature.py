@@ -91,7 +91,7 @@ def test_the_arena_refuses_the_kl_below_top_p_one_and_says_why(tiny_policy):
     from infalign_core.rewards import callable_reward
 
     reward_fn = callable_reward(lambda prompt, response: float(len(response)), "length")
-    state = arena.evaluate(
+    state = arena.run_to_end(
         tiny_policy, tiny_policy, reward_fn, [PROMPT, "this film"], n=2, k=4, max_new_tokens=4, top_p=0.9
     )
     assert state.kl is None and "infinite KL" in state.kl_note and state.estimate is not None
@@ -100,4 +100,4 @@ def test_the_arena_refuses_the_kl_below_top_p_one_and_says_why(tiny_policy):
     )
     assert "k1" not in record["kl"] and "theory" not in record and "top-p" in record["kl_note"]
     with pytest.raises(InfAlignError, match="top-p must be in"):
-        arena.evaluate(tiny_policy, tiny_policy, reward_fn, [PROMPT], n=1, k=1, top_p=1.5)
+        arena.run_to_end(tiny_policy, tiny_policy, reward_fn, [PROMPT], n=1, k=1, top_p=1.5)

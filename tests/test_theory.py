@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import integrate
 
-from infalign_core import theory
+from infalign_core import procedures, theory
 from infalign_core.errors import InfAlignError
 from infalign_core.transforms import Transform
 
@@ -178,7 +178,7 @@ def test_bon_policy_point_is_the_closed_form():
 
 
 def test_best_exponential_t_beats_its_neighbours_at_equal_kl():
-    choice = theory.best_exponential_t(4, 0.5, "best")
+    choice = procedures.best_exponential_t(procedures.of_n(4, "best"), 0.5)
     for factor in (0.5, 2.0):
         phi = Transform("exp", choice.t * factor, "best")
         other = theory.evaluate(phi, theory.beta_for_kl(phi, 0.5), 4).bon_win_rate
