@@ -199,34 +199,61 @@ def _frontier_figure(records, name, label, theory_curve, at) -> tuple[go.Figure,
     return fig, notes
 
 
-def comparison_table(records: Mapping[str, dict]) -> pd.DataFrame:
-    """One row per evaluation: who, the run's setup, N, K, its KL and each win rate with its interval.
+COMPARISON_PARTS = {
+    "setup": ["challenger", "Φ", "N·K·prompts", "KL ± se", "KL seen (share)", "− theory (own)"],
+    "win rates": ["challenger", *LABELS.values(), "Δ vs baseline"],
+}
+"""The comparison table drawn as two tables: each fits a 1,400-pixel-wide page whole (one did not)."""
 
-    Short columns (the label split into run, N and K) so the table fits the page's width.
+
+def comparison_table(records: Mapping[str, dict], baseline: str | None = None) -> pd.DataFrame:
+    """One row per evaluation: who, its Φ, N·K·prompts, KL, each win rate with its interval, the gap to
+    the theory on the run's own procedure, and the paired difference to ``baseline`` on it.
+
+    Short columns, few of them, so the whole table fits a 1,400-pixel-wide page.
     """
+    from infalign_core import arena_results
+    from infalign_core.theory import t_label
+
+    base = records.get(baseline) if baseline else None
     rows = []
     for key, record in records.items():
         run, w, kl, settings = record.get("run") or {}, record["win_rates"], record["kl"], record["settings"]
+        metric = arena_results.run_metric(record)
+        short = "WoN" if metric == "won_win_rate" else "BoN"
+        transform = run.get("transform", "–")
+        share = f" ({kl['share_seen']:.0%})" if kl.get("optimum_visible") else ""
         row = {
             "challenger": record.get("label") or key.split(" · ")[0],
-            "transform": run.get("transform", "–"),
-            "t": run.get("t"),
-            "N": settings["n"],
-            "K": settings["k"],
-            "prompts": record["num_prompts_done"],
+            "Φ": f"{transform} t={t_label(run['t'])}" if run.get("t") else transform,
+            "N·K·prompts": f"{settings['n']}·{settings['k']}·{record['num_prompts_done']}",
             "KL ± se": f"{kl['k1']:.3f} ± {kl.get('k1_stderr') or 0:.3f}"
             if kl.get("k1") is not None
             else "–",
-            "KL the reward sees": kl.get("calibrated"),
             # Only against the optimum's visible KL (records before it divided by the sequence KL).
-            "share seen": f"{kl['share_seen']:.0%}" if kl.get("optimum_visible") else None,
+            "KL seen (share)": f"{kl['calibrated']:.3f}{share}" if kl.get("calibrated") is not None else "–",
         }
         for name, label in LABELS.items():
             row[label] = f"{w[name]:.3f} [{w[f'{name}_ci_low']:.3f}, {w[f'{name}_ci_high']:.3f}]"
-        gap = (record.get("gap_to_theory") or {}).get("bon_win_rate")
-        row["BoN − theory"] = f"{gap:+.3f}" if gap is not None else "–"
+        gap = (record.get("gap_to_theory") or {}).get(metric)
+        row["− theory (own)"] = f"{gap:+.3f} {short}" if gap is not None else "–"
+        if base is not None:
+            row["Δ vs baseline"] = _paired_cell(record, base, metric, short, key == baseline)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _paired_cell(record: dict, base: dict, metric: str, short: str, is_base: bool) -> str:
+    """'+0.026 [+0.009, +0.043] BoN', 'baseline', or why the two cannot be paired."""
+    from infalign_core import arena_results
+
+    if is_base:
+        return "baseline"
+    problem = arena_results.pairing_problem(record, base)
+    if problem:
+        return "not paired: " + problem.split(":")[0]
+    d = arena_results.paired_comparison([record], [base], metric)
+    return f"{d.difference:+.3f} [{d.ci_low:+.3f}, {d.ci_high:+.3f}] {short}"
 
 
 def procedure_figure(
