@@ -7,6 +7,7 @@ from infalign_core.errors import InfAlignError
 from infalign_core.figures import models as models_figures
 from infalign_core.models import PRESETS
 from infalign_core.rewards import SequenceClassifierReward
+from infalign_core.sampling_settings import SamplingSettings
 
 LEXICONS = {
     "vader": "VADER lexicon (compound score)",
@@ -155,14 +156,10 @@ if go_sample and reward_fn is not None:
 
     try:
         with st.spinner("Sampling…"):
-            samples = sample(
-                cached.with_chat(policy, chat),
-                [prompt],
-                int(n),
-                max_new_tokens=int(max_new_tokens),
-                temperature=temperature,
-                seed=int(seed),
+            settings = SamplingSettings(
+                max_new_tokens=int(max_new_tokens), temperature=temperature, seed=int(seed)
             )
+            samples = sample(cached.with_chat(policy, chat), [prompt], int(n), settings)
             if isinstance(reward_fn, SequenceClassifierReward):  # scored through the same rendering
                 reward_fn = reward_fn.with_chat(chat)
             rewards = reward_fn.score(samples.row_prompts(), samples.responses)
