@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8501
 
-.PHONY: app classroom dev gallery test lint format bench world hab-fixture chromium clean-venv
+.PHONY: app classroom dev gallery test test-fast lint format bench world hab-fixture chromium clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,11 +33,20 @@ dev: $(VENV)/.app-installed
 	$(BIN)/python -m streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT) \
 	  --server.fileWatcherType auto --server.runOnSave true
 
+# Tests run on pytest-xdist workers: many wait on subprocesses, servers and browsers, so more workers than
+# the 2 cores of a small machine keep both busy. A module sharing a module-scoped fixture stays on one worker.
+TEST_WORKERS ?= 3
+XDIST := -n $(TEST_WORKERS) --dist loadgroup
+
 ## test: install what is missing (Python packages, Debian's chromium) and run lint + every test
 test: $(VENV)/.dev-installed chromium
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(XDIST)
+
+## test-fast: the unit and property tests only (no pages, servers, browsers or slow training), for every commit
+test-fast: $(VENV)/.dev-installed
+	$(BIN)/python -m pytest $(XDIST) -m "not slow and not browser and not app" -q
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .

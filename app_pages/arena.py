@@ -7,6 +7,7 @@ from infalign_core import arena, arena_results, challengers, data, eval_rewards,
 from infalign_core.errors import InfAlignError
 from infalign_core.figures import arena as arena_figures
 from infalign_core.sampling_settings import SamplingSettings
+from infalign_core.text import literal
 
 REFERENCE, FOLDER = "reference (bundled default policy)", "a local model folder…"
 OPTIMUM = "the exact optimum (tilted resampling, no training)"
@@ -42,7 +43,7 @@ if wanted:
     if wanted in label_of:
         st.session_state["challenger"] = label_of[wanted]
     else:
-        st.warning(f"link parameter run={wanted}: no such run with a checkpoint; kept the page's default")
+        st.warning(f"link parameter run={literal(wanted)}: no run with a checkpoint; kept the page's default")
 left, mid, right = st.columns(3)
 choice = left.selectbox("Challenger", [*run_of, REFERENCE, OPTIMUM, FOLDER], key="challenger")
 folder = left.text_input("Model folder", key="folder") if choice == FOLDER else ""
@@ -129,12 +130,14 @@ if st.button("Evaluate", type="primary", key="evaluate"):
             "n": int(n), "k": int(k), "prompts": f"bundled:{split}", "num_prompts": state.done,
             "max_new_tokens": int(max_new_tokens), "temperature": float(temperature), "top_p": float(top_p),
             "seed": int(seed), "reference": reference.fingerprint, "reward": reward_fn.fingerprint,
-        }  # fmt: skip
+        } | ({} if int(batch) == arena.PROMPTS_PER_BATCH else {"prompts_per_batch": int(batch)})  # fmt: skip
         run_config = resolved.run_config(pool) if wanted_optimum else source.run_config
-        record = arena_results.arena_record(state, settings, run_config)
-        record["label"], record["picks"] = source.label, arena_results.picks_record(state)
-        if wanted_optimum:
-            source.label = arena_views.label_optimum_record(record, state, resolved)
+        if wanted_optimum:  # labelled as what a perfect trainer would reach; warns when M is too small
+            record = arena_views.optimum_record(state, settings, resolved)
+            source.label = record["label"]
+        else:
+            record = arena_results.arena_record(state, settings, run_config)
+            record["label"], record["picks"] = source.label, arena_results.picks_record(state)
         if eval_specs:
             with st.spinner("Scoring both sides with the other rewards…"):
                 others = {s: cached.reward(eval_rewards.with_judge(s, judge)) for s in eval_specs}
@@ -147,7 +150,7 @@ if st.button("Evaluate", type="primary", key="evaluate"):
         st.session_state["arena_last"], st.session_state["arena_last_config"] = state, run_config
         st.session_state["arena_last_record"] = record
     except InfAlignError as err:
-        st.error(str(err))
+        st.error(literal(err))
 
 if "arena_last" in st.session_state:
     arena_views.show_eval_rewards(st.session_state.get("arena_last_record"), st.session_state["arena_last"])
@@ -177,7 +180,7 @@ if records:
         tab.plotly_chart(fig, key=f"frontier-{name}")
         for note in notes:
             tab.info(note)
-    st.dataframe(arena_figures.comparison_table(records), hide_index=True, width="stretch")
+    arena_views.comparison(records)
     st.caption("Evaluations of your runs are saved in each run's arena.json, so they survive restarts.")
     chosen = st.multiselect(
         "Runs in the report", list(dict.fromkeys(evaluated)), default=list(dict.fromkeys(evaluated))

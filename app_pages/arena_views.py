@@ -5,6 +5,7 @@ import streamlit as st
 from infalign_core import arena, arena_theory, eval_rewards
 from infalign_core.errors import InfAlignError
 from infalign_core.figures import arena as arena_figures
+from infalign_core.text import literal
 
 
 def judge_shares(state: arena.ArenaState) -> str:
@@ -65,7 +66,7 @@ def show_procedure(state: arena.ArenaState, run_config: dict | None) -> None:
     try:
         estimate = arena.procedure_estimate(state, spec)
     except InfAlignError as err:
-        st.error(str(err))
+        st.error(literal(err))
         return
     metric, chart = st.columns([1, 3])
     metric.metric(
@@ -85,11 +86,51 @@ def show_procedure(state: arena.ArenaState, run_config: dict | None) -> None:
     config = tuple(sorted((run_config or {}).items())) if run_config else None
     curve = _curve(config, estimate.spec)
     if isinstance(curve, str):
-        st.error(curve)
+        st.error(literal(curve))
         curve = None
     kl = state.kl.k1 if state.kl is not None else None
     kl_stderr = state.kl.k1_stderr if state.kl is not None else 0.0
     chart.plotly_chart(arena_figures.procedure_figure(curve, estimate, kl, kl_stderr), key="procedure-point")
+
+
+def comparison(records: dict) -> None:
+    """The comparison table with a paired difference to a chosen baseline, and a seeds-averaged pairing."""
+    from infalign_core import arena_results
+
+    keys = list(records)
+    default = next((i for i, key in enumerate(keys) if "calibrated" in key.lower()), 0)
+    baseline = st.selectbox(
+        "Δ vs baseline: each run − this one, paired over the same prompts and reference samples",
+        keys, index=default, key="paired_baseline",
+    )  # fmt: skip
+    table = arena_figures.comparison_table(records, baseline)
+    for columns in arena_figures.COMPARISON_PARTS.values():
+        st.dataframe(table[[c for c in columns if c in table]], hide_index=True, width="stretch")
+    st.caption(
+        "Δ and − theory are on each run's own procedure (BoN: best-of-N, WoN: worst-of-N). Δ is the mean over "
+        "prompts of this run's win rate minus the baseline's, with a 95 % paired bootstrap interval: the "
+        "same prompts and the same reference samples cancel most of the noise two separate intervals carry."
+    )
+    with st.expander("Paired comparison of several evaluations (seeds averaged, as the README's headline)"):
+        left, right = st.columns(2)
+        these = left.multiselect("These evaluations", keys, key="paired_these")
+        those = right.multiselect("minus these (same count, paired in order)", keys, key="paired_those")
+        if these and those:
+            try:
+                for metric in arena_results.METRICS:
+                    d = arena_results.paired_comparison(
+                        [records[k] for k in these], [records[k] for k in those], metric
+                    )
+                    n = records[these[0]]["settings"]["n"]
+                    st.markdown(literal(f"{arena_results.metric_label(metric, n)}: {d.text(_names(these), _names(those))}"))  # fmt: skip
+            except InfAlignError as err:
+                st.error(literal(err))
+
+
+def _names(keys: list[str]) -> str:
+    """'CTRL best-of-4 (exp)', or 'A + B + C (mean)' for several."""
+    names = [key.split(" · ")[1] if key.startswith("gallery · ") else key.split(" · ")[0] for key in keys]
+    return names[0] if len(names) == 1 else " + ".join(names) + " (mean)"
 
 
 OPTIMUM_HELP = (
@@ -116,13 +157,13 @@ def optimum_states(reference, reward_fn, prompts, resolved, pool: int, common: d
     return optimum.run_optimum(reference, reward_fn, prompts, resolved, pool=pool, **common)
 
 
-def label_optimum_record(record: dict, state, resolved) -> str:
-    """Name the optimum's record as what a perfect trainer would reach, note its pool; warn if M is too small."""
-    label = f"{resolved.label} (what a perfect trainer would reach in this world)"
-    record.update(label=label, optimum={"pool": state.pool, "ess": float(state.ess.mean())})
+def optimum_record(state, settings: dict, resolved) -> dict:
+    """The optimum's record (``arena_results.optimum_record``), with its warning shown when M is too small."""
+    from infalign_core import arena_results
+
     if state.warning:
         st.warning(state.warning)
-    return label
+    return arena_results.optimum_record(state, settings, resolved)
 
 
 def optimum_controls(container):

@@ -7,6 +7,7 @@ from infalign_core import calibration
 from infalign_core.errors import InfAlignError
 from infalign_core.figures import calibration as calibration_figures
 from infalign_core.sampling_settings import SamplingSettings
+from infalign_core.text import literal
 
 M_CHOICES = (4, 8, 16, 32, 64, 128, 256)
 # This page's model widgets, each with (the Models page's session key, fallback).
@@ -100,9 +101,9 @@ if st.button(
             should_stop=lambda: bool(st.session_state.get("calibration_cancelled")),
         )
     except calibration.CalibrationCancelled as err:
-        st.warning(str(err))
+        st.warning(literal(err))
     except InfAlignError as err:
-        st.error(str(err))
+        st.error(literal(err))
     finally:
         bar.empty()
         stop_slot.empty()

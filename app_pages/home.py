@@ -6,6 +6,7 @@ import streamlit as st
 
 from infalign_core import explorer
 from infalign_core.errors import InfAlignError
+from infalign_core.text import literal
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADLINE_N, HEADLINE_KL = 4, 0.5
@@ -51,7 +52,7 @@ st.subheader("Why it matters, in one number")
 try:
     rates = _headline(HEADLINE_N, HEADLINE_KL)
 except InfAlignError as err:
-    st.error(str(err))
+    st.error(literal(err))
 else:
     st.markdown(
         f"Best-of-{HEADLINE_N} win rate against the reference's best-of-{HEADLINE_N}, for policies "

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 import streamlit as st
 
 from infalign_core import links
+from infalign_core.text import literal
 
 
 def restore(spec: Sequence[links.Param], page: str, reader: Callable | None = None) -> dict:
@@ -31,7 +32,7 @@ def restore(spec: Sequence[links.Param], page: str, reader: Callable | None = No
     for param in spec:  # widgets not drawn on the last run lose their state: give the default back
         st.session_state.setdefault(param.key, param.default)
     for error in st.session_state.get(f"_link_errors_{page}", []):
-        st.warning(error)
+        st.warning(literal(error))
     return values
 
 

@@ -3,38 +3,13 @@
 import streamlit as st
 
 from app_pages import cached, widgets
+from app_pages.models_parts import DEFAULTS, LEXICONS, source_picker, world_prompt
 from infalign_core.errors import InfAlignError
 from infalign_core.figures import models as models_figures
 from infalign_core.models import PRESETS
 from infalign_core.rewards import SequenceClassifierReward
 from infalign_core.sampling_settings import SamplingSettings
-
-LEXICONS = {
-    "vader": "VADER lexicon (compound score)",
-    "oracle": "Oracle: the world's true sentiment intensity",
-}
-DEFAULTS = {
-    "policy_source": "default",
-    "reward_source": "default",
-    "reward_label": "",
-    "model_device": "auto",
-}
-
-
-def _source_picker(label: str, options: list[str], names: dict[str, str], key: str, active: str) -> str:
-    """A selectbox of known sources; a folder or hub id typed below it takes precedence."""
-    index = options.index(active) if active in options else 0
-    choice = st.selectbox(
-        label, options, index=index, format_func=lambda o: names.get(o, o), key=f"{key}_choice"
-    )
-    typed = st.text_input(
-        "… or a local folder / hub id (used when filled)",
-        value="" if active in options else active,
-        placeholder="path/to/saved_model or org/name",
-        key=f"{key}_text",
-    )
-    return typed.strip() or choice
-
+from infalign_core.text import literal
 
 st.title("Models")
 st.markdown(
@@ -54,7 +29,7 @@ reward_names |= {name: f"{p.reward} ({p.reward_size})" for name, p in PRESETS.it
 with st.form("model_choice"):
     left, right = st.columns(2)
     with left:
-        policy_choice = _source_picker(
+        policy_choice = source_picker(
             "Reference policy",
             ["default", *PRESETS],
             policy_names,
@@ -62,7 +37,7 @@ with st.form("model_choice"):
             st.session_state.policy_source,
         )
     with right:
-        reward_choice = _source_picker(
+        reward_choice = source_picker(
             "Reward",
             ["default", *LEXICONS, *PRESETS],
             reward_names,
@@ -84,7 +59,7 @@ if submitted:
         if reward_choice not in LEXICONS:
             cached.reward_model(reward_choice, device, trust)
     except InfAlignError as err:
-        st.error(str(err))  # word for word the CLI's message
+        st.error(literal(err))  # word for word the CLI's message
         st.caption("Still using the models loaded before.")
     else:
         if reward_choice != st.session_state.reward_source:
@@ -104,7 +79,7 @@ try:
     reward_source = st.session_state.reward_source
     rm = None if reward_source in LEXICONS else cached.reward_model(reward_source, *active)
 except InfAlignError as err:
-    st.error(str(err))
+    st.error(literal(err))
     st.stop()
 
 reward_fn = cached.reward(reward_source) if rm is None else None
@@ -142,19 +117,22 @@ limit = getattr(policy.model.config, "n_positions", None) or getattr(
     policy.model.config, "max_position_embeddings", 256
 )
 with st.form("sampling"):
-    prompt = st.text_input("Prompt (text, or an HH dialogue)", "The acting was", key="models_prompt")
+    typed = st.text_input("Prompt (text, or an HH dialogue)", "The acting was", key="models_prompt")
+    prompt = world_prompt(typed, st.session_state.policy_source == "default")
     chat = widgets.chat_controls("models")
     cols = st.columns(4)
     n = cols[0].slider("N responses", 1, 64, 16, key="models_n")
     temperature = cols[1].slider("Temperature", 0.0, 2.0, 1.0, 0.05, key="models_temperature")
     max_new_tokens = cols[2].slider("Max new tokens", 1, max(1, min(128, limit - 8)), min(24, limit - 8))
-    seed = cols[3].number_input("Seed", 0, 2**31 - 1, 0, key="models_seed")
+    seed = cols[3].number_input("Seed", value=0, step=1, key="models_seed")  # checked below, with a message
     go_sample = st.form_submit_button("Sample and score", type="primary", disabled=reward_fn is None)
 
 if go_sample and reward_fn is not None:
     from infalign_core.sampling import sample
 
     try:
+        if not 0 <= seed <= 2**31 - 1:
+            raise InfAlignError(f"the seed must be an integer in [0, {2**31 - 1}], got {seed}")
         with st.spinner("Sampling…"):
             settings = SamplingSettings(
                 max_new_tokens=int(max_new_tokens), temperature=temperature, seed=int(seed)
@@ -164,7 +142,7 @@ if go_sample and reward_fn is not None:
                 reward_fn = reward_fn.with_chat(chat)
             rewards = reward_fn.score(samples.row_prompts(), samples.responses)
     except InfAlignError as err:
-        st.error(str(err))
+        st.error(literal(err))
         st.session_state.pop("models_samples", None)  # no stale results under a new error
         st.session_state.pop("models_rendered", None)
     else:
@@ -182,7 +160,8 @@ if table is not None and len(table):
     cols[1].metric("Mean reward (one sample)", f"{table.reward.mean():.3f}")
     cols[2].metric("Worst-of-N reward", f"{worst.reward:.3f}")
     st.markdown(
-        f":green[**Best of {len(table)}**] {best.review}  \n:red[**Worst of {len(table)}**] {worst.review}"
+        f":green[**Best of {len(table)}**] {literal(best.review)}  \n"
+        f":red[**Worst of {len(table)}**] {literal(worst.review)}"
     )
 
     st.dataframe(

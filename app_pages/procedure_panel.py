@@ -9,6 +9,8 @@ import streamlit as st
 
 from infalign_core import explorer, figures
 from infalign_core.errors import InfAlignError
+from infalign_core.text import literal
+from infalign_core.theory import t_label
 
 KINDS = tuple(explorer.PROCEDURE_LABELS)
 FORMAT = {
@@ -77,7 +79,7 @@ def parameters(kind: str, n: int) -> str | None:
         spec = explorer.procedure_spec(kind, n=n, mu=mu, p=p, tau=tau, q=q, expr=expr)
         explorer.procedures.parse_procedure(spec)
     except InfAlignError as err:
-        st.error(str(err))
+        st.error(literal(err))
         return None
     return spec
 
@@ -115,7 +117,7 @@ def show(spec: str | None, kl: float | None, beta: float | None) -> None:
     kl_ref = float(kl if kl is not None else _identity_kl(beta))
     view, at = _view(spec), _at(spec, round(kl_ref, 6))
     proc = explorer.procedures.parse_procedure(spec)
-    st.caption(f"Inference procedure **{proc.label}** (`{spec}`); KL **{kl_ref:.3g} nats**.")
+    st.caption(f"Inference procedure **{literal(proc.label)}** (`{spec}`); KL **{kl_ref:.3g} nats**.")
     st.markdown(
         f"**What it models.** {proc.description} Its win rate compares the procedure applied to the aligned "
         "policy with the same procedure applied to the reference, in calibrated space: "
@@ -127,12 +129,12 @@ def show(spec: str | None, kl: float | None, beta: float | None) -> None:
         )
     )
     for problem in {item for item in (view, at) if isinstance(item, str)}:
-        st.error(problem)
+        st.error(literal(problem))
     if isinstance(at, str) or isinstance(view, str):
         return
     table, side = st.columns([3, 1])
     table.dataframe(pd.DataFrame(at.rows()), hide_index=True, column_config=FORMAT)
-    side.metric(f"best t at {kl_ref:.3g} nats", f"{at.exponential.t:.3g}")
+    side.metric(f"best t at {kl_ref:.3g} nats", t_label(at.exponential.t))
     side.metric("optimal − best exponential", f"{100 * at.gap:+.3f} points")
     chart, text = st.columns([3, 1])
     fig = figures.frontier_figure(
@@ -147,7 +149,7 @@ def show(spec: str | None, kl: float | None, beta: float | None) -> None:
         {"label": label, **explorer.transform_curve(phi)}
         for label, phi in (
             ("optimal", at.optimum.phi),
-            (f"exp (t={at.exponential.t:.3g})", at.exponential_phi),
+            (f"exp (t={t_label(at.exponential.t)})", at.exponential_phi),
         )
     ]
     ok = (

@@ -8,6 +8,7 @@ import streamlit as st
 
 from infalign_core import tour
 from infalign_core.errors import InfAlignError
+from infalign_core.text import literal
 
 STAGE_ICONS = {
     "calibrate": ":material/tune:",
@@ -48,23 +49,35 @@ number = min(int(st.session_state.setdefault("tour_step", 0)), len(steps) - 1)
 step = steps[number]
 st.progress((number + 1) / len(steps), text=f"Step {number + 1} of {len(steps)} · {step.stage}")
 st.subheader(f"{STAGE_ICONS.get(step.stage, '')} {number + 1}. {step.title}")
-st.markdown(step.question)
+st.markdown(tour.question_of(step))
 try:
     choices = tour.choices_of(step)
 except InfAlignError as err:
-    st.error(str(err))
+    st.error(literal(err))
     choices = ()
-guess = st.radio("Your prediction", choices, index=None, key=f"tour_guess_{number}") if choices else None
+# The revealed step keeps the guess committed before the reveal: coming back shows that guess and
+# its verdict, locked, instead of revealing the answer at whatever is picked first.
 revealed = f"tour_revealed_{number}"
+committed = st.session_state.get(revealed)
+if committed in choices:
+    st.session_state[f"tour_guess_{number}"] = committed
+guess = (
+    st.radio(
+        "Your prediction", choices, index=None, key=f"tour_guess_{number}", disabled=committed in choices
+    )
+    if choices
+    else None
+)
 if st.button("Reveal the answer", type="primary", disabled=guess is None, key=f"tour_reveal_{number}"):
-    st.session_state[revealed] = True
-if st.session_state.get(revealed) and guess is not None:
+    st.session_state[revealed] = committed = guess
+if committed is not None and guess is not None:
+    guess = committed
     from infalign_core.gallery import gallery_root
 
     root = gallery_root()
     result = _reveal(number, root.stat().st_mtime if root.exists() else 0.0)
     if isinstance(result, str):
-        st.error(result)
+        st.error(literal(result))
     else:
         if guess == result.correct:
             st.success(f"Right: **{result.correct}**.")

@@ -7,12 +7,13 @@ import streamlit as st
 from app_pages import linked, procedure_panel
 from app_pages import theory_cache as tc
 from infalign_core import explorer, figures, links, theory
+from infalign_core.text import literal
 from infalign_core.transforms import TRANSFORM_NAMES
 
 T_CHOICES = links.T_CHOICES
 N_CHOICES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 TABLE_FORMAT = {
-    "best t": st.column_config.NumberColumn(format="%.3g"),
+    "best t": st.column_config.NumberColumn(format="%.2f"),  # theory.t_label's rounding
     "β": st.column_config.NumberColumn(format="%.4g"),
     "win rate": st.column_config.NumberColumn(format="%.4f"),
     "identity win rate": st.column_config.NumberColumn(format="%.4f"),
@@ -33,19 +34,25 @@ st.title("Transforms & frontiers")
 linked.restore(links.TRANSFORMS, "transforms", links.read_transforms)
 with st.sidebar:
     st.header("Controls")
-    names = st.multiselect("Transforms", TRANSFORM_NAMES, key="names")
     kind, mode, n, spec = procedure_panel.sidebar(theory.MAX_N)
-    ns = st.multiselect("N on the frontier chart", N_CHOICES, key="ns")
+    # The procedure view has its own transforms (optimal, best exponential, identity): the
+    # controls it would ignore are not drawn (their values come back from the link's defaults).
+    closed_form = kind in ("bon", "won")
+    names = st.multiselect("Transforms", TRANSFORM_NAMES, key="names") if closed_form else []
+    ns = st.multiselect("N on the frontier chart", N_CHOICES, key="ns") if closed_form else []
     hold = st.radio("Hold fixed", ("KL budget", "β"), horizontal=True, key="hold")
     if hold == "KL budget":
         kl, beta = st.slider("KL budget, nats", 0.05, 8.0, step=0.05, key="kl"), None
     else:
         kl, beta = None, st.number_input("β, KL coefficient", 1e-3, 1e3, format="%.4f", key="beta")
-    best_t = st.toggle("use the best t for this N and KL", key="best_t", disabled=kl is None)
-    t = st.select_slider("t, exponential steepness", T_CHOICES, key="t", disabled=best_t and kl is not None)
-    if kl is None:
-        st.caption("The best t is defined at equal KL: hold a KL budget to use it.")
-    log_y = st.toggle("log scale for the densities", key="density_log")
+    if closed_form:
+        best_t = st.toggle("use the best t for this N and KL", key="best_t", disabled=kl is None)
+        t = st.select_slider(
+            "t, exponential steepness", T_CHOICES, key="t", disabled=best_t and kl is not None
+        )
+        if kl is None:
+            st.caption("The best t is defined at equal KL: hold a KL budget to use it.")
+        log_y = st.toggle("log scale for the densities", key="density_log")
     linked.publish(links.TRANSFORMS, "transforms")
 
 word, best = f"{mode}-of-{n}", mode == "best"
@@ -66,7 +73,7 @@ keys = {name: (name, n, mode, exp_t if name == "exp" else None, beta, kl, family
 for name in names:
     result = tc.resolve(*keys[name])
     if isinstance(result, str):
-        st.error(result)
+        st.error(literal(result))
         shown.add(result)
     else:
         resolved[name] = result
@@ -130,8 +137,8 @@ table, chart, side = st.columns([6, 3, 2])
 table.dataframe(pd.DataFrame(rows), hide_index=True, column_config=TABLE_FORMAT)
 chart.plotly_chart(figures.best_t_figure(rows), alt="best t")
 side.markdown(
-    "**The best steepness.** For each N the exponential's t is tuned to maximise the win rate at this KL. "
-    f"It grows with N (the {mode} of N samples moves towards u = {1 if best else 0}), and the optimum is broad: nearby t lose little."
+    "**The best steepness.** For each N the exponential's t is tuned to maximise the win rate at this KL; the "
+    f"optimum is broad, so nearby t lose little. {literal(explorer.best_t_trend(rows, mode))}"
 )
 
 st.subheader("Optimal transform vs the best exponential")
@@ -139,16 +146,25 @@ pair_keys = [(name, n, mode, None, None, kl_ref, family_ns) for name in ("optima
 opt, best_exp = (tc.resolve(*key) for key in pair_keys)
 problems = [item for item in (best_exp, opt, gap) if isinstance(item, str)]
 for problem in set(problems) - shown:
-    st.error(problem)
+    st.error(literal(problem))
 if not problems:
     ok = np.isfinite(gap.gap)
     pair = [{"label": r.label, **tc.curves(*key)["phi"]} for r, key in zip((opt, best_exp), pair_keys)]
     _section(
-        figures.optimal_vs_exponential_figure(*pair, gap.frontier.kl[ok], 100 * gap.gap[ok], kl_ref),
+        figures.optimal_vs_exponential_figure(
+            *pair, gap.frontier.kl[ok], 100 * gap.gap[ok], kl_ref, gap.exponential_at_beta_floor[ok]
+        ),
         "optimal vs exponential",
         "**How close is the exponential?** The optimal Φ is the fixed point of the stationarity condition; the best "
         "exponential is one curve family with one knob. At equal KL their win rates differ by a fraction of a point: "
-        "the exponential is the practical choice.",
+        "the exponential is the practical choice."
+        + (
+            " Open circles: there the exponential's best t is pinned where β reaches its floor (0.001), so it "
+            "uses the steepest t it can reach and the gap reopens. That kink comes from the engine's β range, "
+            "not from the theory."
+            if gap.exponential_at_beta_floor[ok].any()
+            else ""
+        ),
         metric=(f"gap at {kl_ref:.3g} nats", f"{100 * (opt.win_rate - best_exp.win_rate):+.3f} points"),
     )
     st.subheader(f"The price: optimising for {word} costs standard win rate")

@@ -8,6 +8,7 @@ from infalign_core import classroom, data
 from infalign_core.chat import ChatFormat
 from infalign_core.errors import InfAlignError
 from infalign_core.models import describe_size
+from infalign_core.text import literal
 
 SOURCES = ["Bundled", "Upload a file", "Hugging Face dataset"]
 UPLOAD_TYPES = ["jsonl", "ndjson", "json", "csv", "tsv", "txt", "parquet"]
@@ -63,7 +64,7 @@ def choose_prompts(key: str):
         try:
             choices = data.needs_column_choice(payload, filename=upload.name)
         except InfAlignError as err:
-            st.error(str(err))
+            st.error(literal(err))
             return None
         column = None
         if choices:
@@ -72,7 +73,7 @@ def choose_prompts(key: str):
                 key=f"{key}_column",
             )  # fmt: skip
             if column is None:
-                st.info(f"{upload.name} has several text columns; choose the one with the prompts.")
+                st.info(f"{literal(upload.name)} has several text columns; choose the one with the prompts.")
                 return None
         result = cached.prompts(payload, column, None, upload.name)
     else:
@@ -87,10 +88,10 @@ def choose_prompts(key: str):
             name.strip(), column.strip() or None, split.strip() or None, None, subset.strip() or None
         )
     if isinstance(result, str):
-        st.error(result)
+        st.error(literal(result))
         return None
     for notice in result.notices:
-        st.info(notice)
+        st.info(literal(notice))
     return result
 
 
@@ -144,3 +145,22 @@ def session_id() -> str | None:
 def classroom_mode() -> bool:
     """Whether this server runs in classroom mode (INFALIGN_CLASSROOM=1): remote code then stays off."""
     return classroom.enabled()
+
+
+def following(slot, kind: str, label: str, suggestion, key: str, source: str, **kwargs):
+    """A widget (``slot.<kind>``) whose value follows `suggestion` until the user edits it.
+
+    A fixed key alone keeps the first default for ever (switching the preset kept best-of-4's t
+    for a worst-of-4 run); a key per suggestion forgets an edit. So the last suggestion is
+    remembered: while the widget still holds it, a new one replaces it; once the user has changed
+    it, the value is theirs and a caption says how it differs from `source`'s suggestion.
+    """
+    remembered = f"_suggested_{key}"
+    if key not in st.session_state or st.session_state[key] == st.session_state.get(remembered):
+        st.session_state[key] = suggestion
+    st.session_state[remembered] = suggestion
+    value = getattr(slot, kind)(label, key=key, **kwargs)
+    if value != suggestion:
+        shown = f"{suggestion:g}" if isinstance(suggestion, float) else str(suggestion)
+        slot.caption(f"{label} = {value} is your value; {source} suggests {shown}.")
+    return value

@@ -8,8 +8,9 @@ own websocket protocol, as a browser tab does: it opens a new session, asks for 
 robin over every page) and waits until the server says the script finished; that wait is the
 page time. Bounded in count (the number of clients) and in time (each page waits at most
 ``--page-timeout`` seconds, the whole bench ``--seconds`` plus that). Prints the errors (failed
-connections, timeouts, pages that raised, pages that showed ``st.error``) and the p50/p95 page
-time per page and overall, with the machine load beside them. Asserts nothing.
+connections, timeouts, pages that raised, pages that showed ``st.error``), the p50/p95 page
+time per page and overall, with the machine load beside them, and the server's CPU seconds per
+page opened, which a shared machine's load inflates far less than wall time. Asserts nothing.
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ async def open_page(port: int, page: str, timeout: float) -> tuple[float, str | 
                 subprotocols=["streamlit"],
                 origin=f"http://127.0.0.1:{port}",
                 max_size=None,
+                ping_interval=None,  # as a browser: a slow server is waited for, not hung up on
             ) as ws:
                 request = BackMsg()
                 request.rerun_script.page_name = page
@@ -124,6 +126,12 @@ async def client(port: int, index: int, deadline: float, timeout: float, out: li
         turn += 1
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process, all its threads (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values, q: float) -> float:
     """The q-th percentile of values (nan if none)."""
     return float(np.percentile(values, q)) if len(values) else float("nan")
@@ -153,9 +161,10 @@ def main() -> None:
                     *(client(port, i, deadline, args.page_timeout, results) for i in range(args.sessions))
                 )
 
-            started = time.monotonic()
+            started, cpu_before = time.monotonic(), cpu_seconds(server.pid)
             asyncio.run(everyone())
             elapsed = time.monotonic() - started
+            server_cpu = cpu_seconds(server.pid) - cpu_before
             end_load = load()
         finally:
             server.terminate()
@@ -173,6 +182,14 @@ def main() -> None:
         f"{args.sessions} concurrent sessions for {elapsed:.0f} s on 127.0.0.1: {len(results)} pages opened, "
         f"{sum(problems.values())} errors; load at the end: {end_load}"
     )
+    if results:
+        # The load-independent figure: a Streamlit server runs its pages under one GIL, so with
+        # S sessions always waiting, a page takes about S × this on an otherwise idle machine.
+        print(
+            f"server CPU: {server_cpu:.1f} s for {len(results)} pages = {1000 * server_cpu / len(results):.0f} ms "
+            f"a page (at {args.sessions} sessions on one GIL: p50 ≈ {args.sessions * server_cpu / len(results):.1f} s "
+            "when nothing else runs)"
+        )
     for problem, count in problems.most_common():
         print(f"  error × {count}: {problem}")
     print(f"{'page':<12} {'opened':>6} {'p50 s':>7} {'p95 s':>7}")

@@ -70,6 +70,11 @@ def check_arena(n: int, k: int, prompts: Sequence[str], prompts_per_batch: int) 
     return n, prompts
 
 
+PROMPTS_PER_BATCH = 8
+"""The arena's default batch: the reference's samples follow the seed per batch, so a record states
+another batch size (``prompts_per_batch`` in its settings) and pairs only with records sampled alike."""
+
+
 def _stream_seed(seed: int, batch: int, side: int) -> int:
     # Distinct streams per side: the reference against itself must not compare a sample with itself.
     return (int(seed) * 1_000_003 + batch * 7_919 + side * 104_729) % (2**31 - 1)
@@ -84,7 +89,7 @@ def run_arena(
     n: int,
     k: int,
     sampling: SamplingSettings = DEFAULT_SAMPLING,
-    prompts_per_batch: int = 8,
+    prompts_per_batch: int = PROMPTS_PER_BATCH,
     resamples: int = 2000,
     level: float = 0.95,
     with_kl: bool = True,
@@ -116,17 +121,21 @@ def run_arena(
         if should_stop is not None and state.done and should_stop():
             break
         chunk = prompts[lo : lo + int(prompts_per_batch)]
-        draws = []
-        for side, policy in enumerate((challenger, reference)):
-            samples = sample(
+        ours, theirs = (
+            sample(
                 policy,
                 chunk,
                 int(k),
                 dataclasses.replace(sampling, seed=_stream_seed(seed, batch, side)),
             )
-            rewards = reward_fn.score(samples.row_prompts(), samples.responses).reshape(len(chunk), int(k))
-            draws.append((samples, rewards))
-        (ours, our_rewards), (theirs, their_rewards) = draws
+            for side, policy in enumerate((challenger, reference))
+        )
+        # Both sides in one call: the reward scores each distinct text once, so a response the two
+        # policies both wrote gets one score and ties, rather than differing in the last bits.
+        rewards = reward_fn.score(
+            ours.row_prompts() + theirs.row_prompts(), list(ours.responses) + list(theirs.responses)
+        )
+        our_rewards, their_rewards = (part.reshape(len(chunk), int(k)) for part in np.split(rewards, 2))
         if with_kl:
             log_pi, log_ref = sample_logprobs(challenger, reference, ours, temperature=temperature)
         else:

@@ -684,6 +684,13 @@ def _add_winrate(sub) -> None:
     p.add_argument("--resamples", type=_positive_int, default=2000, help="bootstrap resamples (default 2000)")
     p.add_argument("--device", default=None, help="cpu, cuda or mps (default: best available)")
     p.add_argument("--save", action="store_true", help="also store the result in the run's arena.json")
+    p.add_argument(
+        "--compare",
+        default=None,
+        metavar="RUN",
+        help="also give this policy − RUN for each win rate, paired over the same prompts and reference "
+        "samples, with its interval (RUN needs an arena evaluation saved with the same settings)",
+    )
     _add_chat_flags(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_run_winrate)
@@ -709,6 +716,8 @@ def _run_winrate(args) -> int:
         )
     if args.optimum is not None:
         return _run_winrate_optimum(args)
+    # Checked before sampling: a bad run id, or one never evaluated, costs nothing.
+    compare = _comparison_run(args.compare) if args.compare is not None else None
     challenger, source = challengers.load_challenger(args.policy, device=args.device)
     if args.save and source.run_dir is not None:
         from infalign_core.gallery import is_gallery
@@ -800,7 +809,7 @@ def _run_winrate(args) -> int:
     _print_notes(*others.values())
     if state.kl_note:
         print(f"note: {state.kl_note}", file=sys.stderr)
-    if source.run_dir is not None:
+    if source.run_dir is not None or compare is not None:
         settings = {
             "n": args.n,
             "k": args.k,
@@ -825,7 +834,21 @@ def _run_winrate(args) -> int:
             # What the exact optimum at this KL shows through the same K reference samples, and the run's share.
             out["kl_visible_optimum"] = record["kl"]["optimum_visible"]
             out["share_seen"] = record["kl"]["share_seen"]
-        if args.save:
+        if compare is not None:
+            differences = arena_results.compare_with_run(record, compare)
+            out["compare"] = {
+                "run": args.compare,
+                **{
+                    d.metric: {"difference": d.difference, "ci_low": d.ci_low, "ci_high": d.ci_high}
+                    for d in differences
+                },
+                "lines": [
+                    f"{arena_results.metric_label(d.metric, args.n):<11} "
+                    f"{d.text(_run_name(source), _run_name(compare))}"
+                    for d in differences
+                ],
+            }
+        if args.save and source.run_dir is not None:
             out["saved"] = str(arena_results.save_arena_result(source.run_dir, record))
     out = _json_safe(out)
     if args.json:
@@ -833,7 +856,7 @@ def _run_winrate(args) -> int:
     else:
         width = max(len(k) for k in out)
         for key, value in out.items():
-            if key == "eval_rewards":
+            if key in ("eval_rewards", "compare"):
                 continue
             print(f"{key:<{width}}  {value:.4f}" if isinstance(value, float) else f"{key:<{width}}  {value}")
         if others:
@@ -844,7 +867,34 @@ def _run_winrate(args) -> int:
             print("  ".join(f"{key:<{widths[key]}}" for key in rows[0]))
             for row in rows:
                 print("  ".join(f"{row[key]!s:<{widths[key]}}" for key in row))
+        if out.get("compare"):
+            print("paired over the same prompts and reference samples (95 % bootstrap intervals):")
+            for line in out["compare"]["lines"]:
+                print(f"  {line}")
     return 0
+
+
+def _comparison_run(run_id: str) -> Path:
+    """The folder of the run a policy is compared with; refused when it has no saved arena evaluation."""
+    from infalign_core import arena_results, runs
+
+    run_dir = runs.run_dir_of(run_id)
+    if not arena_results.load_arena_results(run_dir):
+        raise InfAlignError(
+            f"run {run_id} has no saved arena evaluation to compare with: evaluate it first "
+            f"(winrate --policy {run_id} --save, or the arena page)"
+        )
+    return run_dir
+
+
+def _run_name(where) -> str:
+    """A run's name for a comparison line: the gallery's title, else the run id (a challenger's label)."""
+    from infalign_core import gallery
+
+    run_dir = getattr(where, "run_dir", where)
+    if run_dir is None:
+        return where.label
+    return gallery.title(Path(run_dir).name) or Path(run_dir).name
 
 
 def _run_winrate_optimum(args) -> int:

@@ -55,6 +55,30 @@ TRANSFORM_FILE = "transform.json"  # in the checkpoint: the β its Φ was solved
 _KL_CLIP = 0.2  # the proportional controller's error clip (Ziegler et al. 2019)
 
 
+# Each numeric field's accepted range (low, high, integer?, why), checked by CTRLConfig.validate so
+# the CLI, the page and a YAML config get one message. Wide enough for any real run, narrow enough
+# that a typo (learning rate 1e9, KL target 1e9) is refused before it trains on nonsense.
+FIELD_RANGES: dict[str, tuple[float, float, bool, str]] = {
+    "learning_rate": (1e-8, 0.1, False, " (AdamW beyond 0.1 diverges)"),
+    "kl_target": (0.001, 20.0, False, " nats"),
+    "beta": (1e-4, 100.0, False, ""),
+    "t": (0.0, 500.0, False, ""),
+    "steps": (1, 100_000, True, ""),
+    "k": (2, 256, True, " (leave-one-out needs two samples)"),
+    "m": (1, 4096, True, ""),
+    "num_prompts": (1, 1_000_000, True, ""),
+    "prompts_per_step": (1, 1024, True, ""),
+    "n": (1, 1024, True, ""),
+    "max_new_tokens": (1, 4096, True, ""),
+    "temperature": (0.01, 10.0, False, ""),
+    "kl_horizon": (1, 10_000_000, True, ""),
+    "checkpoint_every": (1, 1_000_000, True, ""),
+    "sample_every": (1, 1_000_000, True, ""),
+    "max_grad_norm": (1e-6, 1e6, False, ""),
+    "weight_decay": (0.0, 10.0, False, ""),
+}
+
+
 @dataclass
 class CTRLConfig:
     """Everything that defines a CTRL run; saved as the run's config.json."""
@@ -174,41 +198,15 @@ class CTRLConfig:
             self.kl_penalty in KL_PENALTIES,
             f"kl_penalty must be 'reward' or 'loss', got {self.kl_penalty!r}",
         )
-        _check(_finite(self.beta) and self.beta > 0, f"beta must be a number > 0, got {self.beta}")
-        _check(
-            _int(self.k) and self.k >= 2,
-            f"k must be an integer ≥ 2 (leave-one-out needs two samples), got {self.k}",
-        )
-        _check(
-            _finite(self.learning_rate) and self.learning_rate > 0,
-            f"learning_rate must be > 0, got {self.learning_rate}",
-        )
-        _check(_int(self.steps) and self.steps >= 1, f"steps must be an integer ≥ 1, got {self.steps}")
-        for name in (
-            "num_prompts",
-            "m",
-            "prompts_per_step",
-            "max_new_tokens",
-            "checkpoint_every",
-            "sample_every",
-            "kl_horizon",
-            "n",
-        ):
+        for name, (low, high, integer, why) in FIELD_RANGES.items():
             value = getattr(self, name)
-            _check(_int(value) and value >= 1, f"{name} must be an integer ≥ 1, got {value}")
-        _check(self.n <= 1024, f"n must be at most 1024, got {self.n}")
-        _check(
-            _finite(self.temperature) and self.temperature > 0,
-            f"temperature must be > 0, got {self.temperature}",
-        )
-        _check(
-            _finite(self.max_grad_norm) and self.max_grad_norm > 0,
-            f"max_grad_norm must be > 0, got {self.max_grad_norm}",
-        )
-        _check(
-            _finite(self.weight_decay) and self.weight_decay >= 0,
-            f"weight_decay must be ≥ 0, got {self.weight_decay}",
-        )
+            if value is None and name in ("kl_target", "t"):
+                continue  # unset: fixed β / the theory's best t
+            kind = "an integer" if integer else "a number"
+            _check(
+                (_int(value) if integer else _finite(value)) and low <= value <= high,
+                f"{name} must be {kind} in [{low:g}, {high:g}]{why}, got {value}",
+            )
         _check(_int(self.seed), f"seed must be an integer, got {self.seed}")
         for name in ("completion_mode", "gradient_checkpointing"):
             _check(
@@ -223,13 +221,6 @@ class CTRLConfig:
         for name in ("system_prompt", "prompt_subset"):
             value = getattr(self, name)
             _check(value is None or isinstance(value, str), f"{name} must be text, got {value!r}")
-        if self.kl_target is not None:
-            _check(
-                _finite(self.kl_target) and self.kl_target > 0,
-                f"kl_target must be > 0 nats, got {self.kl_target}",
-            )
-        if self.t is not None:
-            _check(_finite(self.t) and 0 <= self.t <= 500, f"t must be a number in [0, 500], got {self.t}")
         if self.procedure is not None:
             from infalign_core.procedures import parse_procedure
 
@@ -360,7 +351,10 @@ def _int(value) -> bool:
 
 def help_texts() -> dict[str, str]:
     """Field name → help text, for the CLI and the page."""
-    return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(CTRLConfig)}
+    texts = {f.name: f.metadata.get("help", "") for f in dataclasses.fields(CTRLConfig)}
+    for name, (low, high, _integer, _why) in FIELD_RANGES.items():
+        texts[name] += f" (accepted: {low:g} to {high:g})"
+    return texts
 
 
 PRESETS: dict[str, dict] = {

@@ -16,7 +16,7 @@ number they show comes from here (so it can be tested without streamlit):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,7 +32,7 @@ from infalign_core.theory import (
     default_betas,
     evaluate,
 )
-from infalign_core.transforms import MAX_T, Transform, check_mode, make_transform
+from infalign_core.transforms import MAX_T, Transform, check_mode, make_transform, t_label
 
 Phi = Callable[[np.ndarray], np.ndarray]
 
@@ -124,7 +124,7 @@ def resolve_transform(
         else:
             choice = procedures.best_exponential_t(procedures.of_n(n, mode), kl)
         phi = Transform("exp", choice.t, mode)
-        label = f"exp (best t={choice.t:.3g} for N={n})"
+        label = f"exp (best t={t_label(choice.t)} for N={n})"
         return Resolved(name, label, phi, choice.beta, n, mode, evaluate(phi, choice.beta, n))
     phi = make_transform(name, t=t, mode=mode)
     label = f"exp (t={t:g})" if name == "exp" else name
@@ -158,6 +158,11 @@ def best_t_table(
             row.update({"best t": choice.t, "β": choice.beta, "win rate": choice.win_rate})
             if choice.t >= 0.999 * BEST_T_RANGE[1]:
                 row["note"] = f"t capped at {BEST_T_RANGE[1]:g}"
+            elif getattr(choice, "at_beta_floor", False):
+                row["note"] = (
+                    f"β at its floor {BETA_RANGE[0]:g}: a steeper t would need a smaller β, "
+                    "so this is the steepest t that reaches the KL"
+                )
         except InfAlignError as err:
             row["note"] = str(err)
         if identity_beta is not None:
@@ -165,6 +170,31 @@ def best_t_table(
             row["gain (points)"] = 100.0 * (float(row["win rate"]) - float(row["identity win rate"]))
         rows.append(row)
     return rows
+
+
+def best_t_trend(rows: Sequence[Mapping], mode: str) -> str:
+    """One sentence on how the best t moves with N in these rows, true to the rows (floor-pinned ones named)."""
+    ok = [row for row in rows if np.isfinite(row["best t"])]
+    pinned = [int(row["N"]) for row in ok if str(row.get("note", "")).startswith("β at its floor")]
+    if len(ok) < 2:
+        trend = "With one N there is no trend to read."
+    else:
+        ts = [float(row["best t"]) for row in ok]
+        first, last = ok[0], ok[-1]
+        span = f"from t = {t_label(ts[0])} at N = {first['N']} to {t_label(ts[-1])} at N = {last['N']}"
+        if np.all(np.diff(ts) >= 0):
+            where = 1 if mode == "best" else 0
+            trend = f"Here it grows with N, {span}: the {mode} of N samples sits nearer u = {where}."
+        else:
+            top = ok[int(np.argmax(ts))]
+            trend = f"Here it peaks at N = {top['N']} (t = {t_label(max(ts))}) and does not grow throughout ({span})."
+    if pinned:
+        trend += (
+            f" For N = {', '.join(map(str, pinned))} the best t sits where β reaches its floor {BETA_RANGE[0]:g}: "
+            "a steeper t would need a smaller β than the engine resolves, so the t shown is the steepest reachable "
+            "and the true best may lie beyond it."
+        )
+    return trend
 
 
 def tradeoff(resolved: Sequence[Resolved]) -> list[dict[str, float | str]]:
@@ -408,7 +438,7 @@ def procedure_at_kl(spec: str, kl: float) -> ProcedureAtKL:
     line = {
         "name": "exp",
         "label": "exp",
-        "legend": f"exp, best t={choice.t:.3g} at {kl:g} nats",
+        "legend": f"exp, best t={t_label(choice.t)} at {kl:g} nats",
         "n": proc.spec,
         "n_index": 0,
         "kl": front.kl,

@@ -50,7 +50,17 @@ def tokenizer_sha256(tokenizer) -> str:
     if tokenizer is None:
         return ""
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    body = backend.to_str() if backend is not None else json.dumps(tokenizer.get_vocab(), sort_keys=True)
+    if backend is not None:
+        # The serialisation also holds the padding and truncation a call last switched on
+        # (tokenizer(..., padding=True, truncation=True) sets them on the backend): call state,
+        # not what the tokenizer does. Left in, the first scoring call changed the key and every
+        # later build missed the cache.
+        state = json.loads(backend.to_str())
+        state.pop("padding", None)
+        state.pop("truncation", None)
+        body = json.dumps(state, sort_keys=True)
+    else:
+        body = json.dumps(tokenizer.get_vocab(), sort_keys=True)
     extra = {
         "special_tokens": getattr(tokenizer, "special_tokens_map", {}),
         "padding_side": getattr(tokenizer, "padding_side", None),

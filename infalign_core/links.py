@@ -192,6 +192,18 @@ def read_transforms(params: Mapping[str, str | list[str]]) -> tuple[dict[str, ob
 CTRL = (Param("runs", "overlay", "list", []),)
 """The CTRL runs page's link: the runs shown (overlaid), the first one in focus."""
 
+
+def missing_runs_warning(requested: Sequence[str], known: Sequence[str]) -> str | None:
+    """The warning for a link's run ids that name no run (a typo, a deleted run, a path), or None."""
+    missing = [run_id for run_id in requested if run_id not in set(known)]
+    if not missing:
+        return None
+    names = ", ".join(repr(run_id) for run_id in missing)
+    shown = [run_id for run_id in requested if run_id in set(known)]
+    instead = f"showing {', '.join(shown)}" if shown else "showing the newest run instead"
+    return f"link parameter runs: no run {names} among your runs or the gallery; {instead}"
+
+
 ARENA = (
     Param("run", "challenger_id", "text", ""),
     Param("n", "n", "int", 4, low=1, high=64),

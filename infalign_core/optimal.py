@@ -267,13 +267,25 @@ def _solve_verified(n: int, mode: str, target: float, key: str) -> _Shot | None:
     return shot if ok(shot) else None
 
 
-def _out_of_reach(n: int, mode: str, asked: str) -> InfAlignError:
-    """The error for a target the solver cannot verify, naming the range it can."""
+def _out_of_reach(n: int, mode: str, *, beta: float | None = None, kl: float | None = None) -> InfAlignError:
+    """The error for a target the solver cannot verify, naming the range it can.
+
+    A target inside that range that still fails (a stiff shot the engine does not confirm) is
+    said to be so: "β = 0.001 is beyond … β ≥ 1e-08" would contradict itself.
+    """
     kl_max, beta_min = reachable(n, mode)
+    asked = f"β = {beta:g}" if beta is not None else f"KL budget {kl:g} nats"
+    inside = beta >= beta_min if beta is not None else kl <= kl_max
+    span = f"KL in (0, {kl_max:.4g}] nats (β down to {beta_min:.3g})"
+    if inside:
+        return InfAlignError(
+            f"the optimal-transform solver could not verify {asked} for {mode}-of-{n}, although its "
+            f"verified range covers {span}; try a nearby value, or hold the "
+            f"{'KL budget' if beta is not None else 'β'} instead"
+        )
     return InfAlignError(
-        f"{asked} is beyond what the optimal-transform solver can verify for {mode}-of-{n}: "
-        f"it reaches KL in (0, {kl_max:.4g}] nats, i.e. β ≥ {beta_min:.3g}; "
-        "lower the KL budget (or raise β), or use a smaller N"
+        f"{asked} is beyond what the optimal-transform solver can verify for {mode}-of-{n}: it reaches "
+        f"{span}; {'raise β' if beta is not None else 'lower the KL budget'}, or use a smaller N"
     )
 
 
@@ -282,7 +294,7 @@ def optimal_transform(n: int, beta: float, mode: str = "best") -> OptimalTransfo
     n, mode, beta = check_n(n), check_mode(mode), check_beta_in_range(beta)
     shot = _solve_verified(n, mode, 1.0 / beta, "lam")
     if shot is None:
-        raise _out_of_reach(n, mode, f"β = {beta:g}")
+        raise _out_of_reach(n, mode, beta=beta)
     return OptimalTransform(n=n, mode=mode, beta=1.0 / shot.lam, kl=shot.kl, _shot=shot)
 
 
@@ -296,7 +308,7 @@ def optimal_transform_for_kl(n: int, kl: float | None, mode: str = "best") -> Op
     # No β range check here: the solution is exact whatever β it lands on, once verified.
     shot = _solve_verified(n, mode, kl, "kl")
     if shot is None:
-        raise _out_of_reach(n, mode, f"KL budget {kl:g} nats")
+        raise _out_of_reach(n, mode, kl=kl)
     return OptimalTransform(n=n, mode=mode, beta=1.0 / shot.lam, kl=shot.kl, _shot=shot)
 
 

@@ -74,6 +74,44 @@ def optimum_visible_kl(config: dict | None, kl: float, m: int) -> float | None:
         return None
 
 
+def equivalent_kl(config: dict | None, visible_kl: float | None, kl: float, m: int) -> float | None:
+    """The sequence KL at which the exact optimum for a run's Φ shows ``visible_kl`` through a bank of m.
+
+    Where the run would sit on its theory curve if none of its KL were wasted: the optimum spends
+    all its KL on the calibrated reward, so its KL is its continuous calibrated KL, while what a bank
+    of m shows of it is less (``theory.rank_level_kl``). Φ is the run's at its sequence KL ``kl``.
+    None without a theory or beyond the Φ's reach; 0 when nothing is seen.
+    """
+    from scipy import optimize
+
+    if visible_kl is None or not np.isfinite(visible_kl):
+        return None
+    if visible_kl <= 0:
+        return 0.0
+    if kl is None or not np.isfinite(kl) or kl <= 0:
+        return None
+    m = theory.check_bank_size(m)
+    try:
+        resolved = run_phi_at_kl(config, float(kl))
+    except InfAlignError:
+        return None
+    if resolved is None:
+        return None
+    phi = resolved[0]
+    lo, hi = np.log(theory.BETA_RANGE[0]), np.log(theory.BETA_RANGE[1])
+
+    def gap(log_beta: float) -> float:
+        return float(theory.rank_level_kl(phi, np.exp(log_beta), m)[0]) - visible_kl
+
+    try:
+        if gap(lo) < 0 or gap(hi) > 0:
+            return None
+        beta = float(np.exp(optimize.brentq(gap, lo, hi, xtol=1e-6)))
+        return float(theory.aligned_policy(phi, beta).kl[0])
+    except (InfAlignError, ValueError):
+        return None
+
+
 def share_seen(visible_kl: float | None, config: dict | None, kl: float, m: int) -> float | None:
     """A run's reward-visible KL as a share of what the exact optimum shows through the same bank at its KL.
 
@@ -141,6 +179,25 @@ class ResolvedOptimum:
             "phi_beta": self.beta if self.spec.transform == "optimal" else None,
             "optimum_pool": int(pool),
         }
+
+
+def spec_for_run(config: dict | None, kl: float) -> OptimumSpec | None:
+    """The exact optimum to set beside a run: its transform (its t, its procedure) at its measured KL.
+
+    None for a run without a theory (``raw``). An optimal run is compared with the optimal Φ
+    for its KL, as the theory overlay does.
+    """
+    config = config or {}
+    if config.get("transform") not in CALIBRATED_TRANSFORMS or not np.isfinite(kl) or kl <= 0:
+        return None
+    return OptimumSpec(
+        transform=config["transform"],
+        n=int(config.get("n") or 4),
+        mode=config.get("mode") or "best",
+        t=float(config["t"]) if config["transform"] == "exp" and config.get("t") is not None else None,
+        procedure=config.get("procedure"),
+        kl=float(kl),
+    )
 
 
 def resolve_optimum(spec: OptimumSpec) -> ResolvedOptimum:

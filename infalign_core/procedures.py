@@ -50,10 +50,18 @@ from numpy.polynomial import legendre
 from scipy import interpolate, optimize, special
 
 from infalign_core import expression, optimal
-from infalign_core.checks import MAX_N, check_beta_in_range, check_kl
+from infalign_core.checks import BETA_RANGE, MAX_N, check_beta_in_range, check_kl
 from infalign_core.errors import InfAlignError
-from infalign_core.theory import AlignedPolicy, Grid, aligned_policy, beta_for_kl, evaluate, make_grid
-from infalign_core.transforms import MAX_T, Transform, check_mode
+from infalign_core.theory import (
+    AlignedPolicy,
+    Grid,
+    aligned_policy,
+    beta_for_kl,
+    evaluate,
+    exponential_kl_reach,
+    make_grid,
+)
+from infalign_core.transforms import MAX_T, Transform, check_mode, t_label
 
 Phi = Callable[[np.ndarray], np.ndarray]
 
@@ -664,6 +672,16 @@ class ExponentialChoice:
     kl: float
     procedure: str  # the spec it was chosen for (bon:N, won:N, poisson:MU, ...)
 
+    @property
+    def at_beta_floor(self) -> bool:
+        """True when the search stopped at the β floor: a steeper t would need β below it."""
+        return self.beta <= BETA_RANGE[0] * 1.1
+
+    @property
+    def label(self) -> str:
+        """This t as every page shows it (one rounding: transforms.t_label)."""
+        return t_label(self.t)
+
 
 def best_exponential_t(
     proc: Procedure, kl: float, t_range: tuple[float, float] = (0.05, MAX_T)
@@ -703,8 +721,11 @@ def best_exponential_t(
     log_ts = np.linspace(np.log(t_range[0]), np.log(t_range[1]), 14)
     scores = np.array([safe(lt) for lt in log_ts])
     if np.all(np.isnan(scores)):
+        reach = exponential_kl_reach(mode)
         raise InfAlignError(
-            f"KL budget {kl:g} nats is beyond the exponential transform's reach for every t; lower the budget"
+            f"KL budget {kl:g} nats is beyond the exponential transform's reach for every t "
+            f"({mode}-of-N reaches at most {reach:.3g} nats at β ≥ {BETA_RANGE[0]:g}); "
+            f"choose a budget in (0, {np.floor(reach * 10) / 10:g}]"
         )
     best = int(np.nanargmax(scores))
     lo, hi = log_ts[max(best - 1, 0)], log_ts[min(best + 1, len(log_ts) - 1)]
@@ -795,6 +816,9 @@ class OptimalGap:
     frontier: OptimalFrontier
     exponential_t: np.ndarray  # NaN where the KL is out of the exponential's reach
     exponential_win_rate: np.ndarray
+    # True where the exponential's best t is pinned by the β floor: its win rate there is the steepest
+    # reachable t's, so the gap reopens (the engine's β range, not the theory: the gap chart's kink).
+    exponential_at_beta_floor: np.ndarray
 
     @property
     def gap(self) -> np.ndarray:
@@ -807,13 +831,15 @@ def optimal_gap(
 ) -> OptimalGap:
     """How much win rate the procedure's optimal transform adds over the best exponential, across KL."""
     frontier = optimal_frontier(proc, kls, kl_max=kl_max, count=count)
-    ts, rates = [], []
+    ts, rates, floor = [], [], []
     for budget in frontier.kl:
         try:
             choice = best_exponential_t(proc, float(budget))
             ts.append(choice.t)
             rates.append(choice.win_rate)
+            floor.append(choice.at_beta_floor)
         except InfAlignError:
             ts.append(np.nan)
             rates.append(np.nan)
-    return OptimalGap(frontier, np.array(ts), np.array(rates))
+            floor.append(False)
+    return OptimalGap(frontier, np.array(ts), np.array(rates), np.array(floor, dtype=bool))

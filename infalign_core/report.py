@@ -104,12 +104,14 @@ def win_rates_figure(evaluations: dict[str, dict]) -> go.Figure:
     """Each run's standard, best-of-N and worst-of-N win rate with its interval (vs the reference)."""
     colors = {"standard_win_rate": "#9ECAE9", "bon_win_rate": "#F58518", "won_win_rate": "#54A24B"}
     names = list(evaluations)
+    # Each bar says its N: best-of-4 and best-of-8 win rates are different quantities.
+    labels = [f"{n} (N={evaluations[n]['settings']['n']})" for n in names]
     traces = []
     for key, label in RATES:
         values = [evaluations[n]["win_rates"][key] for n in names]
         traces.append(
             go.Bar(
-                x=names,
+                x=labels,
                 y=values,
                 name=label,
                 marker_color=colors[key],
@@ -128,12 +130,24 @@ def win_rates_figure(evaluations: dict[str, dict]) -> go.Figure:
         )
     fig = go.Figure(traces)
     fig.add_hline(y=0.5, line={"dash": "dot", "color": "#888"})
+    ns = sorted({evaluations[n]["settings"]["n"] for n in names})
     fig.update_layout(
         barmode="group",
-        height=420,
-        margin={"t": 30, "b": 40},
-        yaxis_title="win rate against the reference",
-        legend={"orientation": "h", "y": 1.08},
+        height=460,
+        margin={"t": 110, "b": 40},
+        yaxis={"title": "win rate against the reference", "range": [0, 1.05]},
+        legend={"orientation": "h", "y": 1.02, "yanchor": "bottom"},
+        title={
+            "text": "Measured win rates with their intervals"
+            + (
+                f"<br><sup>Runs evaluated at different N ({', '.join(map(str, ns))}): compare best-of-N "
+                "and worst-of-N bars only between runs of the same N</sup>"
+                if len(ns) > 1
+                else f"<br><sup>All at N = {ns[0]}</sup>"
+            ),
+            "y": 0.97,
+            "yanchor": "top",
+        },
     )
     return fig
 
@@ -149,11 +163,19 @@ def _picks_html(record: dict) -> str:
         parts.append(f"<h4>{mode}-of-{n} picks</h4>")
         for pick in picks.get(mode, []):
             cells = []
+            # The same text on both sides is a tie whatever its saved scores say (records written
+            # before scoring was batch-invariant can differ in the last bits).
+            same = pick["challenger_response"] == pick["reference_response"]
+            winner = "tie" if same else pick["winner"]
             for who, text, reward in (
                 ("challenger", pick["challenger_response"], pick["challenger_reward"]),
                 ("reference", pick["reference_response"], pick["reference_reward"]),
             ):
-                mark = ' <span class="win">wins</span>' if pick["winner"] == who else ""
+                mark = (
+                    ' <span class="win">wins</span>'
+                    if winner == who
+                    else (" · tie" if winner == "tie" else "")
+                )
                 cells.append(
                     f'<div><span class="muted">{who}{mark} · reward {reward:+.3f}</span><br>'
                     f"<b>{html.escape(pick['prompt'])}</b>{html.escape(text)}</div>"
@@ -227,6 +249,12 @@ def build_report(
                 f"{win.get('level', 0.95):.0%} bootstrap intervals over prompts. "
                 f"KL(π‖π_ref) = <b>{kl.get('k1', float('nan')):.3f}</b> ± {kl.get('k1_stderr') or 0:.3f} nats.</p>"
             )
+            if kl.get("optimum_visible"):
+                parts.append(
+                    f"<p>The reward sees {kl['calibrated']:.3f} nats of that KL: {kl['share_seen']:.0%} of the "
+                    f"{kl['optimum_visible']:.3f} that the exact optimum for this Φ, at the same KL, shows through "
+                    f"the same {s['k']} reference samples per prompt (the rest changes text without changing its rank).</p>"
+                )
             parts.append(_table(measured, ["win rate", "measured [interval]", "theory at the measured KL"]))
             if theory is None:
                 parts.append(
@@ -244,11 +272,14 @@ def build_report(
         for key, label in RATES[1:]:
             fig, notes = arena_figures.measured_frontier_figure(frontier_records, key, label)
             fig = go.Figure(fig)  # a copy: the figure is shared with the arena's sessions
-            fig.update_layout(title=f"{label} win rate against KL: the theory's curves and the runs")
+            # Room above the plot for the title: the figure's own top margin clipped it.
+            fig.update_layout(
+                title={"text": f"{label} win rate against KL: the theory's curves and the runs", "y": 0.98},
+                margin={"t": 80},
+            )
             charts.append(fig.to_html(full_html=False, include_plotlyjs=False, default_width="100%"))
             charts += [f'<p class="muted">{html.escape(note)}</p>' for note in dict.fromkeys(notes)]
         fig = win_rates_figure(evaluations)
-        fig.update_layout(title="Measured win rates with their intervals")
         charts.append(fig.to_html(full_html=False, include_plotlyjs=False, default_width="100%"))
     else:
         charts.append('<p class="muted">No run here has arena results, so there is nothing to chart yet.</p>')
@@ -264,8 +295,84 @@ def build_report(
         f"<title>{heading}</title><style>{_STYLE}</style>"
         f"<script type='text/javascript'>{plotly.offline.get_plotlyjs()}</script></head><body>"
         f"<h1>{heading}</h1><p class='muted'>Written {time.strftime('%Y-%m-%d %H:%M')} for "
-        f"{len(sections)} run(s).</p>{intro}<h2>Overview</h2>{''.join(charts)}{''.join(sections)}</body></html>"
+        f"{len(sections)} run(s).</p>{intro}{verdict_html(evaluations)}"
+        f"<h2>Overview</h2>{''.join(charts)}{''.join(sections)}</body></html>"
     )
+
+
+def verdict(evaluations: dict[str, dict]) -> list[str]:
+    """The report's verdict in plain words: for each N, which run wins best-of-N and worst-of-N most
+    often, and whether its lead over the runner-up holds on the same prompts and reference samples."""
+    from infalign_core import arena_results
+
+    lines = []
+    for n in sorted({record["settings"]["n"] for record in evaluations.values()}):
+        group = {name: r for name, r in evaluations.items() if r["settings"]["n"] == n}
+        for metric, procedure in (("bon_win_rate", f"best-of-{n}"), ("won_win_rate", f"worst-of-{n}")):
+            ranked = sorted(group, key=lambda name: group[name]["win_rates"][metric], reverse=True)
+            top = ranked[0]
+            line = (
+                f"Served with {procedure}, {top} wins most often against the reference: "
+                f"{_interval(group[top]['win_rates'], metric)} of comparisons."
+            )
+            if len(ranked) > 1:
+                second = ranked[1]
+                problem = arena_results.pairing_problem(group[top], group[second])
+                if problem:
+                    line += f" It cannot be paired with the runner-up, {second} ({problem})."
+                else:
+                    d = arena_results.paired_comparison([group[top]], [group[second]], metric)
+                    words = {
+                        "ahead": "a lead the interval confirms",
+                        "behind": "behind on the paired comparison",
+                        "not distinguishable": "too close to call on these prompts: the interval includes 0",
+                    }[d.verdict]
+                    line += f" Against the runner-up on the same prompts and reference samples: {d.text(top, second)}, {words}."
+            lines.append(line)
+    return lines
+
+
+def paired_rows(evaluations: dict[str, dict]) -> list[list[str]]:
+    """Each run − a baseline (calibrated RLHF when present, else the first run) on the run's own procedure."""
+    from infalign_core import arena_results
+
+    names = list(evaluations)
+    baseline = next((name for name in names if "calibrated" in name.lower()), names[0] if names else None)
+    rows = []
+    for name in names:
+        if name == baseline:
+            continue
+        record, base = evaluations[name], evaluations[baseline]
+        metric = arena_results.run_metric(record)
+        label = arena_results.metric_label(metric, record["settings"]["n"])
+        problem = arena_results.pairing_problem(record, base)
+        if problem:
+            rows.append([name, label, f"not paired: {problem}"])
+        else:
+            rows.append(
+                [name, label, arena_results.paired_comparison([record], [base], metric).text(name, baseline)]
+            )
+    return rows
+
+
+def verdict_html(evaluations: dict[str, dict]) -> str:
+    """The verdict as a short list and the paired comparisons (empty when nothing was evaluated)."""
+    lines = verdict(evaluations) if evaluations else []
+    if not lines:
+        return ""
+    out = "<h2>Verdict</h2><ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in lines) + "</ul>"
+    rows = paired_rows(evaluations)
+    if rows:
+        out += (
+            "<h3>Paired comparisons</h3><p>Each run minus the baseline on the procedure it was trained for, "
+            "averaged over the same prompts and the same reference samples, with a 95 % paired bootstrap "
+            "interval.</p>"
+            + _table(
+                [[html.escape(cell) for cell in row] for row in rows],
+                ["run", "win rate", "difference [interval]"],
+            )
+        )
+    return out
 
 
 def write_report(run_ids: Sequence[str], out: str | Path, runs_root: Path | None = None) -> Path:

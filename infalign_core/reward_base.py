@@ -30,11 +30,18 @@ class RewardFunction:
             )
         if not prompts:
             return np.zeros(0, dtype=np.float64)
-        values = np.asarray(self._score_pairs(prompts, responses), dtype=np.float64).reshape(-1)
-        if values.shape[0] != len(prompts):
+        # Each distinct pair is scored once and every copy gets that score: a batched model's padding
+        # and batch composition move the last bits of a score, and two copies of one text must tie
+        # exactly (win rates count ties as ½), whichever batch or side they came from.
+        first: dict[tuple[str, str], int] = {}
+        slot = np.array([first.setdefault(pair, len(first)) for pair in zip(prompts, responses)])
+        unique_prompts, unique_responses = (list(side) for side in zip(*first)) if first else ([], [])
+        values = np.asarray(self._score_pairs(unique_prompts, unique_responses), dtype=np.float64).reshape(-1)
+        if values.shape[0] != len(first):
             raise InfAlignError(
-                f"Reward {self.name!r} returned {values.shape[0]} scores for {len(prompts)} texts."
+                f"Reward {self.name!r} returned {values.shape[0]} scores for {len(first)} texts."
             )
+        values = values[slot]
         bad = np.flatnonzero(np.isinf(values) if self.may_abstain else ~np.isfinite(values))
         if bad.size:
             i = int(bad[0])

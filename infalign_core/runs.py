@@ -512,6 +512,12 @@ def resume_run(run_id: str, runs_root: Path | None = None, *, owner: str | None 
             f"run {run_id} is {status.get('state')}; only a stopped or interrupted run resumes"
         )
     config = CTRLConfig.load(path / CONFIG_FILE)
+    try:  # a run saved before the fields were bounded (learning rate 1e9) would only fail again
+        config.validate()
+    except InfAlignError as err:
+        raise InfAlignError(
+            f"run {run_id} cannot resume: {err}; start a new run with a fixed config"
+        ) from None
     done = int(status.get("step") or 0)
     if status.get("state") == "finished" and done >= config.steps:
         raise InfAlignError(f"run {run_id} already finished all {config.steps} steps")

@@ -444,6 +444,8 @@ def sample(
     max_new_tokens, temperature, top_p = sampling.max_new_tokens, sampling.temperature, sampling.top_p
     if not prompts:
         raise InfAlignError("No prompts to sample from.")
+    if any(not p.strip() for p in prompts):
+        raise InfAlignError("A prompt is empty: type the text the policy should continue or answer.")
     model, tokenizer = policy.model, policy.tokenizer
     pad_id = tokenizer.pad_token_id
     if pad_id is None:
@@ -467,6 +469,11 @@ def sample(
     was_training = model.training
     model.eval()  # samples come from the policy itself, never a dropout-perturbed copy
     notes: list[str] = []
+    if temperature == 0 and n > 1:  # greedy decoding is deterministic: say so, not N "samples"
+        notes.append(
+            f"Temperature 0 is greedy decoding: deterministic, so all {n} responses to a prompt are "
+            "the same (best-of-N = worst-of-N). Raise the temperature for N different samples."
+        )
     batch_size = int(sampling.batch_size)
     try:
         while done < total:

@@ -40,7 +40,9 @@ from infalign_core.checks import MAX_N as MAX_N
 from infalign_core.checks import check_beta as _check_beta
 from infalign_core.checks import check_n as check_n
 from infalign_core.errors import InfAlignError
-from infalign_core.transforms import Transform
+from infalign_core.transforms import MAX_T, Transform, check_mode
+from infalign_core.transforms import rounded_t as rounded_t
+from infalign_core.transforms import t_label as t_label
 
 _GAUSS_ORDER = 8
 # Step in λΦ between breakpoints, and how far below the maximum they go: e^{-40} of the
@@ -268,12 +270,33 @@ def beta_for_kl(phi: Phi, kl: float, beta_range: tuple[float, float] = BETA_RANG
     if kl > kl_max:
         raise InfAlignError(
             f"KL budget {kl:g} nats is beyond this transform's reach for β ≥ {lo:g} "
-            f"(at most {kl_max:.3g} nats); lower the budget or pick a steeper transform"
+            f"(at most {kl_max:.3g} nats); lower the budget or {_reach_further(phi)}"
         )
     if kl < kl_min:
         raise InfAlignError(f"KL budget {kl:g} nats needs β above {hi:g}; raise the budget")
     root = optimize.brentq(lambda lb: np.log(kl_at(lb)) - np.log(kl), np.log(lo), np.log(hi), xtol=1e-12)
     return float(np.exp(root))
+
+
+def _reach_further(phi: Phi) -> str:
+    """Which way a transform reaches more KL: a steeper best-of-N exponential, a flatter worst-of-N one."""
+    if getattr(phi, "name", None) == "exp" and getattr(phi, "mode", "best") == "worst":
+        return "pick a smaller t (a flatter worst-of-N exponential reaches further)"
+    if getattr(phi, "name", None) == "exp":
+        return "pick a larger t"
+    return "pick a transform steeper near u = 1"
+
+
+@lru_cache(maxsize=8)
+def exponential_kl_reach(mode: str = "best") -> float:
+    """The largest KL any exponential t in its range reaches at the β floor (best: steepest t; worst: flattest).
+
+    For best-of-N the reach grows with t, for worst-of-N it shrinks (e^{−t·u} saturates early, so
+    the tilted policy spreads over the flat top), so the extreme is at one end of the t range.
+    """
+    mode = check_mode(mode)
+    ends = [aligned_policy(Transform("exp", t, mode), BETA_RANGE[0]).kl[0] for t in (0.05, MAX_T)]
+    return float(max(ends))
 
 
 @dataclass(frozen=True)

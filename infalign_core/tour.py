@@ -20,6 +20,7 @@ from infalign_core.errors import InfAlignError
 TOUR_FILE = Path(__file__).resolve().parent.parent / "assets" / "tour.yaml"
 STAGES = ("calibrate", "transform", "train", "arena")
 KL, N = 0.5, 4
+BO4_RUN = "gallery-ctrl-bo4-exp"  # the run step 5 asks about
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,32 @@ def load_steps(path: Path | None = None) -> list[Step]:
     return steps
 
 
+def question_of(step: Step) -> str:
+    """The step's question with its {placeholders} filled from the data it is about (the gallery run's config)."""
+    facts = QUESTION_FACTS.get(step.answer)
+    if facts is None or "{" not in step.question:
+        return step.question
+    try:
+        return step.question.format(**facts())
+    except (InfAlignError, OSError, KeyError, ValueError):
+        return step.question.format_map(_Unknown())
+
+
+class _Unknown(dict):
+    """Placeholders the data cannot fill read as 'its' (the question still makes sense)."""
+
+    def __missing__(self, key: str) -> str:
+        return "its configured"
+
+
+def _bo4_run_facts() -> dict:
+    """Steps and KL target of the gallery's CTRL best-of-4 (exp) run, from its config.json."""
+    from infalign_core import ctrl, runs
+
+    config = ctrl.CTRLConfig.load(runs.run_dir_of(BO4_RUN) / "config.json")
+    return {"steps": config.steps, "kl_target": f"{config.kl_target:g}" if config.kl_target else "no"}
+
+
 def choices_of(step: Step) -> tuple[str, ...]:
     """The step's choices; ``from_gallery`` becomes the gallery runs' titles."""
     if step.choices != ("from_gallery",):
@@ -110,17 +137,45 @@ def calibrated_histogram(prompts: int = 12, m: int = 64, heldout: int = 64, seed
     held = np.repeat(np.arange(prompts), heldout)
     rewards = shifts[held] + scales[held] * rng.standard_normal(held.size)
     check = calibration.uniformity_check(bank, held, rewards, num_permutations=200, seed=seed)
+    # A rank against m replies takes m + 1 values k/m, equally likely for a reference reply. Bins of
+    # `per_bin` values each expect the same count; bins of 0.1 would hold 6 or 7 values and differ
+    # by design, not by noise.
+    per_bin = next(d for d in (5, 13, 1) if (m + 1) % d == 0)
+    edges = (np.arange(0, m + 2, per_bin) - 0.5) / m
+    counts, _ = np.histogram(check.calibrated, bins=edges)
+    share = per_bin / (m + 1)
+    expected = check.num_samples * share
+    noise = 2 * np.sqrt(check.num_samples * share * (1 - share))  # ±2 binomial s.d. per bar
+    centres, width = (edges[:-1] + edges[1:]) / 2, per_bin / m
     fig = go.Figure(
-        go.Histogram(x=check.calibrated, xbins={"start": 0, "end": 1, "size": 0.1}, marker_color="#4C78A8")
-    )
+        [
+            go.Bar(x=centres, y=counts, width=width * 0.95, marker_color="#4C78A8", name="held-out replies"),
+            go.Scatter(
+                x=[0, 0, 1, 1], y=[expected - noise, expected + noise, expected + noise, expected - noise],
+                fill="toself", mode="none", fillcolor="rgba(245,133,24,0.18)", name="uniform ± 2 s.d.",
+            ),
+            go.Scatter(x=[0, 1], y=[expected, expected], mode="lines", line={"color": "#F58518"},
+                       name="expected if uniform"),
+        ]
+    )  # fmt: skip
     fig.update_layout(
-        height=300, margin={"t": 20, "b": 40}, xaxis_title="calibrated reward", yaxis_title="held-out replies"
+        height=320,
+        margin={"t": 20, "b": 40},
+        xaxis_title="calibrated reward",
+        yaxis_title="held-out replies",
+        yaxis_rangemode="tozero",
+        legend={"orientation": "h", "y": -0.25},
     )
     flat = check.ks_pvalue >= 0.05
+    outside = int(np.sum(np.abs(counts - expected) > noise))
     summary = (
         f"{check.num_samples} held-out replies over {prompts} prompts whose raw scores range from "
         f"{rewards.min():.1f} to {rewards.max():.1f}: KS distance to Uniform[0, 1] {check.ks_statistic:.3f}, "
-        f"p = {check.ks_pvalue:.2f} ({'consistent with' if flat else 'not consistent with'} uniform)."
+        f"p = {check.ks_pvalue:.2f} ({'consistent with' if flat else 'not consistent with'} uniform). "
+        f"Each bar holds {per_bin} of the {m + 1} values a rank against {m} replies can take, so a uniform "
+        f"reward puts {expected:.0f} replies in each; sampling noise alone moves a bar by about ±{noise:.0f} "
+        f"(the band), so bars from {counts.min()} to {counts.max()} are what flat looks like at this size "
+        f"({outside} of {len(counts)} outside the band; about 1 in 20 is expected)."
     )
     return Reveal(
         "flat: uniform on [0, 1]" if flat else "it depends on the reward model's scale", summary, fig
@@ -210,7 +265,7 @@ def gallery_vs_theory() -> Reveal:
     """The gallery's CTRL best-of-4 (exp) run: measured best-of-4 win rate against the theory at its KL."""
     from infalign_core import gallery
 
-    title = gallery.title("gallery-ctrl-bo4-exp")
+    title = gallery.title(BO4_RUN)
     records = dict(_gallery_records())
     if title not in records:
         raise InfAlignError(
@@ -232,19 +287,63 @@ def gallery_vs_theory() -> Reveal:
         f"Measured best-of-{record['settings']['n']} win rate {w['bon_win_rate']:.3f} "
         f"[{low:.3f}, {high:.3f}] at KL {record['kl']['k1']:.3f} nats; the theory's curve there: {predicted:.3f}."
     )
-    return Reveal(correct, summary, table=[_row(title, record)])
+    if record["kl"].get("optimum_visible"):
+        summary += (
+            f" The reward sees {record['kl']['calibrated']:.3f} nats of its KL, {record['kl']['share_seen']:.0%} of "
+            f"what the exact optimum shows through the same {record['settings']['k']} reference samples."
+        )
+    figure = _run_on_curve_figure(record) if record.get("run") else None  # older records lack the run's Φ
+    return Reveal(correct, summary, figure, table=[_row(title, record)])
 
 
-def _row(title: str, record: dict) -> dict:
-    """One gallery run as a table row."""
-    w = record["win_rates"]
+def _run_on_curve_figure(record: dict) -> go.Figure:
+    """The theory's best-of-N curve for the run's Φ across KL, with the run's measured point and interval."""
+    from infalign_core import theory
+    from infalign_core.transforms import make_transform
+
+    run, n, w = record["run"], int(record["settings"]["n"]), record["win_rates"]
+    phi = make_transform(run["transform"], t=run.get("t"), mode=run.get("mode", "best"))
+    curve = theory.frontier(phi, np.geomspace(0.01, 50, 60), (n,))
+    keep = curve.kl <= max(1.5, 2.5 * record["kl"]["k1"])
+    kl, kl_err = record["kl"]["k1"], 1.96 * record["kl"].get("k1_stderr", 0.0)
+    fig = go.Figure(
+        [
+            go.Scatter(x=curve.kl[keep], y=curve.bon_win_rate[0][keep], mode="lines",
+                       name=f"theory: {phi.label}, best-of-{n}", line={"color": "#F58518"}),
+            go.Scatter(
+                x=[kl], y=[w["bon_win_rate"]], mode="markers", marker={"size": 11, "color": "#4C78A8"},
+                name="the run, measured in the arena (95 % intervals)",
+                error_y={"type": "data", "symmetric": False,
+                         "array": [w["bon_win_rate_ci_high"] - w["bon_win_rate"]],
+                         "arrayminus": [w["bon_win_rate"] - w["bon_win_rate_ci_low"]]},
+                error_x={"type": "data", "array": [kl_err]},
+            ),
+        ]
+    )  # fmt: skip
+    fig.update_layout(
+        height=340, margin={"t": 20, "b": 40}, xaxis_title="KL(π‖π_ref), nats",
+        yaxis_title=f"best-of-{n} win rate", legend={"orientation": "h", "y": -0.25},
+    )  # fmt: skip
+    return fig
+
+
+def _row(title: str, record: dict, procedure: str = "best") -> dict:
+    """One gallery run as a table row, with the theory's figure for the procedure the step asks about."""
+    w, n = record["win_rates"], record["settings"]["n"]
     return {
         "run": title,
         "KL": round(record["kl"].get("k1", float("nan")), 3),
         "standard": round(w["standard_win_rate"], 3),
-        "best-of-4": round(w["bon_win_rate"], 3),
-        "worst-of-4": round(w["won_win_rate"], 3),
-        "theory best-of-4": round((record.get("theory") or {}).get("bon_win_rate", float("nan")), 3),
+        f"best-of-{n}": round(w["bon_win_rate"], 3),
+        f"worst-of-{n}": round(w["won_win_rate"], 3),
+        f"theory {procedure}-of-{n} (run's Φ at its KL)": round(
+            (record.get("theory") or {}).get(
+                f"{'bon' if procedure == 'best' else 'won'}_win_rate", float("nan")
+            ),
+            3,
+        ),
+        # The KL the reward sees, as a share of what the exact optimum shows through the same bank.
+        "share seen": round(record["kl"]["share_seen"], 2) if record["kl"].get("optimum_visible") else None,
     }
 
 
@@ -257,8 +356,11 @@ def best_worst_of_4() -> Reveal:
         f"{record['win_rates']['won_win_rate']:.3f} [{record['win_rates']['won_win_rate_ci_low']:.3f}, "
         f"{record['win_rates']['won_win_rate_ci_high']:.3f}] at KL {record['kl'].get('k1', float('nan')):.3f} nats."
     )
-    return Reveal(title, summary, table=[_row(t, r) for t, r in records])
+    return Reveal(title, summary, table=[_row(t, r, "worst") for t, r in records])
 
+
+QUESTION_FACTS: dict[str, Callable[[], dict]] = {"gallery_vs_theory": _bo4_run_facts}
+"""Answer name → the facts its question's {placeholders} are filled from."""
 
 ANSWERS: dict[str, Callable[[], Reveal]] = {
     "calibrated_histogram": calibrated_histogram,

@@ -33,6 +33,16 @@ MAX_T = 500.0
 _T_IDENTITY = 1e-12
 
 
+def rounded_t(t: float) -> float:
+    """The exponential's t rounded as pages show and CTRL uses it: two decimals, one place for all."""
+    return round(float(t), 2)
+
+
+def t_label(t: float) -> str:
+    """The exponential's t as text, from :func:`rounded_t` (12.63, never 12.6 here and 12.7 there; 10, not 10.00)."""
+    return f"{rounded_t(t):g}"
+
+
 def identity(u: np.ndarray) -> np.ndarray:
     """Φ(u) = u."""
     return np.asarray(u, dtype=np.float64)
@@ -81,7 +91,7 @@ class Transform:
     def label(self) -> str:
         """A short human-readable name, e.g. ``exp (best-of-N, t=12)``."""
         if self.name == "exp":
-            return f"exp ({self.mode}-of-N, t={self.t:g})"
+            return f"exp ({self.mode}-of-N, t={t_label(self.t)})"
         return self.name
 
 

@@ -249,6 +249,7 @@ def evaluate_runs(args, root: Path, names: list[str]) -> dict[str, dict]:
             "reference": reference.fingerprint,
             "reward": reward_fn.fingerprint,
             "checkpoint_step": status.get("step"),
+            "prompts_per_batch": 16,  # the reference's samples follow the batch: pairing needs it equal
         }
         record = arena_results.find_arena_result(run_dir, settings)
         if record is None:
@@ -262,7 +263,7 @@ def evaluate_runs(args, root: Path, names: list[str]) -> dict[str, dict]:
                 sampling=config.sampling(EVAL_SEED),
                 n=args.n,
                 k=args.eval_k,
-                prompts_per_batch=16,
+                prompts_per_batch=settings["prompts_per_batch"],
                 resamples=args.resamples,
             )
             record = arena_results.arena_record(state, settings, source.run_config)
@@ -344,7 +345,7 @@ def summarise(args, records: dict[str, dict]) -> dict:
     """Per-run rows, per-transform means, and exp − identity against the theory's margin."""
     import numpy as np
 
-    from infalign_core import arena_theory, winrate
+    from infalign_core import arena_results, arena_theory
 
     rows = []
     for name, rec in records.items():
@@ -387,9 +388,11 @@ def summarise(args, records: dict[str, dict]) -> dict:
     per_prompt = {
         tf: np.array([by[(tf, s)]["per_prompt"]["bon_win_rate"] for s in seeds]) for tf in ("exp", "identity")
     }
-    diff, low, high = winrate.paired_difference(
-        per_prompt["exp"], per_prompt["identity"], resamples=args.resamples, seed=1
+    # The arena page's paired comparison (the same function), so the page reproduces this number.
+    paired = arena_results.paired_comparison(
+        [by[("exp", s)] for s in seeds], [by[("identity", s)] for s in seeds], "bon_win_rate"
     )
+    diff, low, high = paired.difference, paired.ci_low, paired.ci_high
     per_seed = [
         float(per_prompt["exp"][i].mean() - per_prompt["identity"][i].mean()) for i in range(len(seeds))
     ]

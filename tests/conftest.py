@@ -6,6 +6,7 @@ tests run (fast) before and independently of the world builder.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import random
 import shutil
@@ -17,6 +18,34 @@ import pytest
 # On a small shared machine two torch threads can be ten times slower than one when the other
 # core is busy (measured here: 90 s vs 7 s for the same training). Tests use one unless told.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def pytest_configure(config):
+    """Under pytest-xdist each worker gets its own runs root and bank cache, so parallel tests never share files."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is None:
+        return
+    import tempfile
+
+    scratch = Path(tempfile.mkdtemp(prefix=f"infalign-{worker}-"))
+    os.environ.setdefault("INFALIGN_RUNS_DIR", str(scratch / "runs"))
+    os.environ.setdefault("INFALIGN_CACHE_DIR", str(scratch / "banks"))
+
+
+def _built_once(request, tmp_path_factory, name: str, build) -> Path:
+    """Build a fixture folder once per cache, under a file lock: parallel workers wait for the first builder."""
+    cache = getattr(request.config, "cache", None)  # absent under -p no:cacheprovider
+    cached = cache.mkdir(name) if cache is not None else tmp_path_factory.mktemp(name)
+    with open(cached.parent / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (cached / "complete").is_file():
+            staging = tmp_path_factory.mktemp(name)
+            build(staging)
+            shutil.rmtree(cached)
+            shutil.copytree(staging, cached)
+            (cached / "complete").write_text("ok")
+    return cached
+
 
 _TINY_WORLD_VERSION = 1  # bump when the fixture's recipe changes, to rebuild the cached copy
 
@@ -110,17 +139,10 @@ class TinyWorld:
 @pytest.fixture(scope="session")
 def tiny_world(request, tmp_path_factory) -> TinyWorld:
     """A 2-layer, 48-wide GPT-2 trained for ~2 s, a random 1-label and a 2-label GPT-2 classifier."""
-    cache = getattr(request.config, "cache", None)  # absent under -p no:cacheprovider
-    cache_name = f"infalign_tiny_world_v{_TINY_WORLD_VERSION}"
-    cached = cache.mkdir(cache_name) if cache is not None else tmp_path_factory.mktemp(cache_name)
+    cached = _built_once(
+        request, tmp_path_factory, f"infalign_tiny_world_v{_TINY_WORLD_VERSION}", _build_tiny_world
+    )
     world = TinyWorld(*(cached / name for name in TinyWorld.__dataclass_fields__))
-    if (cached / "complete").is_file():
-        return world
-    staging = tmp_path_factory.mktemp("tiny_world")
-    _build_tiny_world(staging)
-    shutil.rmtree(cached)
-    shutil.copytree(staging, cached)
-    (cached / "complete").write_text("ok")
     return world
 
 
@@ -193,15 +215,7 @@ def arch_zoo(request, tmp_path_factory) -> dict[str, Path]:
     """Tiny random Llama, Qwen2, GPT-NeoX, Gemma, Phi-3, OPT policies and reward heads (see arch_zoo.py)."""
     import arch_zoo as zoo
 
-    cache = getattr(request.config, "cache", None)
-    name = f"infalign_arch_zoo_v{_ARCH_ZOO_VERSION}"
-    cached = cache.mkdir(name) if cache is not None else tmp_path_factory.mktemp(name)
-    if not (cached / "complete").is_file():
-        staging = tmp_path_factory.mktemp("arch_zoo")
-        zoo.build_zoo(staging)
-        shutil.rmtree(cached)
-        shutil.copytree(staging, cached)
-        (cached / "complete").write_text("ok")
+    cached = _built_once(request, tmp_path_factory, f"infalign_arch_zoo_v{_ARCH_ZOO_VERSION}", zoo.build_zoo)
     return {p.name: p for p in cached.iterdir() if p.is_dir()}
 
 
@@ -210,3 +224,33 @@ def _empty_gallery_unless_asked(request, tmp_path_factory, monkeypatch):
     """Tests see an empty gallery unless marked ``gallery``: the shipped runs would fill every runs list."""
     if request.node.get_closest_marker("gallery") is None and "INFALIGN_GALLERY_DIR" not in os.environ:
         monkeypatch.setenv("INFALIGN_GALLERY_DIR", str(tmp_path_factory.mktemp("no-gallery")))
+
+
+# Modules whose tests drive pages, servers, browsers or CLI/training subprocesses: `make test-fast` skips them.
+_APP_LEVEL_MODULES = (
+    "test_app_pages",
+    "test_bad_inputs_cli",
+    "test_bad_inputs_pages",
+    "test_browser",
+    "test_cli_architectures",
+    "test_cli_theory",
+    "test_concurrency",
+    "test_faults",
+    "test_gpu_check",
+    "test_idle",
+    "test_runs",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark page/server tests ``app``; keep a module's tests on one xdist worker when they share a module fixture."""
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        if module.startswith("test_page_") or module in _APP_LEVEL_MODULES:
+            item.add_marker(pytest.mark.app)
+        fixtures = getattr(item, "_fixtureinfo", None)
+        defs = fixtures.name2fixturedefs.values() if fixtures is not None else ()
+        # A module-scoped fixture (a trained world, a served app) is built once per worker that needs it:
+        # grouping its module on one worker builds it once. Free-standing tests spread over every worker.
+        if any(d and d[-1].scope in ("module", "class", "package") for d in defs):
+            item.add_marker(pytest.mark.xdist_group(name=item.module.__name__))

@@ -249,3 +249,167 @@ def test_an_optimal_procedure_runs_best_of_n_curve_uses_the_phi_it_trained_on():
 
     curve = arena_figures.default_theory_curve("optimal", None, "best", 4, 0.2, 4, "poisson:2")
     assert "Poisson(2)" in curve["label"] and curve["kl"].size > 5
+
+
+class _BatchNoisyReward:
+    """A reward whose score moves in the last bits with the text's place in the batch (as padding does)."""
+
+    def __new__(cls):
+        from infalign_core.reward_base import RewardFunction
+
+        class Noisy(RewardFunction):
+            name = "noisy length"
+
+            def _score_texts(self, texts):
+                return np.array([len(t) + 1e-9 * i for i, t in enumerate(texts)], dtype=np.float64)
+
+        return Noisy()
+
+
+def test_identical_texts_get_one_score_whatever_batch_or_side_they_come_from():
+    reward = _BatchNoisyReward()
+    scores = reward.score(["p", "q", "p", "p"], [" a", " a", " b", " a"])
+    assert scores[0] == scores[3] and scores[0] != scores[1]  # same pair, same score; another prompt differs
+
+
+def test_identical_challenger_and_reference_texts_tie_in_the_arena_and_its_picks(tiny_policy):
+    reward = _BatchNoisyReward()
+    # Near-greedy sampling: both sides write many of the same responses, in different batch slots.
+    [*_, final] = arena.run_arena(tiny_policy, tiny_policy, reward, PROMPTS, sampling=SamplingSettings(max_new_tokens=4, temperature=0.05), n=2, k=6, prompts_per_batch=3, with_kl=False)  # fmt: skip
+    shared = 0
+    for row in range(final.done):
+        for i, ours in enumerate(final.challenger_responses[row]):
+            for j, theirs in enumerate(final.reference_responses[row]):
+                if ours == theirs:
+                    shared += 1
+                    assert final.challenger_rewards[row, i] == final.reference_rewards[row, j]
+    assert shared  # the test saw identical texts on both sides
+    for mode in ("best", "worst"):
+        for pick in arena.example_picks(final, 6, mode):
+            if pick.challenger_response == pick.reference_response:
+                assert pick.winner == "tie"
+    assert final.estimate.standard_win_rate == pytest.approx(0.5, abs=0.2)
+
+
+# --- paired comparisons ---------------------------------------------------------------------------
+
+
+def _record(per_prompt_bon, seed=0, **settings):
+    """An arena record; `seed` is the run's training seed, settings["seed"] the arena's sampling seed."""
+    base = {"n": 4, "k": 64, "prompts": "bundled:eval", "num_prompts": len(per_prompt_bon), "seed": 12345}
+    per_prompt = {
+        name: list(per_prompt_bon) for name in ("standard_win_rate", "bon_win_rate", "won_win_rate")
+    }
+    return {
+        "settings": {**base, **settings},
+        "num_prompts_done": len(per_prompt_bon),
+        "per_prompt": per_prompt,
+        "run": {"seed": seed, "mode": "best"},
+    }
+
+
+def test_a_paired_comparison_is_the_mean_difference_with_the_headlines_bootstrap():
+    from infalign_core import winrate
+
+    rng = np.random.default_rng(0)
+    these = [_record(rng.uniform(0.5, 0.9, 32), seed=s) for s in range(3)]
+    those = [_record(rng.uniform(0.4, 0.8, 32), seed=s) for s in range(3)]
+    paired = arena_results.paired_comparison(these, those, "bon_win_rate")
+    first = np.array([r["per_prompt"]["bon_win_rate"] for r in these])
+    second = np.array([r["per_prompt"]["bon_win_rate"] for r in those])
+    assert (paired.difference, paired.ci_low, paired.ci_high) == winrate.paired_difference(
+        first, second, resamples=2000, seed=1
+    )
+    assert paired.num_pairs == 3 and paired.text("A", "B").startswith("A − B: +")
+
+
+def test_evaluations_on_other_prompts_or_reference_samples_are_not_paired():
+    one = _record([0.6] * 8)
+    assert (
+        arena_results.pairing_problem(one, _record([0.5] * 8, seed=7)) is None
+    )  # another training seed pairs
+    with pytest.raises(InfAlignError, match="different seed"):
+        arena_results.paired_comparison(
+            [one], [{**one, "settings": {**one["settings"], "seed": 7}}], "bon_win_rate"
+        )
+    with pytest.raises(InfAlignError, match="different prompts_per_batch"):
+        arena_results.paired_comparison([one], [_record([0.5] * 8, prompts_per_batch=16)], "bon_win_rate")
+    assert arena_results.pairing_problem(one, _record([0.5] * 8, prompts_per_batch=8)) is None
+
+
+def test_a_worst_of_n_run_is_measured_on_worst_of_n():
+    assert arena_results.run_metric({"run": {"mode": "worst"}}) == "won_win_rate"
+    assert arena_results.run_metric({"run": {"mode": "best"}}) == "bon_win_rate"
+    assert arena_results.run_metric({"run": {"procedure": "won:4"}}) == "won_win_rate"
+
+
+def test_cli_compare_gives_this_minus_that_paired_over_the_same_prompts(
+    tmp_path, tiny_world, capsys, monkeypatch
+):
+    from infalign_core import runs
+
+    monkeypatch.setenv(runs.RUNS_ENV_VAR, str(tmp_path / "runs"))
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in PROMPTS))
+    made = {}
+    for transform in ("exp", "identity"):
+        run = _fake_run(tmp_path / "runs", tiny_world, checkpoint=True, transform=transform)
+        config = json.loads((run / "config.json").read_text())
+        config.update(policy=str(tiny_world.policy), reward="oracle", max_new_tokens=8, temperature=0.7)
+        (run / "config.json").write_text(json.dumps(config))
+        made[transform] = run
+    args = [
+        "winrate",
+        "--prompts",
+        str(prompts),
+        "--n",
+        "2",
+        "--k",
+        "4",
+        "--num-prompts",
+        "4",
+        "--device",
+        "cpu",
+    ]
+    assert cli_main([*args, "--policy", str(made["exp"]), "--compare", made["identity"].name]) == 2
+    assert "has no saved arena evaluation" in capsys.readouterr().err
+    assert cli_main([*args, "--policy", str(made["identity"]), "--save", "--json"]) == 0
+    that = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert cli_main([*args, "--policy", str(made["exp"]), "--compare", made["identity"].name, "--json"]) == 0
+    this = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for metric in ("standard_win_rate", "bon_win_rate", "won_win_rate"):
+        paired = this["compare"][metric]
+        assert paired["difference"] == pytest.approx(this[metric] - that[metric], abs=1e-9)
+        assert paired["ci_low"] <= paired["difference"] <= paired["ci_high"]
+    assert (
+        cli_main([*args, "--policy", str(made["exp"]), "--compare", made["identity"].name, "--seed", "3"])
+        == 2
+    )
+    assert "different seed" in capsys.readouterr().err
+
+
+@pytest.mark.gallery
+def test_the_comparison_table_uses_each_runs_own_procedure_and_pairs_against_the_baseline():
+    from pathlib import Path
+
+    from infalign_core.figures import arena as arena_figures
+
+    root = Path(__file__).resolve().parents[1] / "assets" / "gallery"
+    records = {
+        run.name: {**arena_results.load_arena_results(run)[-1], "label": run.name}
+        for run in sorted(root.iterdir())
+        if arena_results.load_arena_results(run)
+    }
+    if "gallery-ctrl-wo4-exp" not in records or "gallery-calibrated-rlhf" not in records:
+        pytest.skip("the gallery lacks its worst-of-4 or calibrated run")
+    table = arena_figures.comparison_table(records, "gallery-calibrated-rlhf").set_index("challenger")
+    worst = records["gallery-ctrl-wo4-exp"]
+    assert (
+        table.loc["gallery-ctrl-wo4-exp", "− theory (own)"]
+        == f"{worst['gap_to_theory']['won_win_rate']:+.3f} WoN"
+    )
+    paired = arena_results.paired_comparison([worst], [records["gallery-calibrated-rlhf"]], "won_win_rate")
+    assert table.loc["gallery-ctrl-wo4-exp", "Δ vs baseline"].startswith(f"{paired.difference:+.3f}")
+    assert table.loc["gallery-calibrated-rlhf", "Δ vs baseline"] == "baseline"
+    for columns in arena_figures.COMPARISON_PARTS.values():
+        assert set(columns) <= set(table.columns) | {"challenger"} and len(columns) <= 6

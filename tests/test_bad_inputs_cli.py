@@ -168,7 +168,7 @@ CASES = [
     ("train-beta-nan", ["train", "--run-dir", _w("r"), "--beta", "nan"], "finite"),
     ("train-steps-0", ["train", "--run-dir", _w("r"), "--steps", "0"], "steps must"),
     ("train-k-1", ["train", "--run-dir", _w("r"), "--k", "1"], "k must"),
-    ("train-n-2000", ["train", "--run-dir", _w("r"), "--n", "2000"], "at most 1024"),
+    ("train-n-2000", ["train", "--run-dir", _w("r"), "--n", "2000"], "n must be an integer in [1, 1024]"),
     ("train-t-501", ["train", "--run-dir", _w("r"), "--t", "501"], "[0, 500]"),
     ("train-kl-target-neg", ["train", "--run-dir", _w("r"), "--kl-target", "-1"], "kl_target"),
     ("train-lr-inf", ["train", "--run-dir", _w("r"), "--learning-rate", "inf"], "finite"),

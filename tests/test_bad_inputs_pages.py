@@ -19,6 +19,7 @@ from test_ctrl import make_run_world
 
 from infalign_core import cli
 from infalign_core.models import BUNDLED
+from infalign_core.text import unescaped
 
 PAGES = Path(__file__).resolve().parents[1] / "app_pages"
 WORLD_READY = (BUNDLED["policy"] / "config.json").is_file() and (BUNDLED["reward"] / "config.json").is_file()
@@ -74,8 +75,9 @@ def cli_error(argv: list[str], capsys) -> str:
 
 
 def _errors(at: AppTest) -> list[str]:
+    """The error messages as a reader sees them (the page escapes user text for Markdown)."""
     assert not at.exception, at.exception
-    return [e.value for e in at.error]
+    return [unescaped(e.value) for e in at.error]
 
 
 def _button(at: AppTest, label: str):

@@ -133,7 +133,7 @@ def test_visible_kl_reads_the_rank_level_ceiling_at_the_arenas_sample_size(n, mo
     ("n", "mode", "kl"), [(4, "best", 0.5), (4, "worst", 0.5), (16, "best", 2.0), (1, "best", 0.1)]
 )
 def test_per_step_visible_kl_is_nearly_unbiased_and_its_stderr_is_honest(n, mode, kl):
-    # A training step: 8 prompts × k = 8 against banks of 64, so 64 samples in 16 bins of levels.
+    # A training step: 8 prompts × k = 8 against banks of 64, so 64 samples in 15 bins of levels.
     phi, m, repeats = best_exp(n, kl, mode), 64, 1000
     beta = theory.beta_for_kl(phi, kl)
     ceiling = float(theory.rank_level_kl(phi, beta, m)[0])
@@ -191,3 +191,19 @@ def test_calibrated_kl_refuses_values_outside_the_unit_interval_and_bad_bins():
         calibration.calibrated_kl([0.2, float("nan")], m=4)
     with pytest.raises(InfAlignError, match="bank size"):
         calibration.calibrated_kl([0.2, 0.5], m=0)
+
+
+@pytest.mark.slow
+def test_the_arenas_reward_visible_kl_reads_the_ceiling_from_raw_rewards():
+    # Raw rewards on any increasing scale: the arena ranks each prompt's challenger samples among its K.
+    from infalign_core.arena_kl import reward_visible_kl
+
+    phi, kl, repeats = best_exp(4, 0.5, "best"), 0.5, 100
+    beta = theory.beta_for_kl(phi, kl)
+    rng = np.random.default_rng(11)
+    readings = []
+    for _ in range(repeats):
+        ours = np.exp(3.0 * tilted_samples(phi, beta, (32, 64), rng))  # an increasing map of u
+        theirs = np.exp(3.0 * rng.random((32, 64)))
+        readings.append(reward_visible_kl(ours, theirs))
+    assert np.mean(readings) == pytest.approx(float(theory.rank_level_kl(phi, beta, 64)[0]), rel=0.05)

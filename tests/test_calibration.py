@@ -456,3 +456,17 @@ def test_cache_key_changes_with_the_tokenizer_files_and_the_generation_config(ti
     reward_tokenizer = _Stub(name="rm", fingerprint="reward-sha", loaded=_Stub(dtype="f32", tokenizer=grown))
     reward_plain = _Stub(name="rm", fingerprint="reward-sha", loaded=_Stub(dtype="f32", tokenizer=tokenizer))
     assert _key(reward=reward_tokenizer) != _key(reward=reward_plain)
+
+
+def test_the_bank_key_is_the_same_before_and_after_the_reward_scores(tiny_world):
+    """Scoring pads and truncates, which a fast tokenizer keeps as state: the key must not see it."""
+    from infalign_core import models
+    from infalign_core.rewards import SequenceClassifierReward
+
+    loaded = models.load_reward_model(str(tiny_world.reward), device="cpu")
+    reward = SequenceClassifierReward(loaded)
+    policy = _Stub(source="p", fingerprint="policy-sha", dtype="f32", tokenizer=None, model=None)
+    before = _key(policy=policy, reward=reward)
+    reward.score(["the movie was", "it is"], [" great fun and long", " bad"])
+    loaded.tokenizer(["a", "a much longer text"], padding=True, truncation=True, max_length=4)
+    assert _key(policy=policy, reward=reward) == before

@@ -69,23 +69,51 @@ def run_world(tmp_path_factory):
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        ("beta", 0.0, "beta must be a number > 0"),
-        ("beta", -1.0, "beta must be a number > 0"),
-        ("k", 1, "k must be an integer ≥ 2"),
-        ("learning_rate", 0.0, "learning_rate must be > 0"),
+        ("beta", 0.0, r"beta must be a number in \[0.0001, 100\]"),
+        ("beta", -1.0, "beta must be a number in"),
+        ("k", 1, "k must be an integer in .*leave-one-out needs two samples"),
+        ("learning_rate", 0.0, "learning_rate must be a number in"),
         ("transform", "cubic", "unknown transform 'cubic'"),
-        ("steps", 0, "steps must be an integer ≥ 1"),
+        ("steps", 0, "steps must be an integer in"),
         ("mode", "median", "mode must be 'best' or 'worst'"),
-        ("kl_target", -0.5, "kl_target must be > 0"),
+        ("kl_target", -0.5, "kl_target must be a number in"),
         ("t", float("nan"), "t must be a number in"),
         ("prompts_per_step", 100, "cannot exceed num_prompts"),
         ("device", "tpu", "device must be one of"),
         ("kl_penalty", "both", "kl_penalty must be 'reward' or 'loss'"),
+        ("learning_rate", 1e9, r"learning_rate must be a number in \[1e-08, 0.1\]"),
+        ("kl_target", 1e9, r"kl_target must be a number in \[0.001, 20\] nats"),
+        ("beta", 1e9, "beta must be a number in"),
+        ("t", 501.0, r"t must be a number in \[0, 500\]"),
+        ("steps", 10**9, "steps must be an integer in"),
+        ("k", 10**6, "k must be an integer in"),
+        ("m", 10**9, "m must be an integer in"),
+        ("num_prompts", 10**9, "num_prompts must be an integer in"),
+        ("prompts_per_step", 10**5, "prompts_per_step must be an integer in"),
+        ("n", 2000, r"n must be an integer in \[1, 1024\]"),
     ],
 )
 def test_bad_config_fields_are_rejected_with_the_field_name(field, value, message):
     with pytest.raises(InfAlignError, match=message):
         CTRLConfig(**{field: value}).validate()
+
+
+def test_a_yaml_config_out_of_range_gets_the_same_one_line_message(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("learning_rate: 1.0e+9\n", encoding="utf-8")
+    with pytest.raises(InfAlignError, match=r"^learning_rate must be a number in \[1e-08, 0.1\]"):
+        CTRLConfig.load(path).validate()
+
+
+def test_a_kl_target_beyond_the_exponentials_reach_is_refused_with_the_reachable_range():
+    with pytest.raises(InfAlignError, match=r"reaches at most 12.\d+ nats .*choose a budget in \(0, 12"):
+        CTRLConfig(transform="exp", kl_target=12.6).resolved()
+    with pytest.raises(InfAlignError, match=r"worst-of-N reaches at most 5.\d+ nats"):
+        CTRLConfig(transform="exp", mode="worst", kl_target=7.0).resolved()
+
+
+def test_help_texts_state_each_numeric_fields_accepted_range():
+    assert "accepted: 1e-08 to 0.1" in ctrl.help_texts()["learning_rate"]
 
 
 def test_every_config_field_has_help_text():

@@ -166,3 +166,16 @@ def test_tradeoff_figure_has_one_bar_group_per_win_rate():
     rows = [{"transform": "a", "standard win rate": 0.7, "best-of-4 win rate": 0.8}]
     fig = figures.tradeoff_figure(rows, "best-of-4 win rate")
     assert [trace.name for trace in fig.data] == ["standard win rate", "best-of-4 win rate"]
+
+
+def test_the_best_t_reads_the_same_on_every_page():
+    """Transforms showed 12.7, the Tour 12.6 and CTRL 12.63 for one t: one rounding, from one function."""
+    from infalign_core import procedures, tour
+    from infalign_core.transforms import Transform, t_label
+
+    choice = procedures.best_exponential_t(procedures.of_n(4, "best"), 0.5)
+    shown = t_label(choice.t)
+    assert shown == f"{round(choice.t, 2):g}" and choice.label == shown
+    assert f"best t={shown} for N=4" in explorer.resolve_transform("exp", n=4, kl=0.5).label
+    assert f"t={shown}" in Transform("exp", choice.t, "best").label
+    assert f"best t={shown}" in tour.bon_transform_winner().summary

@@ -166,3 +166,15 @@ def test_every_member_of_the_family_is_confirmed_by_the_engine(n, mode):
     for phi in family:
         engine = theory.evaluate(phi, phi.beta, n).kl
         assert engine == pytest.approx(phi.kl, rel=optimal.KL_TOLERANCE, abs=1e-12)
+
+
+def test_a_refusal_never_names_a_range_that_contains_the_refused_value(monkeypatch):
+    """β = 0.001 at N = 64 once read "…i.e. β ≥ 9.96e-09": the refused value inside the stated range."""
+    monkeypatch.setattr(optimal, "_solve_verified", lambda *args: None)  # the stiff shot fails
+    kl_max, _ = optimal.reachable(64, "best")
+    with pytest.raises(InfAlignError) as inside:
+        optimal.optimal_transform(64, 0.001, "best")
+    assert "could not verify β = 0.001" in str(inside.value) and "although" in str(inside.value)
+    with pytest.raises(InfAlignError) as beyond:
+        optimal.optimal_transform_for_kl(64, kl_max * 2, "best")
+    assert "is beyond" in str(beyond.value) and "lower the KL budget" in str(beyond.value)

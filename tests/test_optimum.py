@@ -141,3 +141,24 @@ def test_winrate_optimum_reads_the_theorys_win_rates_within_their_intervals_on_t
     assert out["ess"] >= optimum.ESS_FLOOR and "warning" not in out
     # Through the K = 64 reference samples the optimum shows its own rank-level ceiling.
     assert out["kl_visible"] == pytest.approx(out["kl_visible_optimum"], abs=0.1)
+
+
+def test_equivalent_kl_of_what_the_optimum_itself_shows_is_its_own_kl():
+    config = {"transform": "exp", "t": 9.6778, "mode": "worst", "n": 4}
+    for kl in (0.1, 0.386, 1.0):
+        seen = optimum.optimum_visible_kl(config, kl, 64)
+        assert optimum.equivalent_kl(config, seen, kl, 64) == pytest.approx(kl, rel=1e-4)
+    # A run that shows half as much sits well left of its sequence KL, and nothing seen is KL 0.
+    assert optimum.equivalent_kl(config, 0.5 * optimum.optimum_visible_kl(config, 0.5, 64), 0.5, 64) < 0.3
+    assert optimum.equivalent_kl(config, -0.01, 0.5, 64) == 0.0
+    assert optimum.equivalent_kl({"transform": "raw"}, 0.2, 0.5, 64) is None
+
+
+def test_spec_for_run_sets_the_runs_own_transform_at_its_measured_kl():
+    config = {"transform": "exp", "t": 9.6778, "mode": "worst", "n": 4, "procedure": None}
+    spec = optimum.spec_for_run(config, 0.386)
+    assert (spec.transform, spec.t, spec.mode, spec.n, spec.kl) == ("exp", 9.6778, "worst", 4, 0.386)
+    resolved = optimum.resolve_optimum(spec)
+    assert resolved.t == 9.6778 and resolved.theory["kl"] == pytest.approx(0.386)
+    assert optimum.spec_for_run({"transform": "raw"}, 0.5) is None
+    assert optimum.spec_for_run(config, 0.0) is None

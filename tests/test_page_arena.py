@@ -52,7 +52,7 @@ def test_reference_against_itself_shows_about_one_half(no_runs):
     assert abs(values["best-of-N win rate"] - 0.5) < 0.2
     assert abs(values["standard win rate"] - 0.5) < 0.15
     assert values["KL(π‖π_ref), nats"] == pytest.approx(0.0, abs=1e-3)
-    assert len(at.dataframe) == 1  # the evaluation is in the comparison table
+    assert len(at.dataframe) == 2  # the evaluation is in the comparison table (setup, win rates)
 
 
 @needs_world
@@ -76,8 +76,8 @@ def test_a_runs_evaluation_is_saved_and_drawn_on_its_theory_curve(no_runs):
     assert saved["settings"]["n"] == 2 and "theory" in saved
     assert saved["kl"]["calibrated"] is not None and "theory_at_calibrated_kl" in saved
     fresh = AppTest.from_file(PAGE, default_timeout=60).run()  # a restart still shows it
-    assert len(fresh.dataframe) == 1
-    assert "KL the reward sees" in fresh.dataframe[0].value.columns
+    assert len(fresh.dataframe) == 2
+    assert "KL seen (share)" in fresh.dataframe[0].value.columns
     fresh.radio(key="kl_place").set_value("KL the reward sees").run()  # the run placed at the other KL
     assert not fresh.exception
     [chart] = [c for c in fresh.get("plotly_chart") if "reward sees" in c.proto.spec][:1]

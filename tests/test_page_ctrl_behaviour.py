@@ -11,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from infalign_core import ctrl, runs
 from infalign_core.errors import InfAlignError
+from infalign_core.text import unescaped
 
 PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "ctrl.py")
 
@@ -32,7 +33,7 @@ def _page() -> AppTest:
 
 
 def _texts(elements) -> str:
-    return " ".join(e.value for e in elements)
+    return unescaped(" ".join(e.value for e in elements))
 
 
 def test_after_start_the_live_view_follows_the_new_run_and_stop_is_enabled(isolated):
@@ -52,8 +53,8 @@ def test_after_start_the_live_view_follows_the_new_run_and_stop_is_enabled(isola
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
-        ("beta-CTRL for best-of-4", -1.0, "beta must be a number > 0"),
-        ("steps", 0, "steps must be an integer ≥ 1"),
+        ("beta", -1.0, "beta must be a number in [0.0001, 100]"),
+        ("steps", 0, "steps must be an integer in [1, 100000]"),
     ],
 )
 def test_out_of_range_input_refuses_start_with_the_reason(isolated, key, value, message):

@@ -93,3 +93,13 @@ def test_a_sampling_error_on_models_clears_the_stale_results(monkeypatch):
 
 def test_log_ticks_of_nothing_is_empty():
     assert calibration_figures.log_ticks(np.array([np.nan, -1.0])) == []
+
+
+def test_the_per_prompt_kl_points_are_not_joined_across_unrelated_prompts():
+    spread = pd.DataFrame(
+        {"kl_raw": [0.19, 0.5, 0.99], "kl_calibrated": [0.04] * 3, "iqr": [1, 2, 3], "prompt": list("abc")}
+    )
+    fig = calibration_figures.kl_figure(spread, 1.0)
+    per_prompt = [trace for trace in fig.data if len(trace.x) == 3]
+    assert {trace.name for trace in per_prompt} == {"raw reward", "calibrated reward"}
+    assert all(trace.mode == "markers" for trace in per_prompt)

@@ -8,6 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from infalign_core.models import BUNDLED
+from infalign_core.text import unescaped
 
 PAGE = str(Path(__file__).resolve().parents[1] / "app_pages" / "models.py")
 WORLD_READY = (BUNDLED["policy"] / "config.json").is_file() and (BUNDLED["reward"] / "config.json").is_file()
@@ -90,3 +91,55 @@ def test_a_typed_folder_is_loaded_and_becomes_the_active_policy(tiny_world):
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert at.session_state["policy_source"] == str(tiny_world.policy)
     assert at.session_state["loaded_models"]["policy"].startswith(str(tiny_world.policy))
+
+
+def test_an_empty_prompt_is_refused_with_a_message_and_nothing_sampled(tiny_world):
+    at = _page(str(tiny_world.policy), "vader")
+    at.text_input(key="models_prompt").set_value("   ")
+    _button(at, "Sample and score").click().run()
+    assert not at.exception
+    assert "prompt is empty" in " ".join(e.value for e in at.error)
+    assert "models_samples" not in at.session_state
+
+
+def test_temperature_zero_says_greedy_decoding_gives_n_identical_samples(tiny_world):
+    at = _page(str(tiny_world.policy), "vader")
+    at.slider(key="models_temperature").set_value(0.0)
+    at.slider(key="models_n").set_value(4)
+    _button(at, "Sample and score").click().run()
+    assert not at.exception and not at.error
+    assert len(set(at.session_state["models_samples"].review)) == 1
+    assert "greedy decoding" in " ".join(i.value for i in at.info)
+
+
+def test_an_out_of_range_seed_gets_a_message_not_a_red_box(tiny_world):
+    at = _page(str(tiny_world.policy), "vader")
+    at.number_input(key="models_seed").set_value(-5)
+    _button(at, "Sample and score").click().run()
+    assert not at.exception
+    assert "seed must be an integer in [0," in unescaped(" ".join(e.value for e in at.error))
+
+
+@pytest.mark.skipif(not WORLD_READY, reason="the bundled world has not been built yet")
+def test_the_bundled_world_offers_its_own_prompts_and_flags_foreign_ones():
+    at = _page()
+    offered = at.selectbox(key="models_world_prompt")
+    assert len(offered.options) >= 10
+    at.text_input(key="models_prompt").set_value("What is the capital of France?")
+    _button(at, "Sample and score").click().run()
+    assert "is not one of the world's" in " ".join(c.value for c in at.caption)
+    offered = at.selectbox(key="models_world_prompt")
+    at.selectbox(key="models_world_prompt").set_value(offered.options[0])
+    _button(at, "Sample and score").click().run()
+    assert not at.exception
+    assert all(r.startswith(offered.options[0]) for r in at.session_state["models_samples"].review)
+
+
+def test_a_sample_with_markdown_characters_is_shown_literally(tiny_world):
+    from infalign_core.text import literal
+
+    at = _page(str(tiny_world.policy), "vader")
+    at.text_input(key="models_prompt").set_value("x**3 and __import__")
+    _button(at, "Sample and score").click().run()
+    shown = " ".join(m.value for m in at.markdown)
+    assert literal("x**3 and __import__") in shown

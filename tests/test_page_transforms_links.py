@@ -45,3 +45,22 @@ def test_a_bad_link_value_is_refused_with_a_warning_and_the_default_kept():
     assert "n=0 is outside" in warnings and "kl=99 is outside" in warnings
     assert at.number_input(key="n").value == 4
     assert at.slider(key="kl").value == 0.5
+
+
+def test_a_procedure_link_shows_the_users_expression_literally_not_as_markdown():
+    from infalign_core.text import literal
+
+    at = _open(procedure="expr:x**3")
+    captions = " ".join(c.value for c in at.caption)
+    assert literal("T(x) = x**3") in captions  # x**3, not "x3" with a stray bold marker
+
+
+def test_a_refused_expression_is_quoted_literally_in_the_warning():
+    from infalign_core.text import literal, unescaped
+
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params.update({"procedure": "expr:__import__('os')"})
+    at.run()
+    at.switch_page("app_pages/transforms.py").run()
+    warnings = " ".join(w.value for w in at.warning)
+    assert "__import__" in unescaped(warnings) and literal("__import__") in warnings

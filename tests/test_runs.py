@@ -107,10 +107,12 @@ def test_cli_train_runs_end_to_end_and_prints_final_metrics_as_json(run_world, t
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (["--beta", "0"], "beta must be a number > 0"),
-        (["--beta", "-1"], "beta must be a number > 0"),
-        (["--k", "1"], "k must be an integer ≥ 2"),
-        (["--learning-rate", "0"], "learning_rate must be > 0"),
+        (["--beta", "0"], "beta must be a number in [0.0001, 100]"),
+        (["--beta", "-1"], "beta must be a number in"),
+        (["--k", "1"], "k must be an integer in [2, 256] (leave-one-out"),
+        (["--learning-rate", "0"], "learning_rate must be a number in"),
+        (["--learning-rate", "1e9"], "learning_rate must be a number in [1e-08, 0.1]"),
+        (["--kl-target", "1e9"], "kl_target must be a number in [0.001, 20] nats"),
         (["--transform", "cubic"], "invalid choice: 'cubic'"),
         (["--prompts", "/no/such/prompts.jsonl"], "prompts"),
     ],

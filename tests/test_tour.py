@@ -57,19 +57,21 @@ def test_a_tour_file_with_an_unknown_answer_is_refused(tmp_path):
         tour.load_steps(bad)
 
 
-def _fake_gallery(folder: Path) -> None:
-    """Two evaluated gallery runs (arena records only: the tour reads nothing else)."""
+def _fake_gallery(folder: Path, steps: int = 300) -> None:
+    """Two evaluated gallery runs (arena records and configs: the tour reads nothing else)."""
     for run_id, won in (("gallery-ctrl-bo4-exp", 0.55), ("gallery-ctrl-wo4-exp", 0.71)):
         run = folder / run_id
         run.mkdir(parents=True)
-        (run / runs.CONFIG_FILE).write_text(json.dumps({"transform": "exp", "mode": "best", "n": 4}))
+        config = {"transform": "exp", "mode": "best", "n": 4, "t": 12.6, "steps": steps, "kl_target": 0.5}
+        (run / runs.CONFIG_FILE).write_text(json.dumps(config))
         (run / runs.STATUS_FILE).write_text(json.dumps({"state": "finished", "gallery": True}))
         w = {"standard_win_rate": 0.6, "bon_win_rate": 0.7, "won_win_rate": won}
         w |= {f"{k}_ci_low": v - 0.03 for k, v in list(w.items())} | {
             f"{k}_ci_high": v + 0.03 for k, v in list(w.items())
         }
         record = {"settings": {"n": 4, "k": 64}, "num_prompts_done": 32, "win_rates": w, "kl": {"k1": 0.5}}
-        record["theory"] = {"bon_win_rate": 0.75}
+        record["theory"] = {"bon_win_rate": 0.75, "won_win_rate": 0.8}
+        record["run"] = {"transform": "exp", "t": 12.6, "mode": "best", "n": 4}
         (run / "arena.json").write_text(json.dumps([record]))
 
 
@@ -108,3 +110,58 @@ def test_the_app_lists_the_tour_right_after_home():
         < source.index('"app_pages/tour.py"')
         < source.index('"app_pages/transforms.py"')
     )
+
+
+@pytest.mark.parametrize("steps", [77, 300])
+def test_step_5_states_the_gallery_runs_steps_read_from_its_config(tmp_path, monkeypatch, steps):
+    monkeypatch.setenv("INFALIGN_GALLERY_DIR", str(tmp_path))
+    _fake_gallery(tmp_path, steps=steps)
+    step = next(s for s in tour.load_steps() if s.answer == "gallery_vs_theory")
+    assert f"trained {steps} steps with a 0.5-nat KL target" in tour.question_of(step)
+
+
+def test_step_5_draws_the_run_on_its_theory_curve(tmp_path, monkeypatch):
+    monkeypatch.setenv("INFALIGN_GALLERY_DIR", str(tmp_path))
+    _fake_gallery(tmp_path)
+    reveal = tour.gallery_vs_theory()
+    names = [trace.name for trace in reveal.figure.data]
+    assert any("theory" in name for name in names) and any("measured" in name for name in names)
+    assert list(reveal.figure.data[1].y) == [0.7]
+
+
+def test_step_6_asks_about_worst_of_4_and_shows_worst_of_4_theory(tmp_path, monkeypatch):
+    monkeypatch.setenv("INFALIGN_GALLERY_DIR", str(tmp_path))
+    _fake_gallery(tmp_path)
+    row = tour.best_worst_of_4().table[0]
+    assert "theory worst-of-4 (run's Φ at its KL)" in row and not any("theory best" in key for key in row)
+    assert row["theory worst-of-4 (run's Φ at its KL)"] == 0.8
+
+
+def test_step_1_bars_are_equal_in_expectation_and_the_noise_is_stated():
+    reveal = tour.calibrated_histogram()
+    bars, band, line = reveal.figure.data
+    assert len(set(line.y)) == 1 and "sampling noise" in reveal.summary
+    assert sum(bars.y) == 12 * 64  # every held-out reply is in a bar
+    assert all(low < line.y[0] < high for low, high in [(min(band.y), max(band.y))])
+
+
+def test_coming_back_to_a_revealed_step_keeps_the_committed_guess_and_its_verdict():
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.switch_page("app_pages/tour.py").run()
+    at.radio(key="tour_guess_0").set_value("piled up near 1").run()
+    at.button(key="tour_reveal_0").click().run()
+    at.button(key="tour_next").click().run()
+    at.button(key="tour_back").click().run()
+    assert at.radio(key="tour_guess_0").value == "piled up near 1"
+    assert at.radio(key="tour_guess_0").disabled  # no second guess after seeing the answer
+    assert any("(you said piled up near 1)" in w.value for w in at.warning)
+    assert not at.success
+
+
+def test_a_step_not_yet_revealed_shows_no_verdict_at_the_first_pick():
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.switch_page("app_pages/tour.py").run()
+    at.button(key="tour_next").click().run()
+    at.button(key="tour_back").click().run()
+    at.radio(key="tour_guess_0").set_value("piled up near 1").run()
+    assert not at.warning and not at.success

@@ -14,14 +14,14 @@ import plotly.graph_objects as go
 from infalign_core import arena_theory, filememo, winrate
 
 LABELS = {"standard_win_rate": "standard", "bon_win_rate": "best-of-N", "won_win_rate": "worst-of-N"}
-KL_PLACES = {"sequence KL": "k1", "KL the reward sees": "calibrated"}  # where a run sits on the chart
+KL_PLACES = {"sequence KL": "k1", "KL the reward sees": "seen_as_kl"}  # where a run sits on the chart
 KL_PLACE_HELP = (
     "The theory's curves live in calibrated space. A run's sequence KL also counts changes the reward "
-    "cannot see, so there it sits right of its curve; at the KL its calibrated rewards carry (pooled "
-    "over prompts, against the reference's samples) it shows what the transform achieves for the KL "
-    'the reward does see. The table\'s "share seen" is that KL as a share of what the exact optimum for '
-    "the run's Φ shows through the same K reference samples at the run's sequence KL: even the optimum "
-    "shows less than its KL through a finite bank, so 100 % means no KL spent where the reward does not look."
+    "cannot see, so there it sits right of its curve. Placed by the KL the reward sees, it sits at the KL "
+    "the exact optimum for its Φ would need to show as much through the same K reference samples (even "
+    "the optimum shows less than its KL through a finite bank): where it would be if no KL were wasted. "
+    'The table\'s "share seen" is the KL the reward sees as a share of what that optimum shows at the '
+    "run's sequence KL, so 100 % means no KL spent where the reward does not look."
 )
 
 
@@ -154,8 +154,12 @@ def _frontier_figure(records, name, label, theory_curve, at) -> tuple[go.Figure,
                 notes.append(
                     "Raw-reward runs: the raw reward is a prompt-dependent transform, so the theory has no curve for them."
                 )
-        if kl.get(at) is None:  # top-p < 1 (no sequence KL) or a record from before kl/calibrated
-            notes.append(f"{key}: {record.get('kl_note') or 'no such KL recorded; evaluate it again'}")
+        if kl.get(at) is None:  # top-p < 1, a raw-reward run, or a record from before this KL was kept
+            why = (
+                record.get("kl_note")
+                or "no such KL recorded (a raw reward has no optimum); evaluate it again"
+            )
+            notes.append(f"{key}: {why}")
             continue
         max_kl = max(max_kl, kl[at])
         fig.add_trace(
@@ -185,7 +189,9 @@ def _frontier_figure(records, name, label, theory_curve, at) -> tuple[go.Figure,
         )
     fig.update_layout(
         height=440,
-        xaxis_title="KL(π‖π_ref), nats" if at == "k1" else "KL the reward sees (calibrated rewards), nats",
+        xaxis_title="KL(π‖π_ref), nats"
+        if at == "k1"
+        else "the optimum's KL showing what the reward sees, nats",
         yaxis_title=f"{label} win rate",
         margin={"t": 20},
     )
@@ -193,34 +199,61 @@ def _frontier_figure(records, name, label, theory_curve, at) -> tuple[go.Figure,
     return fig, notes
 
 
-def comparison_table(records: Mapping[str, dict]) -> pd.DataFrame:
-    """One row per evaluation: who, the run's setup, N, K, its KL and each win rate with its interval.
+COMPARISON_PARTS = {
+    "setup": ["challenger", "Φ", "N·K·prompts", "KL ± se", "KL seen (share)", "− theory (own)"],
+    "win rates": ["challenger", *LABELS.values(), "Δ vs baseline"],
+}
+"""The comparison table drawn as two tables: each fits a 1,400-pixel-wide page whole (one did not)."""
 
-    Short columns (the label split into run, N and K) so the table fits the page's width.
+
+def comparison_table(records: Mapping[str, dict], baseline: str | None = None) -> pd.DataFrame:
+    """One row per evaluation: who, its Φ, N·K·prompts, KL, each win rate with its interval, the gap to
+    the theory on the run's own procedure, and the paired difference to ``baseline`` on it.
+
+    Short columns, few of them, so the whole table fits a 1,400-pixel-wide page.
     """
+    from infalign_core import arena_results
+    from infalign_core.theory import t_label
+
+    base = records.get(baseline) if baseline else None
     rows = []
     for key, record in records.items():
         run, w, kl, settings = record.get("run") or {}, record["win_rates"], record["kl"], record["settings"]
+        metric = arena_results.run_metric(record)
+        short = "WoN" if metric == "won_win_rate" else "BoN"
+        transform = run.get("transform", "–")
+        share = f" ({kl['share_seen']:.0%})" if kl.get("optimum_visible") else ""
         row = {
             "challenger": record.get("label") or key.split(" · ")[0],
-            "transform": run.get("transform", "–"),
-            "t": run.get("t"),
-            "N": settings["n"],
-            "K": settings["k"],
-            "prompts": record["num_prompts_done"],
+            "Φ": f"{transform} t={t_label(run['t'])}" if run.get("t") else transform,
+            "N·K·prompts": f"{settings['n']}·{settings['k']}·{record['num_prompts_done']}",
             "KL ± se": f"{kl['k1']:.3f} ± {kl.get('k1_stderr') or 0:.3f}"
             if kl.get("k1") is not None
             else "–",
-            "KL the reward sees": kl.get("calibrated"),
             # Only against the optimum's visible KL (records before it divided by the sequence KL).
-            "share seen": f"{kl['share_seen']:.0%}" if kl.get("optimum_visible") else None,
+            "KL seen (share)": f"{kl['calibrated']:.3f}{share}" if kl.get("calibrated") is not None else "–",
         }
         for name, label in LABELS.items():
             row[label] = f"{w[name]:.3f} [{w[f'{name}_ci_low']:.3f}, {w[f'{name}_ci_high']:.3f}]"
-        gap = (record.get("gap_to_theory") or {}).get("bon_win_rate")
-        row["BoN − theory"] = f"{gap:+.3f}" if gap is not None else "–"
+        gap = (record.get("gap_to_theory") or {}).get(metric)
+        row["− theory (own)"] = f"{gap:+.3f} {short}" if gap is not None else "–"
+        if base is not None:
+            row["Δ vs baseline"] = _paired_cell(record, base, metric, short, key == baseline)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _paired_cell(record: dict, base: dict, metric: str, short: str, is_base: bool) -> str:
+    """'+0.026 [+0.009, +0.043] BoN', 'baseline', or why the two cannot be paired."""
+    from infalign_core import arena_results
+
+    if is_base:
+        return "baseline"
+    problem = arena_results.pairing_problem(record, base)
+    if problem:
+        return "not paired: " + problem.split(":")[0]
+    d = arena_results.paired_comparison([record], [base], metric)
+    return f"{d.difference:+.3f} [{d.ci_low:+.3f}, {d.ci_high:+.3f}] {short}"
 
 
 def procedure_figure(

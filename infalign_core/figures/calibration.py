@@ -82,12 +82,21 @@ def kl_figure(table, beta: float) -> go.Figure:
         fig.add_scatter(
             x=np.asarray(table["iqr"])[order],
             y=np.maximum(np.asarray(table[key])[order], 1e-6),
-            mode="markers+lines",
+            mode="markers",  # one point per prompt: a line would join unrelated prompts
             name=name,
             text=np.asarray(table["prompt"])[order],
-            line={"color": color},
+            marker={"color": color, "size": 8},
             hovertemplate="%{text}<br>IQR %{x:.3f}<br>KL %{y:.4f} nats<extra>%{fullData.name}</extra>",
         )
+    iqr, calibrated = np.asarray(table["iqr"]), np.asarray(table["kl_calibrated"])
+    fig.add_scatter(  # the calibrated KL is one number for every prompt: say so with a level line
+        x=[iqr.min(), iqr.max()],
+        y=[max(float(calibrated.mean()), 1e-6)] * 2,
+        mode="lines",
+        name="calibrated, the same on every prompt",
+        line={"color": "#4C78A8", "dash": "dot", "width": 1},
+        hoverinfo="skip",
+    )
     fig.update_layout(
         **_LAYOUT, xaxis_title="raw reward IQR of the prompt", yaxis_title=f"KL at β = {beta:g}, nats"
     )

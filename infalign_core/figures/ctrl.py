@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -23,7 +24,7 @@ CURVES_CAPTION = (
     "(all N-subsets, ties ½): unbiased for the reference, but optimistic for a trained policy, which "
     "is scored against the bank it trains on. The arena's fresh samples are the real measurement. "
     "The dotted KL is the KL the reward sees: the step's calibrated rewards, counted on the bank's "
-    "m + 1 rank levels (16 bins for 64 samples, the end levels kept single) against their uniform law "
+    "m + 1 rank levels (15 bins for 64 samples, the end levels kept single) against their uniform law "
     "under the reference, bias-corrected by a jackknife over the step's prompts. It is at most the "
     "sequence KL (data processing); the rest changes the text without changing its rank. Even the "
     "exact optimum shows less than its KL through a finite bank (90 % for best-of-4 at 0.5 nats with "
@@ -44,11 +45,17 @@ def progress_line(info: runs.RunInfo, metrics: Sequence[dict], gallery_title=Non
     return min(1.0, done / total), f"{info.run_id}: {info.state}, step {done}/{total}{eta}{mark}"
 
 
+KL_WINDOW = 20
+"""Steps averaged for the runs table's KL: one step's KL, from 64 samples, is noisy (a gallery run's
+last step read 0.80 nats where its final 20 steps averaged 0.50, as the arena measured)."""
+
+
 def runs_table(infos: Sequence[runs.RunInfo]) -> pd.DataFrame:
-    """One row per run: state, transform, the latest metrics and any error."""
+    """One row per run: state, transform, the latest metrics, KL as a final-window mean and as the arena measured it."""
     rows = []
     for info in infos:
-        last = (ctrl.read_metrics(info.path) or [{}])[-1]
+        metrics = ctrl.read_metrics(info.path) or [{}]
+        last = metrics[-1]
         rows.append(
             {
                 "run": info.run_id,
@@ -58,8 +65,9 @@ def runs_table(infos: Sequence[runs.RunInfo]) -> pd.DataFrame:
                 "β": last.get("kl/beta", info.config.get("beta")),
                 "step": f"{last.get('step', 0)}/{info.config.get('steps')}",
                 "calibrated": last.get("reward/calibrated"),
-                "KL": last.get("kl/k1"),
-                "KL the reward sees": last.get("kl/calibrated"),
+                f"KL, mean of last {KL_WINDOW} steps": _window_mean(metrics, "kl/k1"),
+                f"KL the reward sees, last {KL_WINDOW}": _window_mean(metrics, "kl/calibrated"),
+                "KL in the arena": _arena_kl(info.path),
                 "BoN": last.get("winrate/bon"),
                 # The full error is shown under the live view; a cell would cut it off.
                 "error": "yes, see below" if info.status.get("error") else "",
@@ -67,6 +75,20 @@ def runs_table(infos: Sequence[runs.RunInfo]) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def _window_mean(metrics: Sequence[dict], key: str) -> float | None:
+    """The mean of a metric over the last KL_WINDOW steps that logged it (None before any)."""
+    values = [r[key] for r in metrics if isinstance(r.get(key), int | float)][-KL_WINDOW:]
+    return float(np.mean(values)) if values else None
+
+
+def _arena_kl(run_dir) -> float | None:
+    """The KL the arena measured on fresh samples (its largest evaluation), or None before one."""
+    from infalign_core import report
+
+    record = report._best_record(run_dir)
+    return None if record is None else record.get("kl", {}).get("k1")
 
 
 def curves_figure(selected: Sequence[str]) -> go.Figure:

@@ -297,8 +297,13 @@ def optimal_vs_exponential_figure(
     gap_kl: np.ndarray,
     gap_points: np.ndarray,
     kl_marker: float | None = None,
+    at_beta_floor: np.ndarray | None = None,
 ) -> go.Figure:
-    """Left: the optimal Φ and the best exponential Φ (rescaled); right: the win-rate gap across KL."""
+    """Left: the optimal Φ and the best exponential Φ (rescaled); right: the win-rate gap across KL.
+
+    Points where the exponential's best t is pinned by the β floor (``at_beta_floor``) are drawn
+    as open circles: there its t is the steepest reachable, not its best, and the gap reopens.
+    """
     traces = [
         {
             "type": "scatter",
@@ -327,6 +332,21 @@ def optimal_vs_exponential_figure(
             "yaxis": "y2",
         }
     )
+    floor = np.zeros(len(gap_kl), dtype=bool) if at_beta_floor is None else np.asarray(at_beta_floor, bool)
+    if floor.any():
+        traces.append(
+            {
+                "type": "scatter",
+                "x": np.asarray(gap_kl)[floor],
+                "y": np.asarray(gap_points)[floor],
+                "name": "exponential's t pinned by the β floor",
+                "mode": "markers",
+                "marker": {"symbol": "circle-open", "size": 12, "color": "#444", "line": {"width": 2}},
+                "hovertemplate": "KL=%{x:.4f} nats<br>gap=%{y:.4f} points<br>β floor binds<extra></extra>",
+                "xaxis": "x2",
+                "yaxis": "y2",
+            }
+        )
     # Two panels side by side, laid out by hand (make_subplots costs more than the data).
     left, right = [0.0, 0.44], [0.56, 1.0]
     titles = [
@@ -368,8 +388,7 @@ def tradeoff_figure(rows: Sequence[Mapping], inference_key: str) -> go.Figure:
             }
         )
     layout = _layout(x="", y="win rate against the reference", height=360, barmode="group")
-    low = min(min(row["standard win rate"], row[inference_key]) for row in rows) if rows else 0.5
-    layout["yaxis"]["range"] = [max(0.0, low - 0.08), 1.04]
+    layout["yaxis"]["range"] = [0.0, 1.08]  # bars start at 0: a cut axis exaggerates their differences
     return _figure(traces, layout)
 
 
