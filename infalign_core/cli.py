@@ -184,8 +184,13 @@ def _add_calibrate(sub) -> None:
     p.add_argument("--m", type=_positive_int, required=True, help="reference samples per prompt")
     p.add_argument("--heldout", type=_positive_int, default=None, help="held-out samples/prompt (default m)")
     p.add_argument("--policy", default="default", help="reference policy: default, preset, folder, hub id")
-    p.add_argument("--reward", default="default", help="reward: default, vader, oracle, a folder or hub id")
+    p.add_argument(
+        "--reward",
+        default="default",
+        help="reward: default, vader, oracle, proxy, judge:RUBRIC, a folder or hub id",
+    )
     p.add_argument("--label", default=None, help="which label of a multi-label reward model is the reward")
+    _add_judge_flag(p)
     p.add_argument("--device", default=None, help="cpu, cuda or mps (default: best available)")
     p.add_argument("--max-new-tokens", type=_positive_int, default=24)
     p.add_argument("--temperature", type=_positive_float, default=1.0)
@@ -212,7 +217,9 @@ def _run_calibrate(args) -> int:
         print(f"note: {notice}", file=sys.stderr)
     chat = _chat_format(args)
     policy = load_policy(args.policy, device=args.device, chat=chat)
-    reward_fn = load_reward(args.reward, label=args.label, device=args.device, chat=chat)
+    reward_fn = load_reward(
+        _reward_source(args.reward, args.judge), label=args.label, device=args.device, chat=chat
+    )
     _print_notes(policy)
     bars: dict = {}
 
@@ -1096,14 +1103,19 @@ _COMMANDS = [
 ]
 
 
-def _add_agency_commands(sub) -> None:
-    from infalign_core.cli_agency import add_agency, add_judge_agreement
+def _add_agency(sub) -> None:
+    from infalign_core.cli_agency import add_agency
 
     add_agency(sub)
+
+
+def _add_judge_agreement(sub) -> None:
+    from infalign_core.cli_agency import add_judge_agreement
+
     add_judge_agreement(sub)
 
 
-_COMMANDS.append(_add_agency_commands)
+_COMMANDS += [_add_agency, _add_judge_agreement]
 
 
 def build_parser() -> argparse.ArgumentParser:

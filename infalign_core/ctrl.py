@@ -963,6 +963,9 @@ def train(
 
             # 3. Reward, calibrated reward against the bank, transformed reward Φ(c).
             raw = np.asarray(reward_fn.score(row_prompts, samples.responses), dtype=np.float64)
+            unscored = float(np.isnan(raw).mean()) if getattr(reward_fn, "may_abstain", False) else 0.0
+            if unscored:  # a judge's unparseable answers: no push either way (logged as reward/unscored)
+                raw = fill_unscored(raw, config.k, bank.rewards[bank_rows[:: config.k]])
             check_finite_rewards(raw, row_prompts, samples.responses, step)
             calibrated = calibration.calibrated_reward(bank, bank_rows, raw)
             # An optimal Φ follows the adaptive β: re-solved once β has moved a few percent.
@@ -1007,6 +1010,7 @@ def train(
             last = {
                 "step": step,
                 "reward/raw": float(raw.mean()),
+                "reward/unscored": unscored,
                 "reward/calibrated": float(calibrated.mean()),
                 "reward/transformed": float(transformed.mean()),
                 # Share of samples above every reference reward of their prompt: the reward
@@ -1066,6 +1070,21 @@ def train(
     out = {k: v for k, v in last.items() if k != "samples"}
     out.update({"step": step, "stopped": stopped, "checkpoint": checkpoint})
     return out
+
+
+def fill_unscored(raw: np.ndarray, k: int, banks: np.ndarray) -> np.ndarray:
+    """Rewards with each unscored (NaN) sample set to its prompt group's mean scored reward.
+
+    Such a sample then carries (about) zero leave-one-out advantage: it pushes the policy neither
+    way, where a 0 would punish it for the judge's failure. A group with no scored sample takes its
+    bank's median, so all its advantages are exactly 0. ``banks`` is [groups, m] (sorted bank rows).
+    """
+    grouped = np.asarray(raw, dtype=np.float64).reshape(-1, k).copy()
+    for g, row in enumerate(grouped):
+        missing = np.isnan(row)
+        if missing.any():
+            row[missing] = np.median(banks[g]) if missing.all() else row[~missing].mean()
+    return grouped.ravel()
 
 
 def check_finite_rewards(

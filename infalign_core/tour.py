@@ -359,6 +359,33 @@ def best_worst_of_4() -> Reveal:
     return Reveal(title, summary, table=[_row(t, r, "worst") for t, r in records])
 
 
+def goodhart_curve() -> Reveal:
+    """Trained on the weak proxy: does the oracle's win rate follow the proxy's as KL grows? (shipped curves)"""
+    from infalign_core import goodhart
+    from infalign_core.figures.goodhart import goodhart_figure
+
+    results = goodhart.load_results()
+    curves = results["curves"]
+    gaps = {
+        method: points[-1]["proxy_win_rate"] - points[-1]["oracle_win_rate"]
+        for method, points in curves.items()
+    }
+    widest = max(gaps, key=gaps.get)
+    last = curves[widest][-1]
+    correct = (
+        "the proxy's keeps rising, the oracle's falls behind" if gaps[widest] > 0.05 else "they rise together"
+    )
+    summary = (
+        f"Farthest out, **{widest}** at {last['kl']:.2f} nats wins {last['proxy_win_rate']:.3f} under the proxy "
+        f"but {last['oracle_win_rate']:.3f} under the oracle (gap {gaps[widest]:+.3f})."
+    )
+    table = [
+        {"method": method, **{k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}}
+        for method, row in results.get("summary", {}).items()
+    ]
+    return Reveal(correct, summary, figure=goodhart_figure(curves), table=table)
+
+
 QUESTION_FACTS: dict[str, Callable[[], dict]] = {"gallery_vs_theory": _bo4_run_facts}
 """Answer name → the facts its question's {placeholders} are filled from."""
 
@@ -369,4 +396,5 @@ ANSWERS: dict[str, Callable[[], Reveal]] = {
     "bon_policy_kl": bon_policy_kl,
     "gallery_vs_theory": gallery_vs_theory,
     "best_worst_of_4": best_worst_of_4,
+    "goodhart_curve": goodhart_curve,
 }

@@ -337,3 +337,24 @@ def test_a_bank_refuses_a_judge_that_never_answers(tmp_path, tiny_world):
         build_reference_bank(
             policy, Never(), ["the movie"], 4, sampling=SamplingSettings(max_new_tokens=3), cache_dir=tmp_path
         )
+
+
+def test_ctrl_gives_unscored_samples_their_groups_mean_so_they_push_neither_way():
+    from infalign_core.ctrl import fill_unscored, rloo_advantages
+
+    raw = np.array([0.2, np.nan, 0.6, 0.4, np.nan, np.nan, np.nan, np.nan])
+    banks = np.array([[0.0, 1.0], [0.1, 0.3, 0.5][:2]])
+    filled = fill_unscored(raw, 4, banks)
+    assert filled[1] == pytest.approx(0.4) and np.isfinite(filled).all()
+    assert rloo_advantages(filled, 4)[1] == pytest.approx(0.0)  # the unscored sample: no push
+    assert (filled[4:] == 0.2).all() and np.allclose(rloo_advantages(filled, 4)[4:], 0.0)  # bank median
+
+
+def test_the_trl_reward_gives_unscored_completions_their_prompts_mean():
+    from infalign_core.integrations.trl import fill_unscored_by_prompt
+
+    prompts = ["a", "a", "a", "b", "b"]
+    raw = np.array([0.2, np.nan, 0.6, np.nan, np.nan])
+    banks = np.array([[0.0, 1.0]] * 3 + [[0.1, 0.3]] * 2)
+    filled = fill_unscored_by_prompt(prompts, raw, banks)
+    assert filled[1] == pytest.approx(0.4) and filled[3] == filled[4] == pytest.approx(0.2)
