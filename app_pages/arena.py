@@ -6,6 +6,7 @@ from app_pages import arena_views, cached, linked
 from infalign_core import arena, arena_results, challengers, data, eval_rewards, gallery, links, report, runs
 from infalign_core.errors import InfAlignError
 from infalign_core.figures import arena as arena_figures
+from infalign_core.sampling_settings import SamplingSettings
 from infalign_core.text import literal
 
 REFERENCE, FOLDER = "reference (bundled default policy)", "a local model folder…"
@@ -100,10 +101,8 @@ if st.button("Evaluate", type="primary", key="evaluate"):
         reward_fn = cached.reward(reward_source, defaults.reward_label or "")
         st.session_state.setdefault("loaded_models", {})["arena challenger"] = source.label
         progress, metrics, chart = st.progress(0.0, "sampling…"), st.empty(), st.empty()
-        common = dict(
-            n=int(n), k=int(k), max_new_tokens=int(max_new_tokens), temperature=float(temperature),
-            top_p=float(top_p), seed=int(seed), prompts_per_batch=int(batch),
-        )  # fmt: skip
+        sampling = SamplingSettings(int(max_new_tokens), float(temperature), float(top_p), int(seed))
+        common = dict(n=int(n), k=int(k), sampling=sampling, prompts_per_batch=int(batch))
         for state in (
             arena_views.optimum_states(reference, reward_fn, prompts, resolved, pool, common)
             if wanted_optimum

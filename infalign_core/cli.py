@@ -19,6 +19,7 @@ from infalign_core import classroom
 from infalign_core.cli_output import json_safe as _json_safe
 from infalign_core.cli_output import print_unscored as _print_unscored
 from infalign_core.errors import InfAlignError, one_line, user_error
+from infalign_core.sampling_settings import SamplingSettings
 
 
 def _positive_float(text: str) -> float:
@@ -240,13 +241,15 @@ def _run_calibrate(args) -> int:
             reward_fn,
             prompt_set.prompts,
             args.m,
+            sampling=SamplingSettings(
+                max_new_tokens=args.max_new_tokens,
+                temperature=args.temperature,
+                top_p=args.top_p,
+                seed=args.seed,
+                batch_size=args.batch_size,
+            ),
             heldout=args.heldout,
-            max_new_tokens=args.max_new_tokens,
-            temperature=args.temperature,
-            top_p=args.top_p,
-            seed=args.seed,
             cache_dir=args.cache_dir,
-            batch_size=args.batch_size,
             progress=progress,
         )
     finally:
@@ -331,10 +334,9 @@ def _run_sample(args) -> int:
         policy,
         [prompt],
         args.n,
-        max_new_tokens=args.max_new_tokens,
-        temperature=args.temperature,
-        top_p=args.top_p,
-        seed=args.seed,
+        sampling=SamplingSettings(
+            max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p, seed=args.seed
+        ),
     )
     rewards = reward_fn.score(samples.row_prompts(), samples.responses)
     _print_notes(samples, reward_fn)
@@ -777,12 +779,11 @@ def _run_winrate(args) -> int:
             reference,
             reward_fn,
             prompt_set.prompts,
+            sampling=SamplingSettings(
+                max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=args.seed
+            ),
             n=args.n,
             k=args.k,
-            max_new_tokens=max_new_tokens,
-            temperature=temperature,
-            top_p=top_p,
-            seed=args.seed,
             resamples=args.resamples,
         ):
             if bar is not None:
@@ -950,10 +951,9 @@ def _run_winrate_optimum(args) -> int:
         n=args.n,
         k=args.k,
         pool=pool,
-        max_new_tokens=args.max_new_tokens or 24,
-        temperature=temperature,
-        top_p=top_p,
-        seed=args.seed,
+        sampling=SamplingSettings(
+            max_new_tokens=args.max_new_tokens or 24, temperature=temperature, top_p=top_p, seed=args.seed
+        ),
         resamples=args.resamples,
     )
     out = {"policy": resolved.label, "reference": reference_source, "reward": reward_fn.name}

@@ -41,6 +41,7 @@ import numpy as np
 from infalign_core import filememo
 from infalign_core.chat import save_chat_format
 from infalign_core.errors import InfAlignError
+from infalign_core.sampling_settings import SamplingSettings
 
 TRANSFORMS = ("raw", "identity", "log", "exp", "optimal")
 MODES = ("best", "worst")
@@ -177,6 +178,14 @@ class CTRLConfig:
         from infalign_core.chat import ChatFormat
 
         return ChatFormat(completion=bool(self.completion_mode), system_prompt=self.system_prompt or None)
+
+    def sampling(self, seed: int | None = None) -> SamplingSettings:
+        """How the run samples (its banks, its steps, its arena): length and temperature, at ``seed`` (default the run's)."""
+        return SamplingSettings(
+            max_new_tokens=self.max_new_tokens,
+            temperature=self.temperature,
+            seed=self.seed if seed is None else seed,
+        )
 
     def validate(self) -> CTRLConfig:
         """Raise InfAlignError naming the first bad field and its accepted range; return self."""
@@ -864,9 +873,7 @@ def reference_bank(config: CTRLConfig, reference, reward_fn, prompts, *, progres
         reward_fn,
         prompts,
         config.m,
-        max_new_tokens=config.max_new_tokens,
-        temperature=config.temperature,
-        seed=config.seed,
+        sampling=config.sampling(),
         cache_dir=config.cache_dir,
         progress=progress,
         should_stop=should_stop,
@@ -947,9 +954,7 @@ def train(
                     policy,
                     batch_prompts,
                     config.k,
-                    max_new_tokens=config.max_new_tokens,
-                    temperature=config.temperature,
-                    seed=seed,
+                    sampling=config.sampling(seed),
                 )
             for note in samples.notes:  # e.g. a batch halved after running out of memory
                 log(note)

@@ -117,11 +117,9 @@ def build_run(
             reference,
             reward_fn,
             prompts,
+            sampling=config.sampling(seed),
             n=config.n,
             k=arena_k,
-            max_new_tokens=config.max_new_tokens,
-            temperature=config.temperature,
-            seed=seed,
         )
         settings = {
             "n": config.n,

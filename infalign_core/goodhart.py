@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from infalign_core.errors import InfAlignError
+from infalign_core.sampling_settings import SamplingSettings
 
 RESULTS_PATH = Path(__file__).resolve().parent.parent / "assets" / "goodhart" / "curves.json"
 METHODS = {
@@ -59,8 +60,8 @@ def bon_curve(
     if max(ns) > k:
         raise InfAlignError(f"best-of-{max(ns)} needs K ≥ {max(ns)} reference samples per prompt, got {k}.")
     prompts = list(prompts)
-    pool = sample(reference, prompts, int(k), seed=seed)
-    comparison = sample(reference, prompts, int(m), seed=seed + 1)
+    pool = sample(reference, prompts, int(k), sampling=SamplingSettings(seed=seed))
+    comparison = sample(reference, prompts, int(m), sampling=SamplingSettings(seed=seed + 1))
     pool_rows = [pool.responses[i * k : (i + 1) * k] for i in range(len(prompts))]
     comparison_rows = [comparison.responses[i * m : (i + 1) * m] for i in range(len(prompts))]
     scores = {
@@ -125,9 +126,9 @@ def training_curve(
             models.reference,
             models.reward_fn,
             eval_prompts,
+            sampling=SamplingSettings(seed=seed + 17),
             n=1,
             k=k_eval,
-            seed=seed + 17,
             resamples=200,
         )
         under_oracle = eval_reward_results(state, {"oracle": oracle}, resamples=200, seed=seed)["oracle"]

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from infalign_core.errors import InfAlignError
+from infalign_core.sampling_settings import SamplingSettings
 
 PROXY_DIR = Path(__file__).resolve().parent.parent / "assets" / "world" / "proxy"
 _TOKEN = re.compile(r"[a-z']+")
@@ -58,7 +59,7 @@ def build_proxy(
     prompts = data.load_prompts("bundled", split="train").prompts
     rng = np.random.default_rng(seed)
     chosen = [prompts[i] for i in rng.choice(len(prompts), size=int(labels) // 4, replace=False)]
-    drawn = sample(policy, chosen, 4, max_new_tokens=24, seed=seed)
+    drawn = sample(policy, chosen, 4, sampling=SamplingSettings(max_new_tokens=24, seed=seed))
     texts = [p + r for p, r in zip(drawn.row_prompts(), drawn.responses)]
     targets = torch.tensor([naive_lexicon_score(t) for t in texts], dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(str(world.REWARD_DIR))
@@ -93,7 +94,7 @@ def build_proxy(
     )  # fmt: skip
     # Held-out agreement with the oracle, on fresh reference samples of the eval prompts.
     heldout_prompts = data.load_prompts("bundled", split="eval", limit=64).prompts
-    fresh = sample(policy, heldout_prompts, 8, max_new_tokens=24, seed=seed + 1)
+    fresh = sample(policy, heldout_prompts, 8, sampling=SamplingSettings(max_new_tokens=24, seed=seed + 1))
     fresh_texts = [p + r for p, r in zip(fresh.row_prompts(), fresh.responses)]
     proxy_scores = world.score_texts(model, tokenizer, fresh_texts)
     truth = np.array([sentiment_intensity(t) for t in fresh_texts])

@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from infalign_core import rubrics
 from infalign_core.errors import InfAlignError
 from infalign_core.judge import JudgeReward, judge_spec, load_judge_reward, split_spec
+from infalign_core.sampling_settings import SamplingSettings
 
 HAB = rubrics.load_rubric("ask_clarifying_questions")
 HELP = rubrics.load_rubric("helpfulness")
@@ -312,7 +313,12 @@ def test_a_bank_redraws_reference_samples_the_judge_left_unscored(tmp_path, tiny
     policy = load_policy(str(tiny_world.policy), device="cpu")
     reward = _Abstaining()
     bank = build_reference_bank(
-        policy, reward, ["the movie", "the plot"], 6, max_new_tokens=4, cache_dir=tmp_path
+        policy,
+        reward,
+        ["the movie", "the plot"],
+        6,
+        sampling=SamplingSettings(max_new_tokens=4),
+        cache_dir=tmp_path,
     )
     assert bank.rewards.shape == (2, 6) and np.isfinite(bank.rewards).all()
     assert any("redrawn" in note for note in reward.notes)
@@ -328,7 +334,9 @@ def test_a_bank_refuses_a_judge_that_never_answers(tmp_path, tiny_world):
 
     policy = load_policy(str(tiny_world.policy), device="cpu")
     with pytest.raises(InfAlignError, match="unscored even after 3 redraws"):
-        build_reference_bank(policy, Never(), ["the movie"], 4, max_new_tokens=3, cache_dir=tmp_path)
+        build_reference_bank(
+            policy, Never(), ["the movie"], 4, sampling=SamplingSettings(max_new_tokens=3), cache_dir=tmp_path
+        )
 
 
 def test_ctrl_gives_unscored_samples_their_groups_mean_so_they_push_neither_way():
