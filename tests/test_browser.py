@@ -131,3 +131,16 @@ def test_the_tours_goodhart_step_draws_the_over_optimisation_chart(app_url):
             assert "best-of-n (reference) · oracle" in names and "best-of-n (reference) · proxy" in names
         finally:
             browser.close()
+
+
+def test_an_unknown_page_says_it_does_not_exist_and_a_link_to_unknown_runs_warns(app_url):
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=SHOT.CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(app_url + "/nonexistent")
+            page.get_by_text("does not seem to exist").wait_for(timeout=90_000)  # not silently Home
+            page.goto(app_url + "/ctrl?runs=../../etc")
+            page.get_by_text("no run '../../etc'").wait_for(timeout=90_000)
+        finally:
+            browser.close()
