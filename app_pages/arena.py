@@ -127,11 +127,10 @@ if st.button("Evaluate", type="primary", key="evaluate"):
             chart.plotly_chart(
                 arena_figures.convergence_figure(state.estimate), key=f"convergence-{state.done}"
             )
-        settings = {
-            "n": int(n), "k": int(k), "prompts": f"bundled:{split}", "num_prompts": state.done,
-            "max_new_tokens": int(max_new_tokens), "temperature": float(temperature), "top_p": float(top_p),
-            "seed": int(seed), "reference": reference.fingerprint, "reward": reward_fn.fingerprint,
-        } | ({} if int(batch) == arena.PROMPTS_PER_BATCH else {"prompts_per_batch": int(batch)})  # fmt: skip
+        settings = arena_results.record_settings(
+            n=n, k=k, prompts=f"bundled:{split}", num_prompts=state.done, sampling=sampling, reference=reference,
+            reward_fn=reward_fn, prompts_per_batch=batch,
+        )  # fmt: skip
         run_config = resolved.run_config(pool) if wanted_optimum else source.run_config
         if wanted_optimum:  # labelled as what a perfect trainer would reach; warns when M is too small
             record = arena_views.optimum_record(state, settings, resolved)

@@ -767,6 +767,9 @@ def _run_winrate(args) -> int:
     max_new_tokens = args.max_new_tokens or run.max_new_tokens
     temperature = float(args.temperature if args.temperature is not None else run.temperature)
     top_p = float(args.top_p if args.top_p is not None else run.top_p)
+    sampling = SamplingSettings(
+        max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=args.seed
+    )
     bar = None
     if not args.json:
         from tqdm import tqdm
@@ -779,9 +782,7 @@ def _run_winrate(args) -> int:
             reference,
             reward_fn,
             prompt_set.prompts,
-            sampling=SamplingSettings(
-                max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=args.seed
-            ),
+            sampling=sampling,
             n=args.n,
             k=args.k,
             resamples=args.resamples,
@@ -817,18 +818,15 @@ def _run_winrate(args) -> int:
     if state.kl_note:
         print(f"note: {state.kl_note}", file=sys.stderr)
     if source.run_dir is not None or compare is not None:
-        settings = {
-            "n": args.n,
-            "k": args.k,
-            "prompts": f"{args.prompts}:{split}",
-            "num_prompts": state.done,
-            "max_new_tokens": max_new_tokens,
-            "temperature": temperature,
-            "top_p": top_p,
-            "seed": args.seed,
-            "reference": reference.fingerprint,
-            "reward": reward_fn.fingerprint,
-        }
+        settings = arena_results.record_settings(
+            n=args.n,
+            k=args.k,
+            prompts=f"{args.prompts}:{split}",
+            num_prompts=state.done,
+            sampling=sampling,
+            reference=reference,
+            reward_fn=reward_fn,
+        )
         settings.update(arena.rendering_settings(reference, args.prompt_subset))
         record = arena_results.arena_record(state, settings, source.run_config)
         if others:

@@ -358,3 +358,34 @@ def test_the_trl_reward_gives_unscored_completions_their_prompts_mean():
     banks = np.array([[0.0, 1.0]] * 3 + [[0.1, 0.3]] * 2)
     filled = fill_unscored_by_prompt(prompts, raw, banks)
     assert filled[1] == pytest.approx(0.4) and filled[3] == filled[4] == pytest.approx(0.2)
+
+
+def test_a_ctrl_run_with_a_judge_that_abstains_trains_and_logs_the_unscored_share(tmp_path):
+    from test_ctrl import make_run_world, small_config
+
+    from infalign_core import ctrl
+    from infalign_core.reward_base import RewardFunction
+
+    class Abstaining(RewardFunction):
+        """Scores a response by its length; after the bank, it abstains on every other row."""
+
+        name, fingerprint, may_abstain = "abstaining-judge", "abstaining-judge-v1", True
+
+        def __init__(self):
+            self.calls, self.notes = 0, []
+
+        def _score_pairs(self, prompts, responses):
+            self.calls += 1
+            out = np.array([float(len(r)) for r in responses])
+            if self.calls > 1:  # the bank is call 1
+                out[1::2] = np.nan
+            return out
+
+    policy, prompts = make_run_world(tmp_path)
+    config = small_config(policy, prompts, tmp_path / "cache", steps=2, checkpoint_every=100).resolved()
+    base = ctrl.load_models(config)
+    rows = []
+    ctrl.train(config, models=ctrl.Models(base.policy, base.reference, Abstaining()), on_metrics=rows.append)
+    assert [row["step"] for row in rows] == [1, 2]
+    assert [row["reward/unscored"] for row in rows] == [0.5, 0.5], rows
+    assert all(np.isfinite(row["reward/raw"]) for row in rows)

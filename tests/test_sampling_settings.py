@@ -63,3 +63,23 @@ def test_settings_are_frozen_and_passed_whole_where_samples_are_drawn():
         params = inspect.signature(fn).parameters
         assert "sampling" in params, fn.__name__
         assert not {"max_new_tokens", "temperature", "top_p", "seed"} & set(params), fn.__name__
+
+
+def test_an_arena_records_settings_are_its_sampling_and_models_and_name_a_batch_only_when_not_the_default():
+    from infalign_core import arena_results
+
+    models = {
+        "reference": SimpleNamespace(fingerprint="ref"),
+        "reward_fn": SimpleNamespace(fingerprint="rew"),
+    }
+    settings = arena_results.record_settings(
+        n=4, k=8, prompts="bundled:eval", num_prompts=3, sampling=SETTINGS, **models
+    )
+    assert settings == {
+        "n": 4, "k": 8, "prompts": "bundled:eval", "num_prompts": 3, "max_new_tokens": 12,
+        "temperature": 0.7, "top_p": 0.9, "seed": 3, "reference": "ref", "reward": "rew",
+    }  # fmt: skip
+    batched = arena_results.record_settings(
+        n=4, k=8, prompts="bundled:eval", num_prompts=3, sampling=SETTINGS, prompts_per_batch=16, **models
+    )
+    assert batched == {**settings, "prompts_per_batch": 16}
