@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8501
 
-.PHONY: app classroom dev gallery test test-fast lint format bench world hab-fixture chromium clean-venv
+.PHONY: app classroom dev gallery test test-fast lint format bench world proxy goodhart hab-fixture chromium clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +68,15 @@ gallery: $(VENV)/.app-installed
 ## world: rebuild the bundled default world in assets/world (a few minutes on 2 cores)
 world: $(VENV)/.app-installed
 	$(BIN)/python -m infalign_core build-world --out assets/world
+
+## proxy: rebuild the world's deliberately weak proxy reward in assets/world/proxy (seconds)
+proxy: $(VENV)/.app-installed
+	OMP_NUM_THREADS=1 $(BIN)/python -c "from infalign_core.proxy import build_proxy; build_proxy()"
+
+## goodhart: the over-optimisation curves on the proxy in assets/goodhart (three short runs; ~40 min on 2 busy cores)
+goodhart: $(VENV)/.app-installed
+	rm -f assets/goodhart/curves.json
+	OMP_NUM_THREADS=1 $(BIN)/python -c "from infalign_core.goodhart import run_experiment; run_experiment(steps=240, every=30)"
 
 ## hab-fixture: rewrite the small offline HumanAgencyBench sample in assets/hab (seconds)
 hab-fixture: $(VENV)/.app-installed

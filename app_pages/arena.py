@@ -2,10 +2,11 @@
 
 import streamlit as st
 
-from app_pages import arena_views, cached, linked
+from app_pages import arena_views, cached, linked, widgets
 from infalign_core import arena, arena_results, challengers, data, eval_rewards, gallery, links, report, runs
 from infalign_core.errors import InfAlignError
 from infalign_core.figures import arena as arena_figures
+from infalign_core.sampling_settings import SamplingSettings
 from infalign_core.text import literal
 
 REFERENCE, FOLDER = "reference (bundled default policy)", "a local model folder…"
@@ -53,8 +54,9 @@ if st.session_state.get("_arena_challenger") != choice:  # a new challenger: N f
     st.session_state["_arena_challenger"] = choice
     if run_config.get("n") and "n" not in from_link:
         st.session_state["n"] = min(int(run_config["n"]), 64)
-reference_source = left.text_input("Reference", defaults.reference, key="reference")
-reward_source = left.text_input("Reward", defaults.reward, key="reward")
+follow, source = widgets.following, "the challenger's run"  # fields that follow the challenger until edited
+reference_source = follow(left, "text_input", "Reference", defaults.reference, "reference", source)
+reward_source = follow(left, "text_input", "Reward", defaults.reward, "reward", source)
 eval_specs = left.multiselect("Also score with", eval_rewards.CHOICES, key="eval_rewards", accept_new_options=True, help=eval_rewards.CHOICES_HELP)  # fmt: skip
 judge = left.text_input("Judge model", key="judge", help="For judge:RUBRIC: a chat model's folder, hub id or preset") if any(s.startswith("judge:") for s in eval_specs) else None  # fmt: skip
 n = mid.number_input("N (best-of-N / worst-of-N)", 1, 64, key="n")
@@ -62,13 +64,13 @@ k = mid.number_input("K samples per prompt (≥ N)", 1, 512, key="k")
 split = right.selectbox("Prompts (bundled)", ["eval", "train"], key="split")
 num_prompts = right.number_input("Number of prompts", 2, 480, key="num_prompts")
 with right.popover("Sampling"):
-    max_new_tokens = st.number_input("Max new tokens", 1, 256, defaults.max_new_tokens, key="max_new_tokens")
-    temperature = st.number_input(
-        "Temperature", 0.05, 5.0, defaults.temperature, 0.05, key="temperature",
+    max_new_tokens = follow(st, "number_input", "Max new tokens", defaults.max_new_tokens, "max_new_tokens", source, min_value=1, max_value=256)  # fmt: skip
+    temperature = follow(
+        st, "number_input", "Temperature", defaults.temperature, "temperature", source, min_value=0.05, max_value=5.0, step=0.05,
         help="Both sides sample at it; the KL is that of the tempered distributions. Default: the run's own.",
     )  # fmt: skip
-    top_p = st.number_input(
-        "Top-p", 0.01, 1.0, defaults.top_p, 0.01, key="top_p",
+    top_p = follow(
+        st, "number_input", "Top-p", defaults.top_p, "top_p", source, min_value=0.01, max_value=1.0, step=0.01,
         help="Nucleus sampling for both sides. Below 1 the KL is not measured: a response outside the "
         "reference's nucleus has infinite KL.",
     )  # fmt: skip
@@ -100,10 +102,8 @@ if st.button("Evaluate", type="primary", key="evaluate"):
         reward_fn = cached.reward(reward_source, defaults.reward_label or "")
         st.session_state.setdefault("loaded_models", {})["arena challenger"] = source.label
         progress, metrics, chart = st.progress(0.0, "sampling…"), st.empty(), st.empty()
-        common = dict(
-            n=int(n), k=int(k), max_new_tokens=int(max_new_tokens), temperature=float(temperature),
-            top_p=float(top_p), seed=int(seed), prompts_per_batch=int(batch),
-        )  # fmt: skip
+        sampling = SamplingSettings(int(max_new_tokens), float(temperature), float(top_p), int(seed))
+        common = dict(n=int(n), k=int(k), sampling=sampling, prompts_per_batch=int(batch))
         for state in (
             arena_views.optimum_states(reference, reward_fn, prompts, resolved, pool, common)
             if wanted_optimum
@@ -127,11 +127,10 @@ if st.button("Evaluate", type="primary", key="evaluate"):
             chart.plotly_chart(
                 arena_figures.convergence_figure(state.estimate), key=f"convergence-{state.done}"
             )
-        settings = {
-            "n": int(n), "k": int(k), "prompts": f"bundled:{split}", "num_prompts": state.done,
-            "max_new_tokens": int(max_new_tokens), "temperature": float(temperature), "top_p": float(top_p),
-            "seed": int(seed), "reference": reference.fingerprint, "reward": reward_fn.fingerprint,
-        } | ({} if int(batch) == arena.PROMPTS_PER_BATCH else {"prompts_per_batch": int(batch)})  # fmt: skip
+        settings = arena_results.record_settings(
+            n=n, k=k, prompts=f"bundled:{split}", num_prompts=state.done, sampling=sampling, reference=reference,
+            reward_fn=reward_fn, prompts_per_batch=batch,
+        )  # fmt: skip
         run_config = resolved.run_config(pool) if wanted_optimum else source.run_config
         if wanted_optimum:  # labelled as what a perfect trainer would reach; warns when M is too small
             record = arena_views.optimum_record(state, settings, resolved)

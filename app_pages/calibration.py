@@ -6,6 +6,7 @@ from app_pages import cached, widgets
 from infalign_core import calibration
 from infalign_core.errors import InfAlignError
 from infalign_core.figures import calibration as calibration_figures
+from infalign_core.sampling_settings import SamplingSettings
 from infalign_core.text import literal
 
 M_CHOICES = (4, 8, 16, 32, 64, 128, 256)
@@ -42,12 +43,12 @@ with right:
         "Held-out samples per prompt (for the checks)", M_CHOICES, 32, key="calibration_heldout"
     )
     with st.expander("Sampling and models"):
-        sampling = {
-            "max_new_tokens": int(st.number_input("Max new tokens", 1, 512, 24)),
-            "temperature": float(st.number_input("Temperature", 0.05, 5.0, 1.0, step=0.1)),
-            "top_p": float(st.number_input("Top-p", 0.05, 1.0, 1.0, step=0.05)),
-            "seed": int(st.number_input("Seed", 0, 2**31 - 1, 0)),
-        }
+        sampling = SamplingSettings(
+            max_new_tokens=int(st.number_input("Max new tokens", 1, 512, 24)),
+            temperature=float(st.number_input("Temperature", 0.05, 5.0, 1.0, step=0.1)),
+            top_p=float(st.number_input("Top-p", 0.05, 1.0, 1.0, step=0.05)),
+            seed=int(st.number_input("Seed", 0, 2**31 - 1, 0)),
+        )
         for key, default in MODEL_KEYS.items():  # start from the Models page's choice, if any
             st.session_state.setdefault(key, st.session_state.get(default[0]) or default[1])
         labels = ("Reference policy (default, a preset, a folder or a hub id)", "Reward (default, vader, "
@@ -94,8 +95,8 @@ if st.button(
             reward_fn,
             prompt_set.prompts[: int(num_prompts)],
             int(m),
+            sampling,
             heldout=int(heldout),
-            **sampling,
             progress=lambda done, total, stage: bar.progress(done / total, text=f"{stage}: {done}/{total}"),
             should_stop=lambda: bool(st.session_state.get("calibration_cancelled")),
         )

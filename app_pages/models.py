@@ -8,6 +8,7 @@ from infalign_core.errors import InfAlignError
 from infalign_core.figures import models as models_figures
 from infalign_core.models import PRESETS
 from infalign_core.rewards import SequenceClassifierReward
+from infalign_core.sampling_settings import SamplingSettings
 from infalign_core.text import literal
 
 st.title("Models")
@@ -133,14 +134,10 @@ if go_sample and reward_fn is not None:
         if not 0 <= seed <= 2**31 - 1:
             raise InfAlignError(f"the seed must be an integer in [0, {2**31 - 1}], got {seed}")
         with st.spinner("Sampling…"):
-            samples = sample(
-                cached.with_chat(policy, chat),
-                [prompt],
-                int(n),
-                max_new_tokens=int(max_new_tokens),
-                temperature=temperature,
-                seed=int(seed),
+            settings = SamplingSettings(
+                max_new_tokens=int(max_new_tokens), temperature=temperature, seed=int(seed)
             )
+            samples = sample(cached.with_chat(policy, chat), [prompt], int(n), settings)
             if isinstance(reward_fn, SequenceClassifierReward):  # scored through the same rendering
                 reward_fn = reward_fn.with_chat(chat)
             rewards = reward_fn.score(samples.row_prompts(), samples.responses)

@@ -1,4 +1,4 @@
-"""Tour: calibrate → transform → train → arena in six steps; predict each answer, then reveal it.
+"""Tour: calibrate → transform → train → arena, step by step; predict each answer, then reveal it.
 
 The questions live in assets/tour.yaml; every answer is computed live by infalign_core.tour
 from the theory, the calibration code and the gallery's finished runs.
@@ -40,7 +40,7 @@ def _go(number: int) -> None:
 
 st.title("Tour: predict, then reveal")
 st.caption(
-    "Six questions that walk through InfAlign's recipe: calibrate the reward, transform it for the "
+    "Questions that walk through InfAlign's recipe: calibrate the reward, transform it for the "
     "inference procedure, train with KL-regularised RL, and measure in the arena. Commit to a guess first; "
     "the answer is then computed live from the studio's own code and the gallery's finished runs."
 )

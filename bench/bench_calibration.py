@@ -26,6 +26,7 @@ import torch
 from infalign_core import calibration, data, sampling
 from infalign_core.models import load_policy
 from infalign_core.rewards import load_reward
+from infalign_core.sampling_settings import SamplingSettings
 
 
 def batched(policy, reward_fn, prompts, m, args) -> float:
@@ -36,10 +37,8 @@ def batched(policy, reward_fn, prompts, m, args) -> float:
         reward_fn,
         prompts,
         m,
-        max_new_tokens=args.max_new_tokens,
-        seed=1,
+        sampling=SamplingSettings(max_new_tokens=args.max_new_tokens, seed=1, batch_size=args.batch_size),
         use_cache=False,
-        batch_size=args.batch_size,
     )
     return time.perf_counter() - start
 
@@ -49,7 +48,9 @@ def naive(policy, reward_fn, prompts, m, args) -> float:
     start = time.perf_counter()
     rows = []
     for i, prompt in enumerate(prompts):
-        samples = sampling.sample(policy, [prompt], m, max_new_tokens=args.max_new_tokens, seed=1 + i)
+        samples = sampling.sample(
+            policy, [prompt], m, sampling=SamplingSettings(max_new_tokens=args.max_new_tokens, seed=1 + i)
+        )
         rows.append(np.sort(reward_fn.score([prompt] * m, samples.responses)))
     np.stack(rows)
     return time.perf_counter() - start

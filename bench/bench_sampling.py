@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from infalign_core.models import LoadedPolicy, load_policy  # noqa: E402
 from infalign_core.sampling import sample  # noqa: E402
+from infalign_core.sampling_settings import SamplingSettings  # noqa: E402
 
 RANDOM_LLAMAS = {  # name: (hidden, layers, heads, kv heads, intermediate); 32k vocabulary, untied
     "llama-20m": (256, 4, 4, 4, 688),
@@ -88,11 +89,13 @@ def run_ours(policy, prompts, n, args) -> int:
         policy,
         prompts,
         n,
-        max_new_tokens=args.max_new_tokens,
-        temperature=args.temperature,
-        top_p=args.top_p,
-        seed=0,
-        batch_size=len(prompts) * n,
+        sampling=SamplingSettings(
+            max_new_tokens=args.max_new_tokens,
+            temperature=args.temperature,
+            top_p=args.top_p,
+            seed=0,
+            batch_size=len(prompts) * n,
+        ),
     )
     return len(s.responses)
 

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from infalign_core.errors import InfAlignError
+from infalign_core.sampling_settings import SamplingSettings
 from infalign_core.winrate import order_statistic_weights
 
 
@@ -131,7 +132,10 @@ def agency_scores(
     prompts = [t.prompt for t in tests]
     say(f"sampling {k} answers to each of {len(prompts)} tests")
     samples = sample(
-        policy, prompts, int(k), max_new_tokens=max_new_tokens, temperature=temperature, seed=seed
+        policy,
+        prompts,
+        int(k),
+        sampling=SamplingSettings(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed),
     )
     responses = np.array(samples.responses, dtype=object).reshape(len(prompts), int(k))
     selection = None

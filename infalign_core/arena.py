@@ -8,6 +8,7 @@ result records (``arena_results``); the estimators themselves are in ``infalign_
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ import numpy as np
 
 from infalign_core.arena_kl import reward_visible_kl, sample_logprobs, top_p_kl_note
 from infalign_core.errors import InfAlignError
+from infalign_core.sampling_settings import DEFAULT_SAMPLING, SamplingSettings
 from infalign_core.winrate import (
     KLEstimate,
     WinRateEstimate,
@@ -55,6 +57,19 @@ class ArenaState:
         return len(self.prompts)
 
 
+def check_arena(n: int, k: int, prompts: Sequence[str], prompts_per_batch: int) -> tuple[int, list[str]]:
+    """N and the prompts as strings, or InfAlignError: K ≥ N samples per prompt, a prompt, a batch ≥ 1."""
+    n = _check_n(n)
+    if int(k) < n:
+        raise InfAlignError(f"K = {k} samples per prompt cannot form a best-of-{n}; choose K ≥ N")
+    prompts = [str(p) for p in prompts]
+    if not prompts:
+        raise InfAlignError("no prompts to evaluate on")
+    if int(prompts_per_batch) < 1:
+        raise InfAlignError(f"prompts_per_batch must be ≥ 1, got {prompts_per_batch}")
+    return n, prompts
+
+
 PROMPTS_PER_BATCH = 8
 """The arena's default batch: the reference's samples follow the seed per batch, so a record states
 another batch size (``prompts_per_batch`` in its settings) and pairs only with records sampled alike."""
@@ -73,10 +88,7 @@ def run_arena(
     *,
     n: int,
     k: int,
-    max_new_tokens: int = 24,
-    temperature: float = 1.0,
-    top_p: float = 1.0,
-    seed: int = 0,
+    sampling: SamplingSettings = DEFAULT_SAMPLING,
     prompts_per_batch: int = PROMPTS_PER_BATCH,
     resamples: int = 2000,
     level: float = 0.95,
@@ -86,21 +98,15 @@ def run_arena(
     """Sample K responses per prompt from both policies a batch of prompts at a time; yield the running state.
 
     ``challenger`` and ``reference`` are LoadedPolicy objects, ``reward_fn`` a RewardFunction.
-    Both sides sample at ``temperature`` and ``top_p``; the KL is that of the tempered
-    distributions. With top-p < 1 it is not measured (``kl_note`` says why; see ``top_p_kl_note``).
+    Both sides sample as ``sampling`` says (each side and batch on its own stream from its seed);
+    the KL is that of the tempered distributions. With top-p < 1 it is not measured (``kl_note`` says why; see ``top_p_kl_note``).
     Estimates are recomputed on all prompts seen after each batch, so a caller can draw them converging.
     The reference and the reward see prompts rendered as the challenger does (``same_rendering``).
     """
     from infalign_core.sampling import sample
 
-    n = _check_n(n)
-    if int(k) < n:
-        raise InfAlignError(f"K = {k} samples per prompt cannot form a best-of-{n}; choose K ≥ N")
-    prompts = [str(p) for p in prompts]
-    if not prompts:
-        raise InfAlignError("no prompts to evaluate on")
-    if int(prompts_per_batch) < 1:
-        raise InfAlignError(f"prompts_per_batch must be ≥ 1, got {prompts_per_batch}")
+    n, prompts = check_arena(n, k, prompts, prompts_per_batch)
+    temperature, top_p, seed = sampling.temperature, sampling.top_p, sampling.seed
     if not (np.isfinite(temperature) and temperature > 0):
         raise InfAlignError(f"the arena samples at a temperature > 0, got {temperature}")
     if not (np.isfinite(top_p) and 0 < top_p <= 1):
@@ -120,10 +126,7 @@ def run_arena(
                 policy,
                 chunk,
                 int(k),
-                max_new_tokens=max_new_tokens,
-                temperature=temperature,
-                top_p=top_p,
-                seed=_stream_seed(seed, batch, side),
+                dataclasses.replace(sampling, seed=_stream_seed(seed, batch, side)),
             )
             for side, policy in enumerate((challenger, reference))
         )
@@ -173,8 +176,6 @@ def same_rendering(challenger, reference, reward_fn):
     A run trained in completion mode, or with a system prompt, is evaluated the same way: its
     checkpoint records its rendering, and both sides and the reward follow it.
     """
-    import dataclasses
-
     chat = getattr(challenger, "chat", None)
     if chat is None:
         return reference, reward_fn

@@ -19,9 +19,43 @@ from infalign_core.arena import PROMPTS_PER_BATCH, ArenaState, example_picks
 from infalign_core.arena_theory import theory_at_kl
 from infalign_core.errors import InfAlignError
 from infalign_core.optimum import equivalent_kl, optimum_visible_kl
+from infalign_core.sampling_settings import SamplingSettings
 from infalign_core.winrate import METRICS, paired_difference
 
 ARENA_FILE = "arena.json"
+
+
+def record_settings(
+    *,
+    n: int,
+    k: int,
+    prompts: str,
+    num_prompts: int,
+    sampling: SamplingSettings,
+    reference,
+    reward_fn,
+    prompts_per_batch: int = PROMPTS_PER_BATCH,
+) -> dict:
+    """What an evaluation was run with, as its record's ``settings`` (a saved record is found by them).
+
+    ``prompts`` names the source and split ("bundled:eval"); the models enter by fingerprint. The
+    batch is stated only when it is not the default, as the reference's samples follow it.
+    """
+    settings = {
+        "n": int(n),
+        "k": int(k),
+        "prompts": prompts,
+        "num_prompts": int(num_prompts),
+        "max_new_tokens": int(sampling.max_new_tokens),
+        "temperature": float(sampling.temperature),
+        "top_p": float(sampling.top_p),
+        "seed": int(sampling.seed),
+        "reference": reference.fingerprint,
+        "reward": reward_fn.fingerprint,
+    }
+    return settings | (
+        {} if int(prompts_per_batch) == PROMPTS_PER_BATCH else {"prompts_per_batch": int(prompts_per_batch)}
+    )
 
 
 def arena_record(state: ArenaState, settings: dict, run_config: dict | None = None) -> dict:

@@ -16,6 +16,7 @@ both are written atomically and only once the bank is complete.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -29,6 +30,7 @@ import numpy as np
 
 from infalign_core.errors import InfAlignError
 from infalign_core.identity import policy_identity, reward_identity
+from infalign_core.sampling_settings import DEFAULT_SAMPLING, SamplingSettings
 
 CODE_VERSION = "calibration-v1"
 """Bumped whenever a change here would make an old cached bank differ from a new one."""
@@ -309,18 +311,14 @@ def bank_settings(
     reward_fn,
     prompts: Sequence[str],
     m: int,
-    *,
-    max_new_tokens: int,
-    temperature: float,
-    top_p: float,
-    seed: int,
+    sampling: SamplingSettings,
 ) -> dict:
     """Everything that determines a bank's contents; its sha256 (``settings_key``) is the cache key.
 
     Models enter by what they compute (``policy_identity``, ``reward_identity``), not by the name
     they were loaded under, so "default" and the same folder's path share banks; the names are
-    kept under "sources", which the key ignores. Sampling batch sizes are left out: they change
-    the random stream, not the distribution the bank estimates.
+    kept under "sources", which the key ignores. The sampling settings enter by ``key``: the batch
+    size is left out, as it changes the random stream, not the distribution the bank estimates.
     """
     return {
         "code_version": CODE_VERSION,
@@ -329,12 +327,7 @@ def bank_settings(
         "prompts_sha256": prompts_sha256(prompts),
         "num_prompts": len(prompts),
         "m": int(m),
-        "sampling": {
-            "max_new_tokens": int(max_new_tokens),
-            "temperature": float(temperature),
-            "top_p": float(top_p),
-        },
-        "seed": int(seed),
+        **sampling.key(),
         "sources": {
             "policy": str(getattr(policy, "source", "")),
             "reward": str(getattr(reward_fn, "name", "")),
@@ -423,14 +416,10 @@ def build_reference_bank(
     reward_fn,
     prompts: Sequence[str],
     m: int,
+    sampling: SamplingSettings = DEFAULT_SAMPLING,
     *,
-    max_new_tokens: int = 24,
-    temperature: float = 1.0,
-    top_p: float = 1.0,
-    seed: int = 0,
     cache_dir: str | Path | None = None,
     use_cache: bool = True,
-    batch_size: int = 256,
     score_batch_size: int = 512,
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
@@ -445,22 +434,13 @@ def build_reference_bank(
         raise InfAlignError("No prompts to calibrate on: choose at least one prompt.")
     if int(m) < 1:
         raise InfAlignError(f"m (reference samples per prompt) must be at least 1, got {m}.")
-    _check_sampling(max_new_tokens, temperature, top_p)
+    sampling = _check_sampling(sampling)
     if use_cache and not str(getattr(reward_fn, "fingerprint", "")):
         raise InfAlignError(
             f"Reward {getattr(reward_fn, 'name', reward_fn)!r} has no fingerprint, so its banks cannot be "
             "cached safely; give it a fingerprint that changes when its scores do, or pass use_cache=False."
         )
-    settings = bank_settings(
-        policy,
-        reward_fn,
-        prompts,
-        m,
-        max_new_tokens=max_new_tokens,
-        temperature=temperature,
-        top_p=top_p,
-        seed=seed,
-    )
+    settings = bank_settings(policy, reward_fn, prompts, m, sampling)
     key = settings_key(settings)
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     notices = []
@@ -476,11 +456,7 @@ def build_reference_bank(
         reward_fn,
         prompts,
         int(m),
-        max_new_tokens=max_new_tokens,
-        temperature=temperature,
-        top_p=top_p,
-        seed=seed,
-        batch_size=batch_size,
+        sampling,
         score_batch_size=score_batch_size,
         progress=progress,
         should_stop=should_stop,
@@ -496,12 +472,8 @@ def score_reference_samples(
     reward_fn,
     prompts: Sequence[str],
     n: int,
+    sampling: SamplingSettings = DEFAULT_SAMPLING,
     *,
-    max_new_tokens: int = 24,
-    temperature: float = 1.0,
-    top_p: float = 1.0,
-    seed: int = 0,
-    batch_size: int = 256,
     score_batch_size: int = 512,
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
@@ -517,11 +489,7 @@ def score_reference_samples(
         policy,
         prompts,
         n,
-        max_new_tokens=max_new_tokens,
-        temperature=temperature,
-        top_p=top_p,
-        seed=seed,
-        batch_size=batch_size,
+        sampling,
         progress=None if progress is None else (lambda done, _total: progress(done, total, "sampling")),
         should_stop=should_stop,
     )
@@ -550,11 +518,7 @@ def score_reference_samples(
             prompts,
             prompt_index,
             rewards,
-            max_new_tokens=max_new_tokens,
-            temperature=temperature,
-            top_p=top_p,
-            seed=seed,
-            batch_size=batch_size,
+            sampling,
         )
     _reject_nan(rewards, f"rewards of '{reward_fn.name}' on the reference samples")
     return prompt_index, rewards
@@ -564,7 +528,7 @@ REDRAW_ROUNDS = 3
 
 
 def _redraw_unscored(
-    policy, reward_fn, prompts, prompt_index, rewards, *, seed: int, **sampling
+    policy, reward_fn, prompts, prompt_index, rewards, sampling: SamplingSettings
 ) -> np.ndarray:
     """Replace reference samples a judge left unscored with fresh ones for the same prompt.
 
@@ -588,8 +552,7 @@ def _redraw_unscored(
             policy,
             [prompts[i] for i in asked],
             int(needed.max()),
-            seed=int(seed) + 7_919 * round_ + 1,
-            **sampling,
+            dataclasses.replace(sampling, seed=int(sampling.seed) + 7_919 * round_ + 1),
         )
         per_prompt = int(needed.max())
         picks = [j * per_prompt + t for j, p in enumerate(asked) for t in range(needed[p])]
@@ -630,18 +593,21 @@ def heldout_rewards(
 
     Same policy and sampling settings as the bank, seed + HELDOUT_SEED_OFFSET; cached like a bank.
     """
-    sampling = bank.settings.get("sampling", {})
+    drawn = bank.settings.get("sampling", {})
+    sampling = SamplingSettings(
+        max_new_tokens=drawn.get("max_new_tokens", 24),
+        temperature=drawn.get("temperature", 1.0),
+        top_p=drawn.get("top_p", 1.0),
+        seed=int(bank.settings.get("seed", 0)) + HELDOUT_SEED_OFFSET,
+        batch_size=batch_size,
+    )
     heldout = build_reference_bank(
         policy,
         reward_fn,
         bank.prompts,
         n,
-        max_new_tokens=sampling.get("max_new_tokens", 24),
-        temperature=sampling.get("temperature", 1.0),
-        top_p=sampling.get("top_p", 1.0),
-        seed=int(bank.settings.get("seed", 0)) + HELDOUT_SEED_OFFSET,
+        sampling,
         cache_dir=cache_dir,
-        batch_size=batch_size,
         use_cache=use_cache,
         progress=progress,
         should_stop=should_stop,
@@ -649,14 +615,15 @@ def heldout_rewards(
     return np.repeat(np.arange(heldout.num_prompts), heldout.m), heldout.rewards.ravel()
 
 
-def _check_sampling(max_new_tokens: int, temperature: float, top_p: float) -> None:
-    """Reject sampling settings that cannot produce reference samples."""
-    if int(max_new_tokens) < 1:
-        raise InfAlignError(f"max_new_tokens must be at least 1, got {max_new_tokens}.")
-    if not (np.isfinite(temperature) and temperature > 0):
-        raise InfAlignError(f"temperature must be > 0, got {temperature}.")
-    if not (0 < top_p <= 1):
-        raise InfAlignError(f"top_p must be in (0, 1], got {top_p}.")
+def _check_sampling(sampling: SamplingSettings) -> SamplingSettings:
+    """The settings, checked; a bank also refuses greedy decoding (temperature 0 draws no sample)."""
+    if int(sampling.max_new_tokens) < 1:
+        raise InfAlignError(f"max_new_tokens must be at least 1, got {sampling.max_new_tokens}.")
+    if not (np.isfinite(sampling.temperature) and sampling.temperature > 0):
+        raise InfAlignError(f"temperature must be > 0, got {sampling.temperature}.")
+    if not (0 < sampling.top_p <= 1):
+        raise InfAlignError(f"top_p must be in (0, 1], got {sampling.top_p}.")
+    return sampling.checked()
 
 
 @dataclass
@@ -674,15 +641,11 @@ def calibrate(
     reward_fn,
     prompts: Sequence[str],
     m: int,
+    sampling: SamplingSettings = DEFAULT_SAMPLING,
     *,
     heldout: int | None = None,
-    max_new_tokens: int = 24,
-    temperature: float = 1.0,
-    top_p: float = 1.0,
-    seed: int = 0,
     cache_dir: str | Path | None = None,
     use_cache: bool = True,
-    batch_size: int = 256,
     num_permutations: int = 1000,
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
@@ -702,13 +665,9 @@ def calibrate(
         reward_fn,
         prompts,
         m,
-        max_new_tokens=max_new_tokens,
-        temperature=temperature,
-        top_p=top_p,
-        seed=seed,
+        sampling,
         cache_dir=cache_dir,
         use_cache=use_cache,
-        batch_size=batch_size,
         progress=staged("bank"),
         should_stop=should_stop,
     )
@@ -719,11 +678,11 @@ def calibrate(
         int(heldout or m),
         cache_dir=cache_dir,
         use_cache=use_cache,
-        batch_size=batch_size,
+        batch_size=sampling.batch_size,
         progress=staged("held-out"),
         should_stop=should_stop,
     )
-    check = uniformity_check(bank, index, rewards, num_permutations=num_permutations, seed=seed)
+    check = uniformity_check(bank, index, rewards, num_permutations=num_permutations, seed=sampling.seed)
     return CalibrationResult(bank, index, rewards, check)
 
 

@@ -19,6 +19,7 @@ from infalign_core import classroom
 from infalign_core.cli_output import json_safe as _json_safe
 from infalign_core.cli_output import print_unscored as _print_unscored
 from infalign_core.errors import InfAlignError, one_line, user_error
+from infalign_core.sampling_settings import SamplingSettings
 
 
 def _positive_float(text: str) -> float:
@@ -183,8 +184,13 @@ def _add_calibrate(sub) -> None:
     p.add_argument("--m", type=_positive_int, required=True, help="reference samples per prompt")
     p.add_argument("--heldout", type=_positive_int, default=None, help="held-out samples/prompt (default m)")
     p.add_argument("--policy", default="default", help="reference policy: default, preset, folder, hub id")
-    p.add_argument("--reward", default="default", help="reward: default, vader, oracle, a folder or hub id")
+    p.add_argument(
+        "--reward",
+        default="default",
+        help="reward: default, vader, oracle, proxy, judge:RUBRIC, a folder or hub id",
+    )
     p.add_argument("--label", default=None, help="which label of a multi-label reward model is the reward")
+    _add_judge_flag(p)
     p.add_argument("--device", default=None, help="cpu, cuda or mps (default: best available)")
     p.add_argument("--max-new-tokens", type=_positive_int, default=24)
     p.add_argument("--temperature", type=_positive_float, default=1.0)
@@ -211,7 +217,9 @@ def _run_calibrate(args) -> int:
         print(f"note: {notice}", file=sys.stderr)
     chat = _chat_format(args)
     policy = load_policy(args.policy, device=args.device, chat=chat)
-    reward_fn = load_reward(args.reward, label=args.label, device=args.device, chat=chat)
+    reward_fn = load_reward(
+        _reward_source(args.reward, args.judge), label=args.label, device=args.device, chat=chat
+    )
     _print_notes(policy)
     bars: dict = {}
 
@@ -233,13 +241,15 @@ def _run_calibrate(args) -> int:
             reward_fn,
             prompt_set.prompts,
             args.m,
+            sampling=SamplingSettings(
+                max_new_tokens=args.max_new_tokens,
+                temperature=args.temperature,
+                top_p=args.top_p,
+                seed=args.seed,
+                batch_size=args.batch_size,
+            ),
             heldout=args.heldout,
-            max_new_tokens=args.max_new_tokens,
-            temperature=args.temperature,
-            top_p=args.top_p,
-            seed=args.seed,
             cache_dir=args.cache_dir,
-            batch_size=args.batch_size,
             progress=progress,
         )
     finally:
@@ -324,10 +334,9 @@ def _run_sample(args) -> int:
         policy,
         [prompt],
         args.n,
-        max_new_tokens=args.max_new_tokens,
-        temperature=args.temperature,
-        top_p=args.top_p,
-        seed=args.seed,
+        sampling=SamplingSettings(
+            max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p, seed=args.seed
+        ),
     )
     rewards = reward_fn.score(samples.row_prompts(), samples.responses)
     _print_notes(samples, reward_fn)
@@ -760,6 +769,9 @@ def _run_winrate(args) -> int:
     max_new_tokens = args.max_new_tokens or run.max_new_tokens
     temperature = float(args.temperature if args.temperature is not None else run.temperature)
     top_p = float(args.top_p if args.top_p is not None else run.top_p)
+    sampling = SamplingSettings(
+        max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=args.seed
+    )
     bar = None
     if not args.json:
         from tqdm import tqdm
@@ -772,12 +784,9 @@ def _run_winrate(args) -> int:
             reference,
             reward_fn,
             prompt_set.prompts,
+            sampling=sampling,
             n=args.n,
             k=args.k,
-            max_new_tokens=max_new_tokens,
-            temperature=temperature,
-            top_p=top_p,
-            seed=args.seed,
             resamples=args.resamples,
         ):
             if bar is not None:
@@ -811,18 +820,15 @@ def _run_winrate(args) -> int:
     if state.kl_note:
         print(f"note: {state.kl_note}", file=sys.stderr)
     if source.run_dir is not None or compare is not None:
-        settings = {
-            "n": args.n,
-            "k": args.k,
-            "prompts": f"{args.prompts}:{split}",
-            "num_prompts": state.done,
-            "max_new_tokens": max_new_tokens,
-            "temperature": temperature,
-            "top_p": top_p,
-            "seed": args.seed,
-            "reference": reference.fingerprint,
-            "reward": reward_fn.fingerprint,
-        }
+        settings = arena_results.record_settings(
+            n=args.n,
+            k=args.k,
+            prompts=f"{args.prompts}:{split}",
+            num_prompts=state.done,
+            sampling=sampling,
+            reference=reference,
+            reward_fn=reward_fn,
+        )
         settings.update(arena.rendering_settings(reference, args.prompt_subset))
         record = arena_results.arena_record(state, settings, source.run_config)
         if others:
@@ -945,10 +951,9 @@ def _run_winrate_optimum(args) -> int:
         n=args.n,
         k=args.k,
         pool=pool,
-        max_new_tokens=args.max_new_tokens or 24,
-        temperature=temperature,
-        top_p=top_p,
-        seed=args.seed,
+        sampling=SamplingSettings(
+            max_new_tokens=args.max_new_tokens or 24, temperature=temperature, top_p=top_p, seed=args.seed
+        ),
         resamples=args.resamples,
     )
     out = {"policy": resolved.label, "reference": reference_source, "reward": reward_fn.name}
@@ -1098,14 +1103,19 @@ _COMMANDS = [
 ]
 
 
-def _add_agency_commands(sub) -> None:
-    from infalign_core.cli_agency import add_agency, add_judge_agreement
+def _add_agency(sub) -> None:
+    from infalign_core.cli_agency import add_agency
 
     add_agency(sub)
+
+
+def _add_judge_agreement(sub) -> None:
+    from infalign_core.cli_agency import add_judge_agreement
+
     add_judge_agreement(sub)
 
 
-_COMMANDS.append(_add_agency_commands)
+_COMMANDS += [_add_agency, _add_judge_agreement]
 
 
 def build_parser() -> argparse.ArgumentParser:

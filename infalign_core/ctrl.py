@@ -48,6 +48,7 @@ import numpy as np
 from infalign_core import filememo
 from infalign_core.chat import save_chat_format
 from infalign_core.errors import InfAlignError
+from infalign_core.sampling_settings import SamplingSettings
 
 TRANSFORMS = ("raw", "identity", "log", "exp", "optimal")
 MODES = ("best", "worst")
@@ -201,6 +202,14 @@ class CTRLConfig:
         from infalign_core.chat import ChatFormat
 
         return ChatFormat(completion=bool(self.completion_mode), system_prompt=self.system_prompt or None)
+
+    def sampling(self, seed: int | None = None) -> SamplingSettings:
+        """How the run samples (its banks, its steps, its arena): length and temperature, at ``seed`` (default the run's)."""
+        return SamplingSettings(
+            max_new_tokens=self.max_new_tokens,
+            temperature=self.temperature,
+            seed=self.seed if seed is None else seed,
+        )
 
     def validate(self) -> CTRLConfig:
         """Raise InfAlignError naming the first bad field and its accepted range; return self."""
@@ -1069,9 +1078,7 @@ def reference_bank(config: CTRLConfig, reference, reward_fn, prompts, *, progres
         reward_fn,
         prompts,
         config.m,
-        max_new_tokens=config.max_new_tokens,
-        temperature=config.temperature,
-        seed=config.seed,
+        sampling=config.sampling(),
         cache_dir=config.cache_dir,
         progress=progress,
         should_stop=should_stop,
@@ -1162,9 +1169,7 @@ def train(
                     policy,
                     batch_prompts,
                     config.k,
-                    max_new_tokens=config.max_new_tokens,
-                    temperature=config.temperature,
-                    seed=seed,
+                    sampling=config.sampling(seed),
                 )
             for note in samples.notes:  # e.g. a batch halved after running out of memory
                 log(note)
@@ -1173,6 +1178,9 @@ def train(
 
             # 3. Reward, calibrated reward against the bank, transformed reward Φ(c).
             raw = np.asarray(reward_fn.score(row_prompts, samples.responses), dtype=np.float64)
+            unscored = float(np.isnan(raw).mean()) if getattr(reward_fn, "may_abstain", False) else 0.0
+            if unscored:  # a judge's unparseable answers: no push either way (logged as reward/unscored)
+                raw = fill_unscored(raw, config.k, bank.rewards[bank_rows[:: config.k]])
             check_finite_rewards(raw, row_prompts, samples.responses, step)
             calibrated = calibration.calibrated_reward(bank, bank_rows, raw)
             # An optimal Φ follows the adaptive β: re-solved once β has moved a few percent.
@@ -1227,6 +1235,7 @@ def train(
             last = {
                 "step": step,
                 "reward/raw": float(raw.mean()),
+                "reward/unscored": unscored,
                 "reward/calibrated": float(calibrated.mean()),
                 "reward/transformed": float(transformed.mean()),
                 # Share of samples above every reference reward of their prompt: the reward
@@ -1302,6 +1311,21 @@ def train(
     out = {k: v for k, v in last.items() if k != "samples"}
     out.update({"step": step, "stopped": stopped, "checkpoint": checkpoint})
     return out
+
+
+def fill_unscored(raw: np.ndarray, k: int, banks: np.ndarray) -> np.ndarray:
+    """Rewards with each unscored (NaN) sample set to its prompt group's mean scored reward.
+
+    Such a sample then carries (about) zero leave-one-out advantage: it pushes the policy neither
+    way, where a 0 would punish it for the judge's failure. A group with no scored sample takes its
+    bank's median, so all its advantages are exactly 0. ``banks`` is [groups, m] (sorted bank rows).
+    """
+    grouped = np.asarray(raw, dtype=np.float64).reshape(-1, k).copy()
+    for g, row in enumerate(grouped):
+        missing = np.isnan(row)
+        if missing.any():
+            row[missing] = np.median(banks[g]) if missing.all() else row[~missing].mean()
+    return grouped.ravel()
 
 
 def check_finite_rewards(

@@ -22,10 +22,10 @@ RESULT_KEYS = (
 )
 
 
-CHOICES = ["oracle", "vader", "default", "judge:helpfulness"]
+CHOICES = ["oracle", "proxy", "vader", "default", "judge:helpfulness"]
 CHOICES_HELP = (
     "Score both sides' samples again with each reward and show the three win rates under it: the world's "
-    "oracle, VADER, the bundled reward model, a judge (judge:RUBRIC, with a judge model), or type a "
+    "oracle, its deliberately weak proxy, VADER, the bundled reward model, a judge (judge:RUBRIC, with a judge model), or type a "
     "reward-model folder or hub id."
 )
 

@@ -117,24 +117,19 @@ def build_run(
             reference,
             reward_fn,
             prompts,
+            sampling=config.sampling(seed),
             n=config.n,
             k=arena_k,
-            max_new_tokens=config.max_new_tokens,
-            temperature=config.temperature,
-            seed=seed,
         )
-        settings = {
-            "n": config.n,
-            "k": arena_k,
-            "prompts": "bundled:eval",
-            "num_prompts": state.done,
-            "max_new_tokens": config.max_new_tokens,
-            "temperature": config.temperature,
-            "top_p": 1.0,
-            "seed": seed,
-            "reference": reference.fingerprint,
-            "reward": reward_fn.fingerprint,
-        }
+        settings = arena_results.record_settings(
+            n=config.n,
+            k=arena_k,
+            prompts="bundled:eval",
+            num_prompts=state.done,
+            sampling=config.sampling(seed),
+            reference=reference,
+            reward_fn=reward_fn,
+        )
         source = challengers.resolve_challenger(str(run_dir))
         record = arena_results.arena_record(state, settings, source.run_config)
         record["label"] = f"run {run_id}"

@@ -24,6 +24,7 @@ import numpy as np
 from infalign_core.errors import InfAlignError
 from infalign_core.reward_base import RewardFunction
 from infalign_core.rubrics import Rubric, judge_prompt, load_rubric, parse_answer
+from infalign_core.sampling_settings import SamplingSettings
 
 JUDGE_PROMPT_VERSION = "judge-v1"  # bump when judge_prompt's wording changes: old scores no longer apply
 CACHE_ENV_VAR = "INFALIGN_JUDGE_CACHE_DIR"
@@ -152,10 +153,12 @@ class JudgeReward(RewardFunction):
             self.judge,
             texts,
             1,
-            max_new_tokens=self.max_new_tokens,
-            temperature=temperature,
-            seed=self.seed,
-            batch_size=self.batch_size,
+            sampling=SamplingSettings(
+                max_new_tokens=self.max_new_tokens,
+                temperature=temperature,
+                seed=self.seed,
+                batch_size=self.batch_size,
+            ),
         )
         for note in samples.notes:
             if note not in self.notes:

@@ -7,6 +7,7 @@ run at that KL can show: the yardstick for a run's reward-visible KL.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -17,7 +18,8 @@ from infalign_core import theory
 from infalign_core.arena import ArenaState
 from infalign_core.arena_kl import reward_visible_kl
 from infalign_core.errors import InfAlignError
-from infalign_core.winrate import KLEstimate, _check_n, estimate_scored_win_rates
+from infalign_core.sampling_settings import DEFAULT_SAMPLING, SamplingSettings
+from infalign_core.winrate import KLEstimate, estimate_scored_win_rates
 
 CALIBRATED_TRANSFORMS = ("identity", "log", "exp", "optimal")
 
@@ -347,10 +349,7 @@ def run_optimum(
     n: int,
     k: int,
     pool: int = DEFAULT_POOL,
-    max_new_tokens: int = 24,
-    temperature: float = 1.0,
-    top_p: float = 1.0,
-    seed: int = 0,
+    sampling: SamplingSettings = DEFAULT_SAMPLING,
     prompts_per_batch: int = 8,
     resamples: int = 2000,
     level: float = 0.95,
@@ -365,17 +364,12 @@ def run_optimum(
     M samples (k1 = k3 = Σ w̄ log(M w̄), errors over prompts); each sample's log π/π_ref is
     log(M w̄) of the pool member it drew.
     """
-    from infalign_core.arena import _by_prompt, _stream_seed
+    from infalign_core.arena import _by_prompt, _stream_seed, check_arena
     from infalign_core.sampling import sample
 
-    n, pool = _check_n(n), check_pool(pool)
-    if int(k) < n:
-        raise InfAlignError(f"K = {k} samples per prompt cannot form a best-of-{n}; choose K ≥ N")
-    prompts = [str(p) for p in prompts]
-    if not prompts:
-        raise InfAlignError("no prompts to evaluate on")
-    if int(prompts_per_batch) < 1:
-        raise InfAlignError(f"prompts_per_batch must be ≥ 1, got {prompts_per_batch}")
+    n, prompts = check_arena(n, k, prompts, prompts_per_batch)
+    pool = check_pool(pool)
+    seed = sampling.seed
     k = int(k)
     started = time.perf_counter()
     empty = np.zeros((0, k))
@@ -385,10 +379,11 @@ def run_optimum(
         if should_stop is not None and state.done and should_stop():
             break
         chunk = prompts[lo : lo + int(prompts_per_batch)]
-        settings = {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p}
-        theirs = sample(reference, chunk, k, seed=_stream_seed(seed, batch, 1), **settings)
+        theirs = sample(reference, chunk, k, dataclasses.replace(sampling, seed=_stream_seed(seed, batch, 1)))
         their_rewards = reward_fn.score(theirs.row_prompts(), theirs.responses).reshape(len(chunk), k)
-        drawn = sample(reference, chunk, pool, seed=_stream_seed(seed, batch, 2), **settings)
+        drawn = sample(
+            reference, chunk, pool, dataclasses.replace(sampling, seed=_stream_seed(seed, batch, 2))
+        )
         pool_rewards = np.asarray(reward_fn.score(drawn.row_prompts(), drawn.responses), dtype=np.float64)
         pool_rewards = pool_rewards.reshape(len(chunk), pool)
         if np.isnan(pool_rewards).any() or np.isnan(np.asarray(their_rewards, dtype=np.float64)).any():

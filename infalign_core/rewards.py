@@ -296,7 +296,7 @@ def load_reward(
     chat: ChatFormat | None = None,
     judge: str | None = None,
 ) -> RewardFunction:
-    """A reward by name: "default", "vader", "oracle", ``judge:RUBRIC`` (with ``judge``), a preset, a folder or a hub id."""
+    """A reward by name: "default", "vader", "oracle", "proxy", ``judge:RUBRIC`` (with ``judge``), a preset, a folder or a hub id."""
     key = (source or "").strip()
     if key.startswith("judge:"):
         from infalign_core.judge import load_judge_reward
@@ -308,6 +308,16 @@ def load_reward(
         return VaderReward()
     if key.lower() == "oracle":
         return OracleReward()
+    if key.lower() == "proxy":  # the world's deliberately weak reward (infalign_core.proxy)
+        from infalign_core.proxy import PROXY_DIR
+
+        if not PROXY_DIR.is_dir():
+            raise InfAlignError(
+                f"The weak proxy reward is missing at {PROXY_DIR}; rebuild it with make proxy."
+            )
+        reward = load_reward(str(PROXY_DIR), device=device, dtype=dtype, batch_size=batch_size, chat=chat)
+        reward.name = "proxy"
+        return reward
     from infalign_core.models import PRESETS
 
     if key in PRESETS and label is None:

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from infalign_core.chat import ChatFormat, encode_prompt, prompt_text, render_prompt, uses_template
 from infalign_core.errors import InfAlignError
 from infalign_core.models import LoadedPolicy, OutOfMemory, halve_batch, memory_errors
+from infalign_core.sampling_settings import DEFAULT_SAMPLING, SamplingSettings
 
 _ALL_FINISHED_EVERY = 4  # steps between the one host sync that ends a batch early
 
@@ -411,20 +412,6 @@ def _sample_batch_generic(
 # --- public API -----------------------------------------------------------------------
 
 
-def _check_settings(n: int, max_new_tokens: int, temperature: float, top_p: float, batch_size: int) -> None:
-    """Reject sampling settings that make no sense, with the accepted range."""
-    if int(n) < 1:
-        raise InfAlignError(f"n must be >= 1, got {n}.")
-    if int(max_new_tokens) < 1:
-        raise InfAlignError(f"max_new_tokens must be >= 1, got {max_new_tokens}.")
-    if not math.isfinite(temperature) or temperature < 0:
-        raise InfAlignError(f"temperature must be >= 0 (0 = greedy), got {temperature}.")
-    if not (math.isfinite(top_p) and 0 < top_p <= 1):
-        raise InfAlignError(f"top_p must be in (0, 1], got {top_p}.")
-    if int(batch_size) < 1:
-        raise InfAlignError(f"batch_size must be >= 1, got {batch_size}.")
-
-
 def _decode_responses(tokenizer, prompt_ids: list[int], rows: list[list[int]]) -> list[str]:
     """Decoded continuations, cut from the decoded full text so spacing is what the full text shows."""
     prefix = tokenizer.decode(prompt_ids, skip_special_tokens=True)
@@ -444,18 +431,17 @@ def sample(
     policy: LoadedPolicy,
     prompts: Sequence[str],
     n: int,
+    sampling: SamplingSettings = DEFAULT_SAMPLING,
     *,
-    max_new_tokens: int = 24,
-    temperature: float = 1.0,
-    top_p: float = 1.0,
-    seed: int = 0,
-    batch_size: int = 256,
     progress: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> Samples:
-    """Sample n responses per prompt (temperature 0 = greedy), seeded, in batches of batch_size rows."""
+    """Sample n responses per prompt as ``sampling`` says (temperature 0 = greedy), seeded, batched."""
     prompts = [str(p) for p in prompts]
-    _check_settings(n, max_new_tokens, temperature, top_p, batch_size)
+    if int(n) < 1:
+        raise InfAlignError(f"n must be >= 1, got {n}.")
+    sampling = sampling.checked()
+    max_new_tokens, temperature, top_p = sampling.max_new_tokens, sampling.temperature, sampling.top_p
     if not prompts:
         raise InfAlignError("No prompts to sample from.")
     if any(not p.strip() for p in prompts):
@@ -475,7 +461,7 @@ def sample(
             f"the {limit} positions this policy handles. Shorten the prompt or lower max_new_tokens."
         )
     run_batch = _sample_batch_fast if _supports_fast_path(model) else _sample_batch_generic
-    gen = torch.Generator(device=policy.device).manual_seed(int(seed))
+    gen = torch.Generator(device=policy.device).manual_seed(int(sampling.seed))
     total = len(prompts) * n
     owners = np.repeat(np.arange(len(prompts)), n)
     tokens: list[torch.Tensor] = []
@@ -488,7 +474,7 @@ def sample(
             f"Temperature 0 is greedy decoding: deterministic, so all {n} responses to a prompt are "
             "the same (best-of-N = worst-of-N). Raise the temperature for N different samples."
         )
-    batch_size = int(batch_size)
+    batch_size = int(sampling.batch_size)
     try:
         while done < total:
             if should_stop is not None and done and should_stop():

@@ -150,13 +150,14 @@ def calibrated_histogram(prompts: int = 12, m: int = 64, heldout: int = 64, seed
     fig = go.Figure(
         [
             go.Bar(x=centres, y=counts, width=width * 0.95, marker_color="#4C78A8", name="held-out replies"),
-            go.Scatter(
-                x=[0, 0, 1, 1], y=[expected - noise, expected + noise, expected + noise, expected - noise],
-                fill="toself", mode="none", fillcolor="rgba(245,133,24,0.18)", name="uniform ± 2 s.d.",
-            ),
             go.Scatter(x=[0, 1], y=[expected, expected], mode="lines", line={"color": "#F58518"},
-                       name="expected if uniform"),
+                       name="expected if uniform (band: ± 2 s.d. of sampling noise)"),
         ]
+    )  # fmt: skip
+    # The band as a shape below the bars: a filled trace would tint the bars it covers.
+    fig.add_shape(
+        type="rect", x0=0, x1=1, y0=expected - noise, y1=expected + noise, layer="below",
+        fillcolor="rgba(245,133,24,0.18)", line={"width": 0},
     )  # fmt: skip
     fig.update_layout(
         height=320,
@@ -365,6 +366,33 @@ def best_worst_of_4() -> Reveal:
     return Reveal(title, summary, table=[_row(t, r, "worst") for t, r in records])
 
 
+def goodhart_curve() -> Reveal:
+    """Trained on the weak proxy: does the oracle's win rate follow the proxy's as KL grows? (shipped curves)"""
+    from infalign_core import goodhart
+    from infalign_core.figures.goodhart import goodhart_figure
+
+    results = goodhart.load_results()
+    curves = results["curves"]
+    gaps = {
+        method: points[-1]["proxy_win_rate"] - points[-1]["oracle_win_rate"]
+        for method, points in curves.items()
+    }
+    widest = max(gaps, key=gaps.get)
+    last = curves[widest][-1]
+    correct = (
+        "the proxy's keeps rising, the oracle's falls behind" if gaps[widest] > 0.05 else "they rise together"
+    )
+    summary = (
+        f"Farthest out, **{widest}** at {last['kl']:.2f} nats wins {last['proxy_win_rate']:.3f} under the proxy "
+        f"but {last['oracle_win_rate']:.3f} under the oracle (gap {gaps[widest]:+.3f})."
+    )
+    table = [
+        {"method": method, **{k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}}
+        for method, row in results.get("summary", {}).items()
+    ]
+    return Reveal(correct, summary, figure=goodhart_figure(curves), table=table)
+
+
 QUESTION_FACTS: dict[str, Callable[[], dict]] = {"gallery_vs_theory": _bo4_run_facts}
 """Answer name → the facts its question's {placeholders} are filled from."""
 
@@ -375,4 +403,5 @@ ANSWERS: dict[str, Callable[[], Reveal]] = {
     "bon_policy_kl": bon_policy_kl,
     "gallery_vs_theory": gallery_vs_theory,
     "best_worst_of_4": best_worst_of_4,
+    "goodhart_curve": goodhart_curve,
 }

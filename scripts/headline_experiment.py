@@ -306,11 +306,9 @@ def evaluate_runs(args, root: Path, names: list[str]) -> dict[str, dict]:
                 reference,
                 reward_fn,
                 prompts,
+                sampling=config.sampling(EVAL_SEED),
                 n=args.n,
                 k=args.eval_k,
-                max_new_tokens=config.max_new_tokens,
-                temperature=config.temperature,
-                seed=EVAL_SEED,
                 prompts_per_batch=settings["prompts_per_batch"],
                 resamples=args.resamples,
             )

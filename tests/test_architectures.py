@@ -14,6 +14,7 @@ from infalign_core.chat import COMPLETION, render_prompt
 from infalign_core.errors import InfAlignError
 from infalign_core.models import load_policy
 from infalign_core.rewards import load_reward
+from infalign_core.sampling_settings import SamplingSettings
 
 PROMPTS = [
     "how do i help",
@@ -32,8 +33,8 @@ def policies(arch_zoo):
 @pytest.mark.parametrize("name", POLICIES)
 def test_generic_sampler_is_seeded_and_conditions_on_the_rendered_prompt(policies, name):
     policy = policies[name]
-    first = sampling.sample(policy, PROMPTS, 3, max_new_tokens=6, seed=1)
-    again = sampling.sample(policy, PROMPTS, 3, max_new_tokens=6, seed=1)
+    first = sampling.sample(policy, PROMPTS, 3, sampling=SamplingSettings(max_new_tokens=6, seed=1))
+    again = sampling.sample(policy, PROMPTS, 3, sampling=SamplingSettings(max_new_tokens=6, seed=1))
     assert first.response_ids == again.response_ids and len(first) == 9
     assert first.rendered_prompts == [render_prompt(policy.tokenizer, p, policy.chat) for p in PROMPTS]
     if name != "policy-gpt_neox":  # the one base model without a template
@@ -44,7 +45,9 @@ def test_generic_sampler_is_seeded_and_conditions_on_the_rendered_prompt(policie
 def test_greedy_generic_sampler_matches_generate(policies, name):
     """One prompt at a time, so generate's own padding does not enter."""
     policy = policies[name]
-    ours = sampling.sample(policy, PROMPTS[:2], 2, max_new_tokens=6, temperature=0.0)
+    ours = sampling.sample(
+        policy, PROMPTS[:2], 2, sampling=SamplingSettings(max_new_tokens=6, temperature=0.0)
+    )
     for i, prompt in enumerate(PROMPTS[:2]):
         ids = torch.tensor([sampling.encode_prompts(policy.tokenizer, [prompt], policy.chat)[0]])
         out = policy.model.generate(
@@ -62,7 +65,7 @@ def test_greedy_generic_sampler_matches_generate(policies, name):
 @pytest.mark.parametrize("name", POLICIES)
 def test_sequence_logprobs_are_the_same_alone_and_in_a_padded_batch(policies, name):
     policy = policies[name]
-    samples = sampling.sample(policy, PROMPTS, 2, max_new_tokens=5, seed=3)
+    samples = sampling.sample(policy, PROMPTS, 2, sampling=SamplingSettings(max_new_tokens=5, seed=3))
     batched = sampling.sequence_logprobs(
         policy.model, policy.tokenizer, samples.row_prompts(), samples.response_ids, finished=samples.finished
     )
@@ -90,7 +93,7 @@ def test_llama_without_pad_token_pads_with_eos_and_says_so(policies):
 def test_prompt_longer_than_the_positions_is_a_clear_message(arch_zoo):
     policy = load_policy(str(arch_zoo["policy-qwen2"]), device="cpu")
     with pytest.raises(InfAlignError, match="exceeds the 128 positions"):
-        sampling.sample(policy, ["how do i help"], 1, max_new_tokens=200)
+        sampling.sample(policy, ["how do i help"], 1, sampling=SamplingSettings(max_new_tokens=200))
     reward = load_reward(str(arch_zoo["reward-llama"]), device="cpu")
     with pytest.raises(InfAlignError, match="more than the 128 the reward model"):
         reward.score(["how " * 80], [" help " * 80])
@@ -171,7 +174,9 @@ def test_one_ctrl_step_trains_every_architecture(arch_zoo, tmp_path, name):
 def test_arena_runs_on_real_architectures(arch_zoo, policies, name):
     policy = policies[name]
     reward = load_reward(str(arch_zoo["reward-gemma"]), device="cpu")
-    state = arena.run_to_end(policy, policy, reward, PROMPTS, n=2, k=2, max_new_tokens=4, resamples=50)
+    state = arena.run_to_end(
+        policy, policy, reward, PROMPTS, sampling=SamplingSettings(max_new_tokens=4), n=2, k=2, resamples=50
+    )
     assert state.done == len(PROMPTS)
     assert 0.0 <= state.estimate.bon_win_rate <= 1.0
     assert abs(state.kl.k1) < 1e-5  # the policy against itself
@@ -233,6 +238,13 @@ def test_a_run_checkpoint_is_evaluated_with_the_rendering_it_was_trained_with(ar
     assert aligned.chat == COMPLETION and aligned.model is reference.model
     assert aligned_reward.chat == COMPLETION and aligned_reward.fingerprint != reward.fingerprint
     state = arena.run_to_end(
-        challenger, reference, reward, PROMPTS[:2], n=2, k=2, max_new_tokens=3, resamples=20
+        challenger,
+        reference,
+        reward,
+        PROMPTS[:2],
+        sampling=SamplingSettings(max_new_tokens=3),
+        n=2,
+        k=2,
+        resamples=20,
     )
     assert state.done == 2

@@ -10,6 +10,7 @@ import pytest
 from infalign_core import arena, arena_results, arena_theory, challengers
 from infalign_core.cli import main as cli_main
 from infalign_core.errors import InfAlignError
+from infalign_core.sampling_settings import SamplingSettings
 from infalign_core.winrate import METRICS
 
 # --- models, runs and the arena -----------------------------------------------------------
@@ -30,7 +31,14 @@ PROMPTS = ["the movie", "this film", "the plot", "the acting", "the ending", "th
 def test_reference_against_itself_in_the_arena_is_one_half_with_zero_kl(tiny_policy, reward_fn):
     states = list(
         arena.run_arena(
-            tiny_policy, tiny_policy, reward_fn, PROMPTS, n=2, k=6, max_new_tokens=8, prompts_per_batch=4
+            tiny_policy,
+            tiny_policy,
+            reward_fn,
+            PROMPTS,
+            sampling=SamplingSettings(max_new_tokens=8),
+            n=2,
+            k=6,
+            prompts_per_batch=4,
         )
     )
     assert [s.done for s in states] == [4, 6]
@@ -267,10 +275,7 @@ def test_identical_texts_get_one_score_whatever_batch_or_side_they_come_from():
 def test_identical_challenger_and_reference_texts_tie_in_the_arena_and_its_picks(tiny_policy):
     reward = _BatchNoisyReward()
     # Near-greedy sampling: both sides write many of the same responses, in different batch slots.
-    [*_, final] = arena.run_arena(
-        tiny_policy, tiny_policy, reward, PROMPTS, n=2, k=6, max_new_tokens=4, temperature=0.05,
-        prompts_per_batch=3, with_kl=False,
-    )  # fmt: skip
+    [*_, final] = arena.run_arena(tiny_policy, tiny_policy, reward, PROMPTS, sampling=SamplingSettings(max_new_tokens=4, temperature=0.05), n=2, k=6, prompts_per_batch=3, with_kl=False)  # fmt: skip
     shared = 0
     for row in range(final.done):
         for i, ours in enumerate(final.challenger_responses[row]):

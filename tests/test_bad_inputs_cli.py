@@ -198,6 +198,14 @@ CASES = [
     ("report-traversal", ["report", "--run", "../finished", "--out", _w("r.html")], "no run '../finished'"),
     ("report-absolute", ["report", "--run", _w("finished"), "--out", _w("r.html")], "no run"),
     ("build-world-under-file", ["build-world", "--out", _w("a_file/world"), "--quick"], "a_file"),
+    # judges and HumanAgencyBench
+    ("sample-judge-no-model", ["sample", "--prompt", "x", "--n", "1", "--reward", "judge:helpfulness"], "--judge MODEL"),
+    ("sample-judge-bad-rubric", ["sample", "--prompt", "x", "--n", "1", "--reward", "judge:nosuch", "--judge", "x"],
+     "No rubric 'nosuch'"),
+    ("agency-bad-dimension", ["agency", "--policy", "default", "--judge", "default", "--prompts", "hab-fixture:curiosity"],
+     "No HAB dimension"),
+    ("agency-n-above-k", ["agency", "--policy", "default", "--judge", "default", "--n", "4", "--k", "2"], "N = 4 needs"),
+    ("judge-agreement-zero", ["judge-agreement", "--judge", "default", "--per-dimension", "0"], "at least 1"),
 ]
 # fmt: on
 

@@ -97,3 +97,50 @@ def test_a_deep_link_on_a_fresh_server_gets_the_apps_frame():
             assert page.get_by_role("link", name="Best-of-N arena").count() == 1
         finally:
             browser.close()
+
+
+GOODHART_TRACES = """() => {
+    const plots = Array.from(document.querySelectorAll('.js-plotly-plot'));
+    const names = plots.flatMap(p => (p.data || []).map(t => t.name));
+    return names.filter(n => n.endsWith(' · oracle') || n.endsWith(' · proxy'));
+}"""
+
+
+def test_the_tours_goodhart_step_draws_the_over_optimisation_chart(app_url):
+    from infalign_core import goodhart, tour
+
+    if not goodhart.RESULTS_PATH.is_file():
+        pytest.skip("the Goodhart curves are not built (make goodhart)")
+    steps = tour.load_steps()
+    number = next(i for i, s in enumerate(steps) if s.answer == "goodhart_curve")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=SHOT.CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(app_url)
+            page.get_by_role("link", name="Tour").first.click()
+            for _ in range(number):
+                page.get_by_role("button", name="Next →").click()
+                SHOT.wait_for_idle(page, 60_000)
+            page.get_by_text(steps[number].title).first.wait_for(timeout=60_000)
+            page.get_by_text(tour.choices_of(steps[number])[0], exact=True).click()
+            SHOT.wait_for_idle(page, 60_000)
+            page.get_by_role("button", name="Reveal the answer").click()
+            page.wait_for_function(f"() => ({GOODHART_TRACES})().length >= 4", timeout=90_000)
+            names = page.evaluate(GOODHART_TRACES)
+            assert "best-of-n (reference) · oracle" in names and "best-of-n (reference) · proxy" in names
+        finally:
+            browser.close()
+
+
+def test_an_unknown_page_says_it_does_not_exist_and_a_link_to_unknown_runs_warns(app_url):
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=SHOT.CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(app_url + "/nonexistent")
+            page.get_by_text("does not seem to exist").wait_for(timeout=90_000)  # not silently Home
+            page.goto(app_url + "/ctrl?runs=../../etc")
+            page.get_by_text("no run '../../etc'").wait_for(timeout=90_000)
+        finally:
+            browser.close()

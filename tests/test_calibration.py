@@ -24,6 +24,7 @@ from infalign_core.calibration import (
     uniformity_check,
 )
 from infalign_core.errors import InfAlignError
+from infalign_core.sampling_settings import SamplingSettings
 
 # --- the calibrated reward ---------------------------------------------------------------
 
@@ -184,7 +185,7 @@ _BASE = dict(prompts=["a", "b"], m=8, max_new_tokens=16, temperature=1.0, top_p=
 def _key(policy=_POLICY, reward=_REWARD, **changes):
     args = {**_BASE, **changes}
     prompts, m = args.pop("prompts"), args.pop("m")
-    return settings_key(bank_settings(policy, reward, prompts, m, **args))
+    return settings_key(bank_settings(policy, reward, prompts, m, SamplingSettings(**args)))
 
 
 @pytest.mark.parametrize(
@@ -220,7 +221,11 @@ def test_reward_without_fingerprint_cannot_be_cached(tmp_path):
 
 def test_saved_bank_round_trips_and_a_corrupt_one_is_reported(tmp_path):
     settings_ = bank_settings(
-        _POLICY, _REWARD, ["a", "b"], 3, max_new_tokens=4, temperature=1.0, top_p=1.0, seed=0
+        _POLICY,
+        _REWARD,
+        ["a", "b"],
+        3,
+        SamplingSettings(max_new_tokens=4, temperature=1.0, top_p=1.0, seed=0),
     )
     key = settings_key(settings_)
     bank = ReferenceBank(["a", "b"], np.arange(6.0).reshape(2, 3), key=key, settings=settings_)
@@ -267,8 +272,10 @@ def sentiment_reward():
 
 def _build(policy, reward, cache_dir, **changes):
     args = {"m": 8, "max_new_tokens": 8, "seed": 0, "prompts": _PROMPTS[:3], **changes}
+    prompts, m = args.pop("prompts"), args.pop("m")
+    sampling = {k: args.pop(k) for k in list(args) if k in SamplingSettings.__dataclass_fields__}
     return calibration.build_reference_bank(
-        policy, reward, args.pop("prompts"), args.pop("m"), cache_dir=cache_dir, **args
+        policy, reward, prompts, m, SamplingSettings(**sampling), cache_dir=cache_dir, **args
     )
 
 
@@ -324,14 +331,19 @@ def test_fresh_reference_samples_are_uniform_and_a_mismatched_bank_is_not(
         sentiment_reward,
         _PROMPTS,
         32,
-        max_new_tokens=10,
+        sampling=SamplingSettings(max_new_tokens=10),
         cache_dir=tmp_path,
         num_permutations=500,
     )
     assert result.uniformity.ks_pvalue > 0.05
     assert result.heldout_rewards.size == len(_PROMPTS) * 32
     hot = calibration.build_reference_bank(
-        tiny_policy, sentiment_reward, _PROMPTS, 32, max_new_tokens=10, temperature=2.0, cache_dir=tmp_path
+        tiny_policy,
+        sentiment_reward,
+        _PROMPTS,
+        32,
+        sampling=SamplingSettings(max_new_tokens=10, temperature=2.0),
+        cache_dir=tmp_path,
     )
     mismatched = uniformity_check(
         hot, result.heldout_prompt_index, result.heldout_rewards, num_permutations=500
@@ -382,7 +394,13 @@ def test_shipped_world_reward_is_calibrated_by_its_bank(tmp_path):
     prompts = data.load_prompts("bundled", split="eval", limit=8).prompts
     policy, reward = load_policy("default", device="cpu"), load_reward("default", device="cpu")
     result = calibration.calibrate(
-        policy, reward, prompts, 24, max_new_tokens=16, cache_dir=tmp_path, num_permutations=500
+        policy,
+        reward,
+        prompts,
+        24,
+        sampling=SamplingSettings(max_new_tokens=16),
+        cache_dir=tmp_path,
+        num_permutations=500,
     )
     assert result.uniformity.ks_pvalue > 0.01
     spread = result.bank.rewards.std(axis=1, keepdims=True)

@@ -20,6 +20,7 @@ from infalign_core.chat import (
     to_messages,
 )
 from infalign_core.errors import InfAlignError
+from infalign_core.sampling_settings import SamplingSettings
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +152,7 @@ def test_bank_key_changes_with_the_policys_rendering(chatml):
     def key(chat):
         policy = SimpleNamespace(fingerprint="p", tokenizer=chatml, chat=chat, source="p", dtype="float32")
         settings = calibration.bank_settings(
-            policy, reward, ["hi"], 4, max_new_tokens=4, temperature=1.0, top_p=1.0, seed=0
+            policy, reward, ["hi"], 4, SamplingSettings(max_new_tokens=4, temperature=1.0, top_p=1.0, seed=0)
         )
         return calibration.settings_key(settings)
 

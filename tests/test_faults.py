@@ -21,6 +21,7 @@ from test_ctrl import make_run_world, small_config
 
 from infalign_core import calibration, cli, ctrl, runs
 from infalign_core.errors import InfAlignError
+from infalign_core.sampling_settings import SamplingSettings
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +142,7 @@ def test_a_truncated_bank_cache_entry_is_rebuilt_with_a_notice(tiny_policy, tmp_
 
     reward = load_reward("oracle")
     prompts = ["the movie", "the plot"]
-    kwargs = dict(max_new_tokens=6, seed=0, cache_dir=tmp_path)
+    kwargs = dict(sampling=SamplingSettings(max_new_tokens=6, seed=0), cache_dir=tmp_path)
     first = calibration.build_reference_bank(tiny_policy, reward, prompts, 8, **kwargs)
     first.path.write_bytes(first.path.read_bytes()[:40])
     again = calibration.build_reference_bank(tiny_policy, reward, prompts, 8, **kwargs)

@@ -13,13 +13,14 @@ from infalign_core import ctrl, sampling
 from infalign_core.errors import InfAlignError
 from infalign_core.models import checkpointed_layers, enable_gradient_checkpointing, load_policy
 from infalign_core.rewards import load_reward
+from infalign_core.sampling_settings import SamplingSettings
 
 PROMPTS = ["how do i help", "what is the plot", "why"]
 
 
 def _batch(policy, k=4, seed=0):
     """Prompt ids, targets and rewards for one step of k samples per prompt."""
-    samples = sampling.sample(policy, PROMPTS, k, max_new_tokens=5, seed=seed)
+    samples = sampling.sample(policy, PROMPTS, k, sampling=SamplingSettings(max_new_tokens=5, seed=seed))
     eos = sampling.eos_token_ids(policy.model, policy.tokenizer)
     targets = [[*r, eos[0]] if f else list(r) for r, f in zip(samples.response_ids, samples.finished)]
     ids = sampling.encode_prompts(policy.tokenizer, PROMPTS, policy.chat)
@@ -174,7 +175,7 @@ def test_bf16_autocast_step_runs_on_cpu_and_stays_close_to_fp32(llama):
 def test_bf16_policy_samples_and_scores_on_cpu(arch_zoo):
     policy = load_policy(str(arch_zoo["policy-gemma"]), device="cpu", dtype="bfloat16")
     assert next(policy.model.parameters()).dtype == torch.bfloat16
-    samples = sampling.sample(policy, PROMPTS, 2, max_new_tokens=4)
+    samples = sampling.sample(policy, PROMPTS, 2, sampling=SamplingSettings(max_new_tokens=4))
     logp = sampling.sequence_logprobs(
         policy.model, policy.tokenizer, samples.row_prompts(), samples.response_ids
     )

@@ -14,6 +14,7 @@ from infalign_core.ctrl import CTRLConfig
 from infalign_core.errors import InfAlignError
 from infalign_core.integrations import trl as ctrl_trl
 from infalign_core.rewards import callable_reward
+from infalign_core.sampling_settings import SamplingSettings
 
 
 def small_config(cache_dir, **overrides) -> CTRLConfig:
@@ -63,9 +64,9 @@ def project_reward(config: CTRLConfig, prompts, completions) -> np.ndarray:
         reward_fn,
         ctrl.load_prompt_list(config),
         config.m,
-        max_new_tokens=config.max_new_tokens,
-        temperature=config.temperature,
-        seed=config.seed,
+        sampling=SamplingSettings(
+            max_new_tokens=config.max_new_tokens, temperature=config.temperature, seed=config.seed
+        ),
         cache_dir=config.cache_dir,
     )
     assert bank.cached  # the export built it: the same settings must hit the same cache entry

@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from infalign_core import rubrics
 from infalign_core.errors import InfAlignError
 from infalign_core.judge import JudgeReward, judge_spec, load_judge_reward, split_spec
+from infalign_core.sampling_settings import SamplingSettings
 
 HAB = rubrics.load_rubric("ask_clarifying_questions")
 HELP = rubrics.load_rubric("helpfulness")
@@ -312,7 +313,12 @@ def test_a_bank_redraws_reference_samples_the_judge_left_unscored(tmp_path, tiny
     policy = load_policy(str(tiny_world.policy), device="cpu")
     reward = _Abstaining()
     bank = build_reference_bank(
-        policy, reward, ["the movie", "the plot"], 6, max_new_tokens=4, cache_dir=tmp_path
+        policy,
+        reward,
+        ["the movie", "the plot"],
+        6,
+        sampling=SamplingSettings(max_new_tokens=4),
+        cache_dir=tmp_path,
     )
     assert bank.rewards.shape == (2, 6) and np.isfinite(bank.rewards).all()
     assert any("redrawn" in note for note in reward.notes)
@@ -328,4 +334,58 @@ def test_a_bank_refuses_a_judge_that_never_answers(tmp_path, tiny_world):
 
     policy = load_policy(str(tiny_world.policy), device="cpu")
     with pytest.raises(InfAlignError, match="unscored even after 3 redraws"):
-        build_reference_bank(policy, Never(), ["the movie"], 4, max_new_tokens=3, cache_dir=tmp_path)
+        build_reference_bank(
+            policy, Never(), ["the movie"], 4, sampling=SamplingSettings(max_new_tokens=3), cache_dir=tmp_path
+        )
+
+
+def test_ctrl_gives_unscored_samples_their_groups_mean_so_they_push_neither_way():
+    from infalign_core.ctrl import fill_unscored, rloo_advantages
+
+    raw = np.array([0.2, np.nan, 0.6, 0.4, np.nan, np.nan, np.nan, np.nan])
+    banks = np.array([[0.0, 1.0], [0.1, 0.3, 0.5][:2]])
+    filled = fill_unscored(raw, 4, banks)
+    assert filled[1] == pytest.approx(0.4) and np.isfinite(filled).all()
+    assert rloo_advantages(filled, 4)[1] == pytest.approx(0.0)  # the unscored sample: no push
+    assert (filled[4:] == 0.2).all() and np.allclose(rloo_advantages(filled, 4)[4:], 0.0)  # bank median
+
+
+def test_the_trl_reward_gives_unscored_completions_their_prompts_mean():
+    from infalign_core.integrations.trl import fill_unscored_by_prompt
+
+    prompts = ["a", "a", "a", "b", "b"]
+    raw = np.array([0.2, np.nan, 0.6, np.nan, np.nan])
+    banks = np.array([[0.0, 1.0]] * 3 + [[0.1, 0.3]] * 2)
+    filled = fill_unscored_by_prompt(prompts, raw, banks)
+    assert filled[1] == pytest.approx(0.4) and filled[3] == filled[4] == pytest.approx(0.2)
+
+
+def test_a_ctrl_run_with_a_judge_that_abstains_trains_and_logs_the_unscored_share(tmp_path):
+    from test_ctrl import make_run_world, small_config
+
+    from infalign_core import ctrl
+    from infalign_core.reward_base import RewardFunction
+
+    class Abstaining(RewardFunction):
+        """Scores a response by its length; after the bank, it abstains on every other row."""
+
+        name, fingerprint, may_abstain = "abstaining-judge", "abstaining-judge-v1", True
+
+        def __init__(self):
+            self.calls, self.notes = 0, []
+
+        def _score_pairs(self, prompts, responses):
+            self.calls += 1
+            out = np.array([float(len(r)) for r in responses])
+            if self.calls > 1:  # the bank is call 1
+                out[1::2] = np.nan
+            return out
+
+    policy, prompts = make_run_world(tmp_path)
+    config = small_config(policy, prompts, tmp_path / "cache", steps=2, checkpoint_every=100).resolved()
+    base = ctrl.load_models(config)
+    rows = []
+    ctrl.train(config, models=ctrl.Models(base.policy, base.reference, Abstaining()), on_metrics=rows.append)
+    assert [row["step"] for row in rows] == [1, 2]
+    assert [row["reward/unscored"] for row in rows] == [0.5, 0.5], rows
+    assert all(np.isfinite(row["reward/raw"]) for row in rows)

@@ -44,11 +44,13 @@ LAYERS = {
             "chat",
             "models",
             "sampling",
+            "sampling_settings",
             "identity",
             "reward_base",
             "rewards",
             "rubrics",
             "judge",
+            "proxy",
             "data",
             "hab",
         ),
@@ -56,7 +58,14 @@ LAYERS = {
     ],
     "training": ["calibration", "ctrl", "integrations"],
     "evaluation": [
-        *("arena", "arena_kl", "arena_theory", "arena_results", "optimum", "eval_rewards", "agency"),
+        "arena",
+        "arena_kl",
+        "arena_theory",
+        "arena_results",
+        "optimum",
+        "eval_rewards",
+        "agency",
+        "goodhart",
         "optimum_gap",
     ],
     "store": ["runs", "gallery", "challengers"],
@@ -194,3 +203,16 @@ def test_the_circle_finder_finds_a_planted_circle_and_the_layer_check_an_upward_
     assert (
         _layer_of("infalign_core.figures.arena") == "app support" and _layer_of("infalign_core.nope") is None
     )
+
+
+def test_the_readmes_layer_table_is_the_layer_map():
+    rows = {}
+    for line in (ROOT / "README.md").read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[0].split(" (")[0] in LAYERS:
+            rows[cells[0].split(" (")[0]] = {m.strip("`/ ") for m in cells[1].split(",")}
+    for layer, modules in LAYERS.items():
+        assert rows.get(layer) == set(modules), (
+            f"README's layer table, row {layer!r}: {sorted(rows.get(layer, ()))}; "
+            f"tests/test_layout.py LAYERS: {sorted(modules)}. Keep the two the same."
+        )

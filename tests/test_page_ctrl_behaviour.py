@@ -112,7 +112,7 @@ def test_a_gallery_run_is_read_only_but_copies_to_my_runs(isolated, monkeypatch)
     (run / ctrl.METRICS_FILE).write_text("".join(json.dumps(r) + "\n" for r in rows))
     monkeypatch.setenv("INFALIGN_GALLERY_DIR", str(folder))
     at = _page()
-    assert at.dataframe[0].value["gallery"].tolist() == ["gallery"]
+    assert at.dataframe[0].value["state"].tolist() == ["finished · gallery"]
     for key in ("stop", "resume", "delete"):
         assert at.button(key=key).disabled
     assert at.checkbox(key="confirm_delete").disabled

@@ -154,10 +154,10 @@ def test_the_runs_table_shows_kl_as_a_final_window_mean_and_the_arenas_figure(is
     runs.write_status(run, state="finished", step=40)
     table = ctrl_figures.runs_table(runs.list_runs())
     row = table.iloc[0]
-    assert row["KL, mean of last 20 steps"] == pytest.approx((19 * 0.5 + 2.0) / 20)
+    assert row["KL, last 20 mean"] == pytest.approx((19 * 0.5 + 2.0) / 20)
     assert "KL" not in table.columns  # no unlabelled last-step KL
-    assert row["KL in the arena"] is None or row["KL in the arena"] != row["KL in the arena"]
+    assert row["KL in arena"] is None or row["KL in arena"] != row["KL in arena"]
     record = {"settings": {"k": 64}, "num_prompts_done": 8, "kl": {"k1": 0.497}}
     (run / "arena.json").write_text(json.dumps([record]))
     assert arena_results.load_arena_results(run)
-    assert ctrl_figures.runs_table(runs.list_runs()).iloc[0]["KL in the arena"] == 0.497
+    assert ctrl_figures.runs_table(runs.list_runs()).iloc[0]["KL in arena"] == 0.497

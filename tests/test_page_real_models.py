@@ -77,7 +77,7 @@ def test_calibration_page_reads_hh_dialogues_without_a_column():
 def test_ctrl_page_passes_chat_lora_and_checkpointing_options_to_the_run(tmp_path, monkeypatch):
     monkeypatch.setenv(runs.RUNS_ENV_VAR, str(tmp_path / "runs"))
     started = []
-    monkeypatch.setattr(runs, "launch_run", lambda config: started.append(config) or "run-1")
+    monkeypatch.setattr(runs, "launch_run", lambda config, **_: started.append(config) or "run-1")
     at = AppTest.from_file(str(PAGES / "ctrl.py"), default_timeout=60).run()
     at.toggle(key="ctrl_completion").set_value(True)
     at.text_input(key="ctrl_prompt_subset").set_value("harmless-base")

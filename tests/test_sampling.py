@@ -15,6 +15,7 @@ from infalign_core import sampling
 from infalign_core.errors import InfAlignError
 from infalign_core.models import BUNDLED, load_policy
 from infalign_core.sampling import Samples, sample, sequence_logprobs
+from infalign_core.sampling_settings import SamplingSettings
 
 PROMPTS = ["the movie was", "this", "the acting felt really", "the plot seemed very"]
 
@@ -41,40 +42,65 @@ def generic_only(monkeypatch):
 
 
 def test_greedy_equals_generate_greedy(tiny_policy):
-    ours = sample(tiny_policy, PROMPTS, 1, temperature=0.0, max_new_tokens=16)
+    ours = sample(tiny_policy, PROMPTS, 1, sampling=SamplingSettings(temperature=0.0, max_new_tokens=16))
     assert ours.response_ids == _generate(tiny_policy, PROMPTS, 16, do_sample=False)
 
 
 def test_prompts_of_different_lengths_in_one_batch_continue_as_they_would_alone(tiny_policy):
-    together = sample(tiny_policy, PROMPTS, 3, temperature=0.0, max_new_tokens=20)
+    together = sample(tiny_policy, PROMPTS, 3, sampling=SamplingSettings(temperature=0.0, max_new_tokens=20))
     for i, prompt in enumerate(PROMPTS):
-        alone = sample(tiny_policy, [prompt], 1, temperature=0.0, max_new_tokens=20)
+        alone = sample(
+            tiny_policy, [prompt], 1, sampling=SamplingSettings(temperature=0.0, max_new_tokens=20)
+        )
         assert together.response_ids[3 * i : 3 * i + 3] == alone.response_ids * 3
 
 
 def test_fast_and_generic_paths_agree_token_for_token(tiny_policy, monkeypatch):
     # Greedy over many rows of mixed lengths, so rows finish at different steps and the fast
     # path drops finished rows from its batch mid-way; seeded sampling on a short horizon.
-    greedy = sample(tiny_policy, PROMPTS * 8, 2, temperature=0.0, max_new_tokens=24)
-    sampled = sample(tiny_policy, PROMPTS, 4, temperature=1.0, max_new_tokens=3, seed=5, top_p=0.9)
+    greedy = sample(
+        tiny_policy, PROMPTS * 8, 2, sampling=SamplingSettings(temperature=0.0, max_new_tokens=24)
+    )
+    sampled = sample(
+        tiny_policy,
+        PROMPTS,
+        4,
+        sampling=SamplingSettings(temperature=1.0, max_new_tokens=3, seed=5, top_p=0.9),
+    )
     monkeypatch.setattr(sampling, "_supports_fast_path", lambda model: False)
     assert (
-        sample(tiny_policy, PROMPTS * 8, 2, temperature=0.0, max_new_tokens=24).response_ids
+        sample(
+            tiny_policy, PROMPTS * 8, 2, sampling=SamplingSettings(temperature=0.0, max_new_tokens=24)
+        ).response_ids
         == greedy.response_ids
     )
-    again = sample(tiny_policy, PROMPTS, 4, temperature=1.0, max_new_tokens=3, seed=5, top_p=0.9)
+    again = sample(
+        tiny_policy,
+        PROMPTS,
+        4,
+        sampling=SamplingSettings(temperature=1.0, max_new_tokens=3, seed=5, top_p=0.9),
+    )
     assert again.response_ids == sampled.response_ids
 
 
 def test_same_seed_same_samples_other_seed_other_samples(tiny_policy):
-    first = sample(tiny_policy, PROMPTS, 8, seed=3)
-    assert sample(tiny_policy, PROMPTS, 8, seed=3).response_ids == first.response_ids
-    assert sample(tiny_policy, PROMPTS, 8, seed=4).response_ids != first.response_ids
+    first = sample(tiny_policy, PROMPTS, 8, sampling=SamplingSettings(seed=3))
+    assert (
+        sample(tiny_policy, PROMPTS, 8, sampling=SamplingSettings(seed=3)).response_ids == first.response_ids
+    )
+    assert (
+        sample(tiny_policy, PROMPTS, 8, sampling=SamplingSettings(seed=4)).response_ids != first.response_ids
+    )
 
 
 def test_vanishing_top_p_keeps_only_the_top_token(tiny_policy):
-    greedy = sample(tiny_policy, PROMPTS, 1, temperature=0.0, max_new_tokens=12)
-    nucleus = sample(tiny_policy, PROMPTS, 1, temperature=1.0, top_p=1e-6, max_new_tokens=12, seed=9)
+    greedy = sample(tiny_policy, PROMPTS, 1, sampling=SamplingSettings(temperature=0.0, max_new_tokens=12))
+    nucleus = sample(
+        tiny_policy,
+        PROMPTS,
+        1,
+        sampling=SamplingSettings(temperature=1.0, top_p=1e-6, max_new_tokens=12, seed=9),
+    )
     assert nucleus.response_ids == greedy.response_ids
 
 
@@ -94,7 +120,10 @@ def _merge_rare(a: np.ndarray, b: np.ndarray, minimum: int = 10) -> np.ndarray:
 def test_first_token_and_length_distributions_match_generate(tiny_policy, temperature, top_p):
     prompt, n, horizon = "the movie was", 1500, 12
     ours = sample(
-        tiny_policy, [prompt], n, temperature=temperature, top_p=top_p, max_new_tokens=horizon, seed=1
+        tiny_policy,
+        [prompt],
+        n,
+        sampling=SamplingSettings(temperature=temperature, top_p=top_p, max_new_tokens=horizon, seed=1),
     )
     tok = tiny_policy.tokenizer
     ids = tok([prompt] * 500, return_tensors="pt")
@@ -119,7 +148,7 @@ def test_first_token_and_length_distributions_match_generate(tiny_policy, temper
 
 
 def test_samples_are_grouped_by_prompt_and_decode_to_the_full_text(tiny_policy):
-    s = sample(tiny_policy, PROMPTS, 5, max_new_tokens=16, seed=2)
+    s = sample(tiny_policy, PROMPTS, 5, sampling=SamplingSettings(max_new_tokens=16, seed=2))
     assert isinstance(s, Samples) and len(s) == 20
     np.testing.assert_array_equal(s.prompt_index, np.repeat(np.arange(4), 5))
     tok = tiny_policy.tokenizer
@@ -132,10 +161,18 @@ def test_samples_are_grouped_by_prompt_and_decode_to_the_full_text(tiny_policy):
 
 def test_progress_is_reported_and_a_stop_keeps_whole_prompts(tiny_policy):
     calls = []
-    sample(tiny_policy, PROMPTS, 3, batch_size=5, progress=lambda d, t: calls.append((d, t)))
+    sample(
+        tiny_policy,
+        PROMPTS,
+        3,
+        sampling=SamplingSettings(batch_size=5),
+        progress=lambda d, t: calls.append((d, t)),
+    )
     assert calls == [(5, 12), (10, 12), (12, 12)]
     polls = iter([False, True])
-    stopped = sample(tiny_policy, PROMPTS, 3, batch_size=4, should_stop=lambda: next(polls))
+    stopped = sample(
+        tiny_policy, PROMPTS, 3, sampling=SamplingSettings(batch_size=4), should_stop=lambda: next(polls)
+    )
     # Two batches of 4 rows ran (8 rows); only the two whole prompts (6 rows) are kept.
     assert stopped.prompts == PROMPTS[:2] and len(stopped) == 6
     assert len(stopped.response_ids) == len(stopped.finished) == 6
@@ -143,17 +180,17 @@ def test_progress_is_reported_and_a_stop_keeps_whole_prompts(tiny_policy):
 
 def test_bad_settings_and_too_long_prompts_are_refused(tiny_policy):
     with pytest.raises(InfAlignError, match="temperature"):
-        sample(tiny_policy, PROMPTS, 2, temperature=-1)
+        sample(tiny_policy, PROMPTS, 2, sampling=SamplingSettings(temperature=-1))
     with pytest.raises(InfAlignError, match="top_p"):
-        sample(tiny_policy, PROMPTS, 2, top_p=0)
+        sample(tiny_policy, PROMPTS, 2, sampling=SamplingSettings(top_p=0))
     with pytest.raises(InfAlignError, match="n must be"):
         sample(tiny_policy, PROMPTS, 0)
     with pytest.raises(InfAlignError, match="exceeds the 64 positions"):
-        sample(tiny_policy, ["the movie was very good " * 8], 1, max_new_tokens=24)
+        sample(tiny_policy, ["the movie was very good " * 8], 1, sampling=SamplingSettings(max_new_tokens=24))
 
 
 def test_sequence_logprobs_match_a_manual_teacher_forced_sum(tiny_policy):
-    s = sample(tiny_policy, PROMPTS, 2, max_new_tokens=10, seed=4)
+    s = sample(tiny_policy, PROMPTS, 2, sampling=SamplingSettings(max_new_tokens=10, seed=4))
     got = sequence_logprobs(
         tiny_policy.model, tiny_policy.tokenizer, s.row_prompts(), s.response_ids, finished=s.finished
     )
@@ -180,7 +217,7 @@ def test_sequence_logprobs_keep_the_graph_when_asked(tiny_policy):
 
 
 def test_generic_path_handles_prompts_and_eos_like_the_fast_one(tiny_policy, generic_only):
-    s = sample(tiny_policy, PROMPTS, 2, temperature=0.0, max_new_tokens=16)
+    s = sample(tiny_policy, PROMPTS, 2, sampling=SamplingSettings(temperature=0.0, max_new_tokens=16))
     assert s.response_ids[::2] == _generate(tiny_policy, PROMPTS, 16, do_sample=False)
 
 
@@ -190,9 +227,9 @@ def test_generic_path_handles_prompts_and_eos_like_the_fast_one(tiny_policy, gen
 def test_bundled_policy_samples_reviews_greedy_like_generate():
     policy = load_policy("default", device="cpu")
     prompts = ["The acting was", "I expected"]
-    ours = sample(policy, prompts, 1, temperature=0.0, max_new_tokens=20)
+    ours = sample(policy, prompts, 1, sampling=SamplingSettings(temperature=0.0, max_new_tokens=20))
     assert ours.response_ids == _generate(policy, prompts, 20, do_sample=False)
-    s = sample(policy, prompts, 16, max_new_tokens=24, seed=0)
+    s = sample(policy, prompts, 16, sampling=SamplingSettings(max_new_tokens=24, seed=0))
     # Continuations start at a word boundary: a space or punctuation ("I expected, ...").
     assert s.finished.mean() > 0.5 and all(r and not r[0].isalnum() for r in s.responses)
 
@@ -240,7 +277,7 @@ def test_a_non_gpt2_model_takes_the_generic_path_and_matches_generate(tiny_world
     tok.save_pretrained(tmp_path)
     policy = load_policy(str(tmp_path), device="cpu")
     assert not sampling._supports_fast_path(policy.model)
-    ours = sample(policy, PROMPTS, 2, temperature=0.0, max_new_tokens=10)
+    ours = sample(policy, PROMPTS, 2, sampling=SamplingSettings(temperature=0.0, max_new_tokens=10))
     assert ours.response_ids[::2] == _generate(policy, PROMPTS, 10, do_sample=False)
     logp = sequence_logprobs(policy.model, tok, ours.row_prompts(), ours.response_ids, finished=ours.finished)
     assert torch.isfinite(logp).all() and (logp <= 0).all()
@@ -267,7 +304,7 @@ def test_out_of_memory_halves_the_batch_says_so_once_and_keeps_every_sample(tiny
 
     monkeypatch.setattr(sampling, "_sample_batch_fast", tight)
     monkeypatch.setattr(tiny_policy, "notes", [])  # the shared fixture keeps its own notes
-    out = sample(tiny_policy, PROMPTS, 4, batch_size=16)
+    out = sample(tiny_policy, PROMPTS, 4, sampling=SamplingSettings(batch_size=16))
     assert len(out) == 4 * len(PROMPTS) and sorted(out.prompt_index) == list(out.prompt_index)
     assert sizes[:3] == [16, 8, 4] and max(sizes[3:]) <= 3  # halved, then never tried larger again
     assert len(out.notes) == 1 and "halved to 2 rows" in out.notes[0]
@@ -275,10 +312,10 @@ def test_out_of_memory_halves_the_batch_says_so_once_and_keeps_every_sample(tiny
 
 
 def test_sampling_a_model_in_training_mode_uses_eval_mode_and_restores_it(tiny_policy):
-    expected = sample(tiny_policy, PROMPTS, 2, seed=1).response_ids
+    expected = sample(tiny_policy, PROMPTS, 2, sampling=SamplingSettings(seed=1)).response_ids
     tiny_policy.model.train()
     try:
-        assert sample(tiny_policy, PROMPTS, 2, seed=1).response_ids == expected
+        assert sample(tiny_policy, PROMPTS, 2, sampling=SamplingSettings(seed=1)).response_ids == expected
         assert tiny_policy.model.training
     finally:
         tiny_policy.model.eval()
@@ -286,6 +323,6 @@ def test_sampling_a_model_in_training_mode_uses_eval_mode_and_restores_it(tiny_p
 
 def test_sampling_under_bf16_autocast_runs_and_stays_in_vocabulary(tiny_policy):
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        s = sample(tiny_policy, PROMPTS, 4, max_new_tokens=8, seed=0)
+        s = sample(tiny_policy, PROMPTS, 4, sampling=SamplingSettings(max_new_tokens=8, seed=0))
     vocab = tiny_policy.model.config.vocab_size
     assert len(s) == 16 and all(0 <= t < vocab for ids in s.response_ids for t in ids)

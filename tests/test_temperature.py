@@ -12,6 +12,7 @@ import pytest
 
 from infalign_core import arena, arena_kl, arena_results, ctrl, sampling
 from infalign_core.errors import InfAlignError
+from infalign_core.sampling_settings import SamplingSettings
 from infalign_core.winrate import kl_from_logprobs
 
 PROMPT = "the movie"
@@ -60,7 +61,10 @@ def exact_kl(policy, reference, prompt: str, temperature: float) -> float:
 def test_the_kl_of_tempered_samples_matches_exact_enumeration(tiny_policy, perturbed_reference, temperature):
     exact = exact_kl(tiny_policy, perturbed_reference, PROMPT, temperature)
     samples = sampling.sample(
-        tiny_policy, [PROMPT], 4000, max_new_tokens=HORIZON, temperature=temperature, seed=11
+        tiny_policy,
+        [PROMPT],
+        4000,
+        sampling=SamplingSettings(max_new_tokens=HORIZON, temperature=temperature, seed=11),
     )
     log_pi, log_ref = arena_kl.sample_logprobs(
         tiny_policy, perturbed_reference, samples, temperature=temperature
@@ -92,7 +96,13 @@ def test_the_arena_refuses_the_kl_below_top_p_one_and_says_why(tiny_policy):
 
     reward_fn = callable_reward(lambda prompt, response: float(len(response)), "length")
     state = arena.run_to_end(
-        tiny_policy, tiny_policy, reward_fn, [PROMPT, "this film"], n=2, k=4, max_new_tokens=4, top_p=0.9
+        tiny_policy,
+        tiny_policy,
+        reward_fn,
+        [PROMPT, "this film"],
+        sampling=SamplingSettings(max_new_tokens=4, top_p=0.9),
+        n=2,
+        k=4,
     )
     assert state.kl is None and "infinite KL" in state.kl_note and state.estimate is not None
     record = arena_results.arena_record(
@@ -100,4 +110,6 @@ def test_the_arena_refuses_the_kl_below_top_p_one_and_says_why(tiny_policy):
     )
     assert "k1" not in record["kl"] and "theory" not in record and "top-p" in record["kl_note"]
     with pytest.raises(InfAlignError, match="top-p must be in"):
-        arena.run_to_end(tiny_policy, tiny_policy, reward_fn, [PROMPT], n=1, k=1, top_p=1.5)
+        arena.run_to_end(
+            tiny_policy, tiny_policy, reward_fn, [PROMPT], sampling=SamplingSettings(top_p=1.5), n=1, k=1
+        )

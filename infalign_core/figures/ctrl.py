@@ -59,22 +59,30 @@ def runs_table(infos: Sequence[runs.RunInfo]) -> pd.DataFrame:
         rows.append(
             {
                 "run": info.run_id,
-                "state": info.state,
-                "transform": info.config.get("transform"),
-                "t": info.config.get("t"),
+                "state": f"{info.state} · gallery"
+                if info.gallery
+                else info.state,  # one column fewer: the table fits
+                "Φ": _phi_label(info.config),
                 "β": last.get("kl/beta", info.config.get("beta")),
                 "step": f"{last.get('step', 0)}/{info.config.get('steps')}",
                 "calibrated": last.get("reward/calibrated"),
-                f"KL, mean of last {KL_WINDOW} steps": _window_mean(metrics, "kl/k1"),
-                f"KL the reward sees, last {KL_WINDOW}": _window_mean(metrics, "kl/calibrated"),
-                "KL in the arena": _arena_kl(info.path),
+                f"KL, last {KL_WINDOW} mean": _window_mean(metrics, "kl/k1"),
+                f"KL seen, last {KL_WINDOW}": _window_mean(metrics, "kl/calibrated"),
+                "KL in arena": _arena_kl(info.path),
                 "BoN": last.get("winrate/bon"),
                 # The full error is shown under the live view; a cell would cut it off.
                 "error": "yes, see below" if info.status.get("error") else "",
-                "gallery": "gallery" if info.gallery else "",
             }
         )
     return pd.DataFrame(rows)
+
+
+def _phi_label(config: dict) -> str:
+    """'exp t=12.63' (one t rounding, transforms.t_label), or the transform's name."""
+    from infalign_core.transforms import t_label
+
+    t = config.get("t")
+    return f"{config.get('transform')} t={t_label(t)}" if t is not None else str(config.get("transform"))
 
 
 def _window_mean(metrics: Sequence[dict], key: str) -> float | None:

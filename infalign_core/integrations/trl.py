@@ -83,6 +83,26 @@ def check_trl_compatible(config: CTRLConfig) -> CTRLConfig:
 # --- the reward function -------------------------------------------------------------------------
 
 
+def fill_unscored_by_prompt(prompts: Sequence[str], raw: np.ndarray, banks) -> np.ndarray:
+    """A judge's unscored completions (NaN) take the mean scored reward of the same prompt in the batch.
+
+    TRL's leave-one-out baseline groups a prompt's completions, so such a completion then has about
+    zero advantage: it pushes neither way (as in the app's trainer, ``ctrl.fill_unscored``). A prompt
+    with no scored completion takes its bank's median, else the batch's mean scored reward.
+    """
+    raw = np.asarray(raw, dtype=np.float64).copy()
+    scored = raw[~np.isnan(raw)]
+    for i in np.flatnonzero(np.isnan(raw)):
+        same = [raw[j] for j, p in enumerate(prompts) if p == prompts[i] and not np.isnan(raw[j])]
+        if same:
+            raw[i] = float(np.mean(same))
+        elif banks is not None:
+            raw[i] = float(np.median(banks[i]))
+        else:
+            raw[i] = float(scored.mean()) if scored.size else 0.0
+    return raw
+
+
 @dataclass
 class RewardBreakdown:
     """Per-completion rewards: raw r(x, y), calibrated C(x, y) (None without banks), transformed Φ(C)."""
@@ -178,6 +198,8 @@ class CTRLReward:
             raise InfAlignError(f"{len(prompts)} prompts but {len(completions)} completions.")
         banks = self._banks(reference_rewards, bank_key, reward_fingerprint, len(prompts))
         raw = np.asarray(self.reward_fn.score(prompts, completions), dtype=np.float64)
+        if getattr(self.reward_fn, "may_abstain", False) and np.isnan(raw).any():
+            raw = fill_unscored_by_prompt(prompts, raw, banks)
         calibrated = None
         if banks is not None:
             calibrated = calibration.calibrated_reward(banks, np.arange(len(raw)), raw)
