@@ -29,6 +29,12 @@ def test_each_gallery_run_is_finished_weights_only_and_evaluated_at_k_64(run_id,
         config["kl_target"] == ctrl.RECOMMENDED_RUN["kl_target"]
         and config["transform"] == gallery.RUNS[run_id]["transform"]
     )
+    # Trained as the recommended run is now: its update rule and KL controller (issue 17).
+    recommended = ctrl.recommended_config()
+    assert (config.get("algorithm"), config.get("kl_controller")) == (
+        recommended.algorithm,
+        recommended.kl_controller,
+    )
     checkpoint = ctrl.checkpoint_path(run_dir)
     assert checkpoint is not None and not (checkpoint / ctrl.TRAINER_STATE).exists()
     assert len(ctrl.read_metrics(run_dir)) == config["steps"]
