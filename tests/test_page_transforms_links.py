@@ -85,3 +85,15 @@ def test_worst_of_n_best_t_text_follows_the_table_and_names_the_beta_floor():
     for n in floor:
         assert f"N = {n}" in side or f", {n}" in side
     assert "Pick a steeper" not in " ".join(e.value for e in at.error)
+
+
+def test_the_sidebar_ns_best_t_is_the_exact_search_ctrl_and_the_tour_use():
+    from infalign_core import procedures
+    from infalign_core.transforms import t_label
+
+    exact = procedures.best_exponential_t(procedures.of_n(4, "best"), 0.5)
+    at = _open(n="4", kl="0.5", transforms="identity,exp", best_t="true")
+    rows = next(frame.value for frame in at.dataframe if "best t" in frame.value.columns)
+    assert float(rows.set_index("N").loc[4, "best t"]) == exact.t
+    trade = _tables(at)[0]
+    assert f"exp (best t={t_label(exact.t)} for N=4)" in list(trade["transform"])
