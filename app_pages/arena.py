@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from app_pages import arena_views, cached, linked
+from app_pages import arena_views, cached, linked, widgets
 from infalign_core import arena, arena_results, challengers, data, eval_rewards, gallery, links, report, runs
 from infalign_core.errors import InfAlignError
 from infalign_core.figures import arena as arena_figures
@@ -54,8 +54,9 @@ if st.session_state.get("_arena_challenger") != choice:  # a new challenger: N f
     st.session_state["_arena_challenger"] = choice
     if run_config.get("n") and "n" not in from_link:
         st.session_state["n"] = min(int(run_config["n"]), 64)
-reference_source = left.text_input("Reference", defaults.reference, key="reference")
-reward_source = left.text_input("Reward", defaults.reward, key="reward")
+follow, source = widgets.following, "the challenger's run"  # fields that follow the challenger until edited
+reference_source = follow(left, "text_input", "Reference", defaults.reference, "reference", source)
+reward_source = follow(left, "text_input", "Reward", defaults.reward, "reward", source)
 eval_specs = left.multiselect("Also score with", eval_rewards.CHOICES, key="eval_rewards", accept_new_options=True, help=eval_rewards.CHOICES_HELP)  # fmt: skip
 judge = left.text_input("Judge model", key="judge", help="For judge:RUBRIC: a chat model's folder, hub id or preset") if any(s.startswith("judge:") for s in eval_specs) else None  # fmt: skip
 n = mid.number_input("N (best-of-N / worst-of-N)", 1, 64, key="n")
@@ -63,13 +64,13 @@ k = mid.number_input("K samples per prompt (≥ N)", 1, 512, key="k")
 split = right.selectbox("Prompts (bundled)", ["eval", "train"], key="split")
 num_prompts = right.number_input("Number of prompts", 2, 480, key="num_prompts")
 with right.popover("Sampling"):
-    max_new_tokens = st.number_input("Max new tokens", 1, 256, defaults.max_new_tokens, key="max_new_tokens")
-    temperature = st.number_input(
-        "Temperature", 0.05, 5.0, defaults.temperature, 0.05, key="temperature",
+    max_new_tokens = follow(st, "number_input", "Max new tokens", defaults.max_new_tokens, "max_new_tokens", source, min_value=1, max_value=256)  # fmt: skip
+    temperature = follow(
+        st, "number_input", "Temperature", defaults.temperature, "temperature", source, min_value=0.05, max_value=5.0, step=0.05,
         help="Both sides sample at it; the KL is that of the tempered distributions. Default: the run's own.",
     )  # fmt: skip
-    top_p = st.number_input(
-        "Top-p", 0.01, 1.0, defaults.top_p, 0.01, key="top_p",
+    top_p = follow(
+        st, "number_input", "Top-p", defaults.top_p, "top_p", source, min_value=0.01, max_value=1.0, step=0.01,
         help="Nucleus sampling for both sides. Below 1 the KL is not measured: a response outside the "
         "reference's nucleus has infinite KL.",
     )  # fmt: skip

@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import ctrl_form, linked, widgets
-from infalign_core import ctrl, gallery, links, runs
+from infalign_core import ctrl, gallery, links, optimum_gap, runs
 from infalign_core.errors import InfAlignError
 from infalign_core.figures import ctrl as ctrl_figures
 from infalign_core.text import literal
@@ -110,6 +110,9 @@ def _live_body() -> None:
     missing = next((r["winrate/missing"] for r in reversed(metrics) if r.get("winrate/missing")), None)
     if missing:
         st.info(f"{focus.run_id}: {missing}.")
+    gap = optimum_gap.for_run_dir(focus.path, focus.config, metrics)
+    if gap is not None:  # how far from the exact optimum at its KL, and where the KL went
+        st.info(f"{focus.run_id}: {gap.text()}")
     warning = ctrl.saturation_warning(metrics)
     if warning:
         st.warning(warning)

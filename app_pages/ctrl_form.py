@@ -83,7 +83,7 @@ def new_run_form(help_texts: dict) -> tuple[dict, str | None]:
         format="%.1e",
         help=help_texts["learning_rate"],
     )
-    with st.popover("Models, prompts and sampling"):
+    with st.popover("Models, prompts, sampling and trainer"):
         policy = st.text_input("Policy", preset["policy"], help=help_texts["policy"], key="policy")
         reward = st.text_input("Reward", preset["reward"], help=help_texts["reward"], key="reward")
         prompts = st.text_input("Prompts", preset["prompts"], help=help_texts["prompts"], key="prompts")
@@ -94,7 +94,7 @@ def new_run_form(help_texts: dict) -> tuple[dict, str | None]:
         )
         device = st.selectbox("Device", ctrl.DEVICES, key="device")
         seed = st.number_input("Seed", value=preset["seed"], step=1, key="seed")
-        options = widgets.run_options(help_texts)
+        options = {**widgets.run_options(help_texts), **widgets.trainer_options(help_texts)}
     fields = dict(
         policy=policy, reward=reward, prompts=prompts, num_prompts=int(num_prompts), m=int(m),
         transform=transform, t=t_value, mode=mode, n=int(n), beta=float(beta),

@@ -123,6 +123,24 @@ def run_options(help_texts: dict) -> dict:
     }
 
 
+def trainer_options(help_texts: dict) -> dict:
+    """CTRLConfig's update rule and KL controller (the levers of issue 17), defaulting to the recommended run's."""
+    from infalign_core import ctrl
+
+    default = ctrl.recommended_config()
+    left, right = st.columns(2)
+    algorithm = left.selectbox(
+        "Update rule", ctrl.ALGORITHMS, ctrl.ALGORITHMS.index(default.algorithm), help=help_texts["algorithm"]
+    )
+    controller = right.selectbox(
+        "KL controller",
+        ctrl.KL_CONTROLLERS,
+        ctrl.KL_CONTROLLERS.index(default.kl_controller),
+        help=help_texts["kl_controller"],
+    )
+    return {"algorithm": algorithm, "kl_controller": controller}
+
+
 def show_model(title: str, loaded) -> None:
     """Parameter count, size, device and load time of a loaded model, plus its notes."""
     st.markdown(f"**{title}** · `{loaded.source}`")

@@ -429,6 +429,8 @@ def _add_train(sub) -> None:
         "mode": ctrl.MODES,
         "dtype": ctrl.DTYPES,
         "kl_penalty": ctrl.KL_PENALTIES,
+        "algorithm": ctrl.ALGORITHMS,
+        "kl_controller": ctrl.KL_CONTROLLERS,
     }
     for f in dataclasses.fields(ctrl.CTRLConfig):
         hint = hints[f.name]

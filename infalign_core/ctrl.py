@@ -13,7 +13,14 @@ The loop, in the order it runs (one step):
     A_i    ← R_i − mean_{j≠i} R_j   within each prompt's k samples     (leave-one-out, RLOO)
     loss   ← −mean_i A_i · log π(y_i|x)   (log π summed over the response's tokens)
     θ      ← AdamW(θ, ∇loss)
-    β      ← β·(1 + clip((KL − target)/target, ±0.2)·batch/horizon)   (only with kl_target)
+    β      ← β·(1 + clip((KL − target)/target, ±0.2)·batch/horizon)   (kl_controller=proportional)
+             or β₀·exp(kp·e + ki·Σe) on an EMA of the KL       (kl_controller=pi; PIController)
+
+``algorithm=distil`` replaces steps A–θ by weighted max-likelihood on k fresh reference samples
+per prompt, weights e^{Φ(C)/β}/Z within the prompt (``tilted_weights``): the forward KL to the
+tilted optimum π* ∝ π_ref·e^{Φ(C)/β}. The policy's own k samples are still drawn to measure the
+KL and the win rates. ``distil-rloo`` distils for the first half of the steps, then runs RLOO
+from the configured β.
 
 Baselines use the same loop: ``raw`` puts the raw reward where Φ(c) goes (standard RLHF),
 ``identity`` is calibrated RLHF (Φ(u) = u).
@@ -48,6 +55,8 @@ MODES = ("best", "worst")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "bfloat16")
 KL_PENALTIES = ("reward", "loss")
+ALGORITHMS = ("rloo", "distil", "distil-rloo")
+KL_CONTROLLERS = ("proportional", "pi")
 METRICS_FILE = "metrics.jsonl"
 CHECKPOINT_DIR = "checkpoint"
 TRAINER_STATE = "trainer_state.pt"
@@ -147,6 +156,21 @@ class CTRLConfig:
             "(a per-token k3 term in the loss, as GRPO)"
         },
     )
+    algorithm: str = field(
+        default="rloo",
+        metadata={
+            "help": "update rule: rloo (policy gradient on Φ − β·KL), distil (weighted max-likelihood on k "
+            "fresh reference samples per prompt, weights e^{Φ(C)/β}/Z: fits the tilted optimum), "
+            "distil-rloo (distil for the first half of the steps, then rloo)"
+        },
+    )
+    kl_controller: str = field(
+        default="proportional",
+        metadata={
+            "help": "how β follows kl_target: proportional (β·(1 ± 0.2·batch/horizon), Ziegler et al.) or pi "
+            "(PI on log β from the starting β; β is not cut while the KL still lags below half the target)"
+        },
+    )
     k: int = field(default=8, metadata={"help": "samples per prompt per step (leave-one-out needs ≥ 2)"})
     prompts_per_step: int = field(default=8, metadata={"help": "prompts per step"})
     learning_rate: float = field(default=2e-4, metadata={"help": "AdamW learning rate"})
@@ -197,6 +221,14 @@ class CTRLConfig:
         _check(
             self.kl_penalty in KL_PENALTIES,
             f"kl_penalty must be 'reward' or 'loss', got {self.kl_penalty!r}",
+        )
+        _check(
+            self.algorithm in ALGORITHMS,
+            f"unknown algorithm {self.algorithm!r}; choose one of {', '.join(ALGORITHMS)}",
+        )
+        _check(
+            self.kl_controller in KL_CONTROLLERS,
+            f"unknown kl_controller {self.kl_controller!r}; choose one of {', '.join(KL_CONTROLLERS)}",
         )
         for name, (low, high, integer, why) in FIELD_RANGES.items():
             value = getattr(self, name)
@@ -365,12 +397,14 @@ PRESETS: dict[str, dict] = {
 }
 """Named starting points for the page: fields that differ from the defaults."""
 
-RECOMMENDED_RUN: dict = {"steps": 300, "kl_target": 0.5}
+RECOMMENDED_RUN: dict = {"steps": 300, "kl_target": 0.5, "kl_controller": "pi"}
 """The recommended run: what differs from ``CTRLConfig``'s defaults (``recommended_config``).
 
 A 0.5-nat KL target, which the exp transform's default t is tuned for (a fixed β overshoots it),
 and 300 steps, by which the KL controller settles near its target (at 100 it lags: the gallery's
-100-step runs ended at 0.33-0.99 nats). The CTRL page's form, the gallery (``make gallery``,
+100-step runs ended at 0.33-0.99 nats). The PI KL controller (issue 17): the proportional one cut β
+while the policy still lagged and overshot (0.27 → 0.90 → 0.35 nats on the gallery's worst-of-4
+run); the PI one ended that run at 0.46 nats, its 10-step mean never above 0.83. The CTRL page's form, the gallery (``make gallery``,
 ``build-gallery``) and the headline experiment all start from it: change the recommendation here.
 """
 
@@ -536,6 +570,56 @@ def adapt_beta(beta: float, kl: float, target: float, batch: int, horizon: int) 
     return beta * (1.0 + error * batch / horizon)
 
 
+@dataclass
+class PIController:
+    """PI control of log β toward a KL target, with anti-windup for the policy's lag.
+
+    log β = log β₀ + kp·e + ki·Σe, e = clip((KL̄ − target)/target, ±1), KL̄ an EMA of the step's
+    KL. The proportional controller lowers β during the first tens of steps, when the KL is low
+    only because the policy has not moved yet; that windup is what made the KL overshoot to
+    nearly twice the target (0.27 → 0.90 → 0.35 nats in the gallery's worst-of-4 run). Here the
+    controller is *armed* only once KL̄ reaches half the target (or after ``warmup`` steps), and
+    until then it may raise β but never lower it. The state is a plain dict for the checkpoint.
+    """
+
+    beta0: float
+    target: float
+    kp: float = 1.0
+    ki: float = 0.04
+    smoothing: float = 0.2
+    warmup: int = 60
+    ema: float | None = None
+    integral: float = 0.0
+    armed: bool = False
+    updates: int = 0
+
+    def update(self, kl: float) -> float:
+        """Feed one step's KL; return the next β."""
+        kl = float(kl) if math.isfinite(kl) else (self.ema or 0.0)
+        self.ema = kl if self.ema is None else (1 - self.smoothing) * self.ema + self.smoothing * kl
+        self.updates += 1
+        if self.ema >= 0.5 * self.target or self.updates >= self.warmup:
+            self.armed = True
+        error = float(np.clip((self.ema - self.target) / self.target, -1.0, 1.0))
+        if not self.armed:
+            return self.beta0 * math.exp(self.kp * max(error, 0.0))
+        limit = math.log(20.0) / self.ki  # β stays within 1/20..20 × β₀ from the integral alone
+        self.integral = float(np.clip(self.integral + error, -limit, limit))
+        return self.beta0 * math.exp(self.kp * error + self.ki * self.integral)
+
+    def state(self) -> dict:
+        """What a checkpoint stores so a resumed run continues the same trajectory."""
+        return {"ema": self.ema, "integral": self.integral, "armed": self.armed, "updates": self.updates}
+
+    def load(self, state: dict | None) -> None:
+        """Restore ``state()`` (a missing state leaves the controller fresh)."""
+        if state:
+            self.ema = None if state.get("ema") is None else float(state["ema"])
+            self.integral = float(state.get("integral", 0.0))
+            self.armed = bool(state.get("armed", False))
+            self.updates = int(state.get("updates", 0))
+
+
 def token_logprobs(
     model,
     prompt_ids: Sequence[Sequence[int]],
@@ -607,6 +691,7 @@ def policy_gradient_step(
     micro: int | None = None,
     log: Callable[[str], None] | None = None,
     kl_in_loss: bool = False,
+    advantages: np.ndarray | None = None,
 ) -> tuple[GradientStats, int | None]:
     """KL to the reference, RLOO advantages of rewards − β·KL, one clipped optimizer step on −mean A·log π.
 
@@ -614,12 +699,16 @@ def policy_gradient_step(
     With ``kl_in_loss`` the advantages are of the rewards alone and β·Σ_t k3_t (per sequence,
     averaged) joins the loss instead, as GRPO does.
 
+    Given ``advantages``, they are used as they are (weighted max-likelihood: A = weights).
+
     Out of memory, the rows are split into micro-batches of half the size (then half again),
     the step is redone and the run goes on; the size is returned so later steps start there.
     """
     from infalign_core.models import _is_oom
 
     def advantages_of(kl_k1: np.ndarray) -> np.ndarray:
+        if advantages is not None:
+            return np.asarray(advantages, dtype=np.float64)
         penalty = 0.0 if kl_in_loss else beta * kl_k1
         return rloo_advantages(np.asarray(rewards, dtype=np.float64) - penalty, k)
 
@@ -720,6 +809,113 @@ def _gradient_pass(
     return GradientStats(kl_k1, kl_k3, tokens, entropy_sum, loss_value, float(grad_norm))
 
 
+def tilted_weights(transformed: np.ndarray, beta: float, k: int) -> np.ndarray:
+    """Self-normalised weights e^{Φ/β}/Z within each prompt's k reference samples (rows in groups of k).
+
+    Reference samples weighted so are a sample of the tilted optimum π* ∝ π_ref·e^{Φ(C)/β}:
+    maximising Σ w·log π fits π by the forward KL to π* (reward-weighted regression, BOND).
+    """
+    grouped = np.asarray(transformed, dtype=np.float64).reshape(-1, int(k)) / float(beta)
+    grouped = np.exp(grouped - grouped.max(axis=1, keepdims=True))
+    return (grouped / grouped.sum(axis=1, keepdims=True)).ravel()
+
+
+def distils_at(config: CTRLConfig, step: int) -> bool | None:
+    """True when ``step`` (1-based) is a distillation step of the run, else None (an RLOO step)."""
+    if config.algorithm == "distil" or (config.algorithm == "distil-rloo" and step <= config.steps // 2):
+        return True
+    return None
+
+
+def measure_kl(
+    model, reference_model, prompt_ids, targets, pad_id, temperature=1.0, bf16=False
+) -> GradientStats:
+    """Per-sequence KL (k1, k3), tokens and entropy of sampled rows, without a gradient (loss and norm 0)."""
+    import torch
+
+    device = next(model.parameters()).device
+    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        logp, entropy, valid = token_logprobs(model, prompt_ids, targets, pad_id, temperature)
+        ref_logp, _, _ = token_logprobs(reference_model, prompt_ids, targets, pad_id, temperature)
+    log_ratio = (logp.float() - ref_logp.float()).double()
+    k3 = ((torch.expm1(-log_ratio) + log_ratio) * valid).sum(-1)
+    return GradientStats(
+        log_ratio.sum(-1).cpu().numpy(),
+        k3.cpu().numpy(),
+        valid.sum(-1).cpu().numpy(),
+        float(entropy.sum().item()),
+        0.0,
+        0.0,
+    )
+
+
+def distil_step(
+    config, models, optimizer, bank, chosen, batch_prompts, row_prompt_ids, targets, phi, beta, seed, bf16,
+    micro, log,
+) -> tuple[GradientStats, dict]:  # fmt: skip
+    """One weighted max-likelihood step on fresh reference samples; stats are of the policy's own rows.
+
+    The policy's rows (``targets``) give the KL and entropy the run logs, measured before the
+    update. Then k reference samples per prompt are drawn (a stream of their own), calibrated
+    against the bank, weighted by ``tilted_weights`` and fitted. Returns the stats and the
+    step's distillation metrics: the weights' effective sample size per prompt (of k) and the
+    reverse-direction KL(π_ref‖π) the update sees on reference samples.
+    """
+    from infalign_core import calibration, sampling
+
+    policy, reference, reward_fn = models.policy, models.reference, models.reward_fn
+    stats = measure_kl(
+        policy.model, reference.model, row_prompt_ids, targets, policy.tokenizer.pad_token_id,
+        config.temperature, bf16,
+    )  # fmt: skip
+    drawn = sampling.sample(
+        reference,
+        batch_prompts,
+        config.k,
+        max_new_tokens=config.max_new_tokens,
+        temperature=config.temperature,
+        seed=(int(seed) + 1) % (2**31 - 1),
+    )
+    raw = np.asarray(reward_fn.score(drawn.row_prompts(), drawn.responses), dtype=np.float64)
+    check_finite_rewards(raw, drawn.row_prompts(), drawn.responses, 0)
+    calibrated = calibration.calibrated_reward(bank, chosen[drawn.prompt_index], raw)
+    transformed = raw if phi is None else np.asarray(phi(calibrated), dtype=np.float64)
+    weights = tilted_weights(transformed, beta, config.k)
+    eos_ids = sampling.eos_token_ids(reference.model, reference.tokenizer)
+    ref_targets = [
+        [*ids, eos_ids[0]] if done and eos_ids else list(ids)
+        for ids, done in zip(drawn.response_ids, drawn.finished)
+    ]
+    prompt_ids = sampling.encode_prompts(policy.tokenizer, batch_prompts, policy.chat)
+    fitted, _ = policy_gradient_step(
+        policy.model,
+        reference.model,
+        optimizer,
+        [prompt_ids[i] for i in drawn.prompt_index],
+        ref_targets,
+        policy.tokenizer.pad_token_id,
+        transformed,
+        beta,
+        config.k,
+        bf16=bf16,
+        max_grad_norm=config.max_grad_norm,
+        temperature=config.temperature,
+        micro=micro,
+        log=log,
+        advantages=weights * config.k,  # −mean(A·log π) = −Σ_prompts Σ_i w_i·log π_i / prompts
+    )
+    stats.loss, stats.grad_norm = fitted.loss, fitted.grad_norm
+    ess = 1.0 / np.square(weights.reshape(-1, config.k)).sum(axis=1)
+    return stats, {
+        "distil/ess": float(ess.mean()),
+        "distil/reverse_kl": float(-fitted.kl_k1.mean()),
+    }
+
+
+def _state_of(controller) -> dict | None:
+    return None if controller is None else controller.state()
+
+
 @dataclass
 class Models:
     """What a run loads: the trained policy, the frozen reference and the reward function."""
@@ -773,7 +969,14 @@ def _step_seed(seed: int, step: int) -> int:
 
 
 def save_checkpoint(
-    run_dir: Path, policy, optimizer, step: int, beta: float, *, phi_beta: float | None = None
+    run_dir: Path,
+    policy,
+    optimizer,
+    step: int,
+    beta: float,
+    *,
+    phi_beta: float | None = None,
+    controller: dict | None = None,
 ) -> Path:
     """Write model + tokenizer + trainer_state.pt to run_dir/checkpoint, atomically (tmp dir, rename).
 
@@ -792,6 +995,8 @@ def save_checkpoint(
     state = {"step": int(step), "beta": float(beta), "optimizer": optimizer.state_dict()}
     if phi_beta is not None:
         state["phi_beta"] = float(phi_beta)
+    if controller is not None:  # the PI controller's memory (EMA, integral), so a resume continues it
+        state["controller"] = dict(controller)
     torch.save(state, tmp / TRAINER_STATE)
     (tmp / TRANSFORM_FILE).write_text(
         json.dumps({"step": int(step), "beta": float(beta), "phi_beta": phi_beta}), encoding="utf-8"
@@ -922,14 +1127,18 @@ def train(
         lr=config.learning_rate,
         weight_decay=config.weight_decay,
     )
-    step, beta, solved_at = 0, float(config.beta), None
+    step, beta, solved_at, controller_state = 0, float(config.beta), None, None
     if run_dir is not None:
         run_dir.mkdir(parents=True, exist_ok=True)
         ckpt = checkpoint_path(run_dir) if resume else None
         if ckpt is not None:
-            step, beta, solved_at = _restore(ckpt, policy, optimizer, device)
+            step, beta, solved_at, controller_state = _restore(ckpt, policy, optimizer, device)
             log(f"resumed from {ckpt} at step {step}")
         truncate_metrics(run_dir, step)
+    controller = None
+    if config.kl_target is not None and config.kl_controller == "pi":
+        controller = PIController(float(config.beta), float(config.kl_target))
+        controller.load(controller_state)
     phi, phi_solved_at = make_phi(config, beta), None
     micro = None  # rows per forward/backward pass; None = the whole batch at once
     policy.model.eval()  # dropout off: the sampled and the scored policy must be the same
@@ -943,6 +1152,12 @@ def train(
                 break
             started = time.perf_counter()
             step += 1
+            if config.algorithm == "distil-rloo" and step == config.steps // 2 + 1 and step > 1:
+                # The β the controller found for distillation (a sharper tilt to fit) is no β for RL:
+                # RLOO starts again from the configured β with a fresh controller.
+                beta = float(config.beta)
+                if controller is not None:
+                    controller = PIController(float(config.beta), float(config.kl_target))
             seed = _step_seed(config.seed, step)
             rng = np.random.default_rng(seed)
 
@@ -985,23 +1200,33 @@ def train(
             # 5. Leave-one-out advantage, policy-gradient step (in micro-batches of `micro` rows once
             #    the full batch has run out of memory); β·KL either inside the reward (sequence k1)
             #    or, with kl_penalty=loss, as a per-token k3 loss term whose gradient flows through log π.
-            grads, micro = policy_gradient_step(
-                policy.model,
-                reference.model,
-                optimizer,
-                row_prompt_ids,
-                targets,
-                pad_id,
-                transformed,
-                beta,
-                config.k,
-                bf16=bf16,
-                max_grad_norm=config.max_grad_norm,
-                temperature=config.temperature,
-                micro=micro,
-                log=log,
-                kl_in_loss=config.kl_penalty == "loss",
-            )
+            distil = distils_at(config, step)
+            if distil is None:
+                grads, micro = policy_gradient_step(
+                    policy.model,
+                    reference.model,
+                    optimizer,
+                    row_prompt_ids,
+                    targets,
+                    pad_id,
+                    transformed,
+                    beta,
+                    config.k,
+                    bf16=bf16,
+                    max_grad_norm=config.max_grad_norm,
+                    temperature=config.temperature,
+                    micro=micro,
+                    log=log,
+                    kl_in_loss=config.kl_penalty == "loss",
+                )
+            else:
+                # 5'. Distil: the policy's own samples only measure (KL, win rates); the update is
+                #     weighted max-likelihood on k fresh reference samples per prompt, each weighted
+                #     e^{Φ(C)/β}/Z within its prompt: a sample of the tilted optimum π*.
+                grads, distil = distil_step(
+                    config, models, optimizer, bank, chosen, batch_prompts, row_prompt_ids, targets,
+                    phi, beta, seed, bf16, micro, log,
+                )  # fmt: skip
             kl_k1, kl_k3, tokens = grads.kl_k1, grads.kl_k3, grads.tokens
             total = transformed - beta * kl_k1 if config.kl_penalty == "reward" else transformed
 
@@ -1037,6 +1262,8 @@ def train(
             }
             if solved_at is not None:
                 last["phi/beta"] = solved_at  # the β this step's Φ is optimal for
+            if distil is not None:
+                last.update(distil)
             if bank_rates is None:
                 last["winrate/missing"] = bank_win_rate_gap(config.k, config.m, config.n)
             if config.sample_every and (step % config.sample_every == 0 or step == 1):
@@ -1050,7 +1277,9 @@ def train(
                     }
                     for i in sorted({0, best})
                 ]
-            if config.kl_target is not None:
+            if controller is not None:
+                beta = controller.update(last["kl/k1"])
+            elif config.kl_target is not None:
                 beta = adapt_beta(beta, last["kl/k1"], config.kl_target, len(raw), config.kl_horizon)
             if metrics_file is not None:
                 metrics_file.write(json.dumps(last) + "\n")
@@ -1058,13 +1287,25 @@ def train(
             if on_metrics is not None:
                 on_metrics(last)
             if run_dir is not None and step % config.checkpoint_every == 0 and step < config.steps:
-                save_checkpoint(run_dir, policy, optimizer, step, beta, phi_beta=solved_at)
+                save_checkpoint(
+                    run_dir,
+                    policy,
+                    optimizer,
+                    step,
+                    beta,
+                    phi_beta=solved_at,
+                    controller=_state_of(controller),
+                )
     finally:
         if metrics_file is not None:
             metrics_file.close()
     checkpoint = None
     if run_dir is not None:
-        checkpoint = str(save_checkpoint(run_dir, policy, optimizer, step, beta, phi_beta=solved_at))
+        checkpoint = str(
+            save_checkpoint(
+                run_dir, policy, optimizer, step, beta, phi_beta=solved_at, controller=_state_of(controller)
+            )
+        )
         if not last:  # resumed with nothing left to do: report the last logged step
             last = (read_metrics(run_dir) or [{}])[-1]
     out = {k: v for k, v in last.items() if k != "samples"}
@@ -1101,7 +1342,7 @@ def check_finite_rewards(
         )
 
 
-def _restore(ckpt: Path, policy, optimizer, device) -> tuple[int, float, float | None]:
+def _restore(ckpt: Path, policy, optimizer, device) -> tuple[int, float, float | None, dict | None]:
     """Load weights and trainer state from a checkpoint into the live policy and optimizer."""
     import torch
     from safetensors.torch import load_file
@@ -1138,4 +1379,10 @@ def _restore(ckpt: Path, policy, optimizer, device) -> tuple[int, float, float |
             )
     optimizer.load_state_dict(state["optimizer"])
     phi_beta = state.get("phi_beta")  # absent in checkpoints from before Φ followed β
-    return int(state["step"]), float(state["beta"]), None if phi_beta is None else float(phi_beta)
+    controller = state.get("controller")
+    return (
+        int(state["step"]),
+        float(state["beta"]),
+        None if phi_beta is None else float(phi_beta),
+        controller if isinstance(controller, dict) else None,
+    )

@@ -212,7 +212,7 @@ def build_report(
     """The report's HTML for these runs (ids of yours or the gallery's), and any exact optima evaluated beside them."""
     import plotly.offline
 
-    from infalign_core import arena_theory, gallery, runs
+    from infalign_core import arena_theory, gallery, optimum_gap, runs
     from infalign_core.figures import arena as arena_figures
 
     if not run_ids and not optimum_records:
@@ -256,6 +256,9 @@ def build_report(
                     f"the same {s['k']} reference samples per prompt (the rest changes text without changing its rank).</p>"
                 )
             parts.append(_table(measured, ["win rate", "measured [interval]", "theory at the measured KL"]))
+            gap = optimum_gap.from_arena(config, record)
+            if gap is not None:  # the run's own objective: its exact optimum at the KL it spent
+                parts.append(f"<p><b>Against the exact optimum.</b> {html.escape(gap.text())}</p>")
             if theory is None:
                 parts.append(
                     '<p class="muted">No theory curve for this transform: the raw reward is a '

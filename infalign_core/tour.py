@@ -357,6 +357,12 @@ def best_worst_of_4() -> Reveal:
         f"{record['win_rates']['won_win_rate']:.3f} [{record['win_rates']['won_win_rate_ci_low']:.3f}, "
         f"{record['win_rates']['won_win_rate_ci_high']:.3f}] at KL {record['kl'].get('k1', float('nan')):.3f} nats."
     )
+    optimum = (record.get("theory") or {}).get("won_win_rate")
+    if optimum is not None:
+        summary += (
+            f" The exact optimum of its own objective at that KL would reach {optimum:.3f}: the distance is "
+            "what the trainer still leaves (the table's theory column gives it for every run)."
+        )
     return Reveal(title, summary, table=[_row(t, r, "worst") for t, r in records])
 
 

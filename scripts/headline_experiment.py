@@ -43,7 +43,48 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 TRANSFORMS = ("exp", "identity")
-LEVERS = {"none": "", "k16": "-k16", "kl-loss": "-klloss"}  # lever → run-name suffix
+# lever → (run-name suffix, CTRLConfig fields it changes, one-line help); "none" is CTRLConfig's default.
+LEVERS = {
+    "none": ("", {}, "the trainer's defaults"),
+    "k16": ("-k16", {}, "k = 2k with half the prompts per step: the same samples per step"),
+    "kl-loss": (
+        "-klloss",
+        {"kl_penalty": "loss"},
+        "β·KL as a per-token k3 loss term instead of in the reward",
+    ),
+    "rloo-p": (
+        "-rloop",
+        {"algorithm": "rloo", "kl_controller": "proportional"},
+        "the trainer before issue 17: RLOO with the proportional KL controller",
+    ),
+    "rloo-pi": ("-rloopi", {"algorithm": "rloo", "kl_controller": "pi"}, "RLOO with the PI KL controller"),
+    "distil": (
+        "-distil",
+        {"algorithm": "distil", "kl_controller": "pi"},
+        "weighted max-likelihood on fresh reference samples (PI controller)",
+    ),
+    "distil-rloo": (
+        "-distilrloo",
+        {"algorithm": "distil-rloo", "kl_controller": "pi"},
+        "distil for half the steps, then RLOO (PI controller)",
+    ),
+}
+
+
+def lever_suffix(lever: str) -> str:
+    """The run-name suffix of a lever; the default's names its trainer once that is not the old one.
+
+    Runs trained before the default changed keep their names, so a new default starts fresh runs
+    instead of skipping old finished ones as done.
+    """
+    from infalign_core.ctrl import recommended_config
+
+    if lever != "none":
+        return LEVERS[lever][0]
+    default = recommended_config()
+    if (default.algorithm, default.kl_controller) == ("rloo", "proportional"):
+        return ""
+    return f"-{default.algorithm}-{default.kl_controller}"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -76,8 +117,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--lever",
         choices=list(LEVERS),
         default="none",
-        help="a change that could waste less KL, at the same samples per step: k16 (k = 2k, half the "
-        "prompts per step) or kl-loss (β·KL as a per-token k3 loss term instead of in the reward)",
+        help="a trainer change, at the same samples per step: "
+        + "; ".join(f"{name}: {text}" for name, (_, _, text) in LEVERS.items()),
     )
     p.add_argument("--train-only", action="store_true")
     p.add_argument("--eval-only", action="store_true", help="evaluate and report what is trained")
@@ -106,8 +147,14 @@ def run_configs(args) -> dict[str, dict]:
         t = args.t
         beta_exp = theory.beta_for_kl(Transform("exp", t, "best"), args.kl_target)
     beta_identity = theory.beta_for_kl(Transform("identity"), args.kl_target)
-    world = world_tag() + LEVERS[args.lever]
+    from infalign_core.ctrl import recommended_config
+
+    suffix, lever_fields = lever_suffix(args.lever), LEVERS[args.lever][1]
+    world = world_tag() + suffix
+    run = recommended_config()
     common = {
+        "algorithm": run.algorithm,
+        "kl_controller": run.kl_controller,
         "num_prompts": args.num_prompts,
         "m": args.m,
         "k": args.k,
@@ -124,8 +171,7 @@ def run_configs(args) -> dict[str, dict]:
     }
     if args.lever == "k16":  # twice the samples per prompt, half the prompts: the same samples per step
         common.update(k=2 * args.k, prompts_per_step=max(1, args.prompts_per_step // 2))
-    elif args.lever == "kl-loss":
-        common["kl_penalty"] = "loss"
+    common.update(lever_fields)
     configs = {}
     for seed in args.seeds:
         configs[f"headline-{world}-exp-s{seed}"] = {
@@ -527,7 +573,7 @@ def evaluate_and_report(args, root: Path, configs: dict[str, dict]) -> int:
     out_dir = root / "headline"
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = "results" if args.eval_split == "train" else f"results-{args.eval_split}"
-    stem += LEVERS[args.lever]
+    stem += lever_suffix(args.lever)
     (out_dir / f"{stem}.json").write_text(json.dumps(summary, indent=1, default=str), encoding="utf-8")
     text = markdown(summary)
     (out_dir / f"{stem}.md").write_text(text, encoding="utf-8")

@@ -121,3 +121,24 @@ def test_the_arena_page_shows_win_rates_under_other_rewards(tmp_path, monkeypatc
     assert any(h.value == "Under other rewards" for h in at.subheader)
     table = next(df.value for df in at.dataframe if "reward" in df.value.columns)
     assert list(table["reward"]) == ["default (trained on)", "oracle", "vader"]
+
+
+def test_the_report_carries_the_win_rates_under_other_rewards(tmp_path):
+    from infalign_core import report
+
+    result = {k: 0.6 for k in ("standard_win_rate", "bon_win_rate", "won_win_rate")}
+    result |= {f"{k}_{e}": 0.5 + 0.2 * (e == "ci_high") for k in list(result) for e in ("ci_low", "ci_high")}
+    record = {
+        "settings": {"n": 4, "k": 8},
+        "win_rates": result,
+        "tie_share": 0.01,
+        "unscored_share": 0.0,
+        "eval_rewards": {
+            "trained_on": "default",
+            "oracle": {**result, "tie_share": 0.02, "unscored_share": 0.0},
+        },
+    }
+    html = report._eval_rewards_html(tmp_path, record)
+    assert "Under other rewards" in html and "default (trained on)" in html and "oracle" in html
+    assert "2.0 %" in html  # the oracle's tie share
+    assert report._eval_rewards_html(tmp_path, {**record, "eval_rewards": None}) == ""

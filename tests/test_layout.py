@@ -66,6 +66,7 @@ LAYERS = {
         "eval_rewards",
         "agency",
         "goodhart",
+        "optimum_gap",
     ],
     "store": ["runs", "gallery", "challengers"],
     "app support": [

@@ -112,3 +112,30 @@ def test_the_exact_optimum_is_a_challenger_drawn_as_a_star_beside_the_runs(no_ru
     at.button(key="build_report").click().run()
     html = at.session_state["arena_report"].decode()
     assert "The exact optimum π*" in html and "soft best-of-32" in html
+
+
+def test_sampling_fields_follow_the_challengers_run_until_edited(no_runs):
+    for name, temperature, tokens in (("20260101-000000-a", 0.7, 12), ("20260101-000001-b", 1.3, 20)):
+        run = no_runs / name
+        (run / "checkpoint").mkdir(parents=True)  # listed as a challenger; never loaded here
+        (run / "checkpoint" / "trainer_state.pt").write_bytes(b"")
+        config = {"transform": "identity", "n": 4, "temperature": temperature, "max_new_tokens": tokens}
+        (run / "config.json").write_text(json.dumps(config))
+        runs.write_status(run, state="finished", created=1.0)
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    labels = {o.split(" ")[0]: o for o in at.selectbox(key="challenger").options if o.startswith("2026")}
+    at.selectbox(key="challenger").set_value(labels["20260101-000000-a"]).run()
+    assert (at.number_input(key="temperature").value, at.number_input(key="max_new_tokens").value) == (
+        0.7,
+        12,
+    )
+    at.selectbox(key="challenger").set_value(labels["20260101-000001-b"]).run()
+    assert (at.number_input(key="temperature").value, at.number_input(key="max_new_tokens").value) == (
+        1.3,
+        20,
+    )
+    at.number_input(key="temperature").set_value(0.9).run()
+    at.selectbox(key="challenger").set_value(labels["20260101-000000-a"]).run()
+    assert at.number_input(key="temperature").value == 0.9  # the user's value stays, and says so
+    assert at.number_input(key="max_new_tokens").value == 12
+    assert "Temperature = 0.9 is your value" in " ".join(c.value for c in at.caption)

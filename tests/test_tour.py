@@ -83,6 +83,20 @@ def test_gallery_answers_come_from_the_gallerys_arena_records(tmp_path, monkeypa
     assert tour.gallery_vs_theory().correct == "below the curve"  # 0.7 [0.67, 0.73] against 0.75
 
 
+@pytest.mark.gallery
+def test_the_worst_of_4_verdict_puts_the_exact_optimum_at_the_runs_kl_beside_each_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("INFALIGN_GALLERY_DIR", str(tmp_path))
+    _fake_gallery(tmp_path)
+    for run_id, optimum in (("gallery-ctrl-bo4-exp", 0.66), ("gallery-ctrl-wo4-exp", 0.93)):
+        path = tmp_path / run_id / "arena.json"
+        (record,) = json.loads(path.read_text())
+        record["theory"]["won_win_rate"] = optimum
+        path.write_text(json.dumps([record]))
+    reveal = tour.best_worst_of_4()
+    assert "would reach 0.930" in reveal.summary
+    assert sorted(row["theory worst-of-4 (run's Φ at its KL)"] for row in reveal.table) == [0.66, 0.93]
+
+
 def test_an_empty_gallery_says_how_to_build_it():
     with pytest.raises(InfAlignError, match="make gallery"):
         tour.best_worst_of_4()
