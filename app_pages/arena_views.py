@@ -35,14 +35,14 @@ def show_picks(state: arena.ArenaState) -> None:
         st.tabs([f"best-of-{state.n} picks", f"worst-of-{state.n} picks"]), ("best", "worst"), strict=True
     ):
         for pick in arena.example_picks(state, 3, mode):
-            tab.markdown(f"**{pick.prompt}**")
+            tab.markdown(f"**{literal(pick.prompt)}**")
             ours, theirs = tab.columns(2)
             for col, who, text, reward in (
                 (ours, "challenger", pick.challenger_response, pick.challenger_reward),
                 (theirs, "reference", pick.reference_response, pick.reference_reward),
             ):
                 col.caption(arena_figures.pick_caption(who, pick.winner, reward))
-                col.write(pick.prompt + text)
+                col.markdown(literal(pick.prompt + text))  # generated text read as written, not as Markdown
 
 
 @st.cache_data(max_entries=16, show_spinner="Tracing the procedure's theory curve…")

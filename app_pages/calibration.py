@@ -49,15 +49,16 @@ with right:
             top_p=float(st.number_input("Top-p", 0.05, 1.0, 1.0, step=0.05)),
             seed=int(st.number_input("Seed", 0, 2**31 - 1, 0)),
         )
-        for key, default in MODEL_KEYS.items():  # start from the Models page's choice, if any
-            st.session_state.setdefault(key, st.session_state.get(default[0]) or default[1])
         labels = ("Reference policy (default, a preset, a folder or a hub id)", "Reward (default, vader, "
                   "oracle, a folder or a hub id)", "Reward label (for multi-label reward models)")  # fmt: skip
-        # The boxes' own values, an empty one falling back to the Models page's choice: what Build
-        # uses never depends on whether this expander was opened.
+        # The boxes follow the Models page's choice until edited (a later choice there reaches them);
+        # an empty one falls back to it, so what Build uses never depends on this expander being opened.
+        models_choice = {key: st.session_state.get(page_key) or default for key, (page_key, default) in MODEL_KEYS.items()}  # fmt: skip
         sources = {
-            key: st.text_input(label, key=key).strip()
-            or (st.session_state.get(MODEL_KEYS[key][0]) or MODEL_KEYS[key][1])
+            key: widgets.following(
+                st, "text_input", label, models_choice[key], key, "the Models page"
+            ).strip()
+            or models_choice[key]
             for key, label in zip(MODEL_KEYS, labels)
         }
         chat = widgets.chat_controls("calibration")

@@ -48,7 +48,14 @@ def resolve(name, n, mode, t, beta, kl, ns):
         if kl is not None and name == "optimal":
             fams["optimal_family"] = optimal_family(n, mode)
         if kl is not None and name == "exp" and t is None:
-            fams["exponential_family"] = exponential_family(ns, mode)
+            # The sidebar N's best t from the exact search, as CTRL and the Tour read it (one
+            # function, one value: the family's interpolated t sat 0.05 off in the flat optimum).
+            choice = best_exponential_t(n, kl, mode)
+            phi = theory.Transform("exp", choice.t, mode)
+            label = f"exp (best t={choice.label} for N={n})"
+            return explorer.Resolved(
+                name, label, phi, choice.beta, n, mode, theory.evaluate(phi, choice.beta, n)
+            )
         return explorer.resolve_transform(name, n=n, mode=mode, t=t, beta=beta, kl=kl, **fams)
     except InfAlignError as err:
         return f"{name}: {err}"
@@ -84,9 +91,14 @@ def gap(n, mode):
 
 
 @functools.lru_cache(maxsize=512)
-def best_t_rows(ns, kl, mode, family_ns):
-    """The best-t table rows, read off the exponential family."""
-    return families.best_t_rows(exponential_family(family_ns, mode), ns, kl)
+def best_t_rows(ns, kl, mode, family_ns, n=None):
+    """The best-t table rows, read off the exponential family; the sidebar N's row by the exact search."""
+    family = exponential_family(family_ns, mode)
+
+    def choose(m, budget):
+        return best_exponential_t(m, budget, mode) if m == n else family.best_t(m, budget)
+
+    return explorer.best_t_table(ns, kl, mode, choose=choose)
 
 
 @functools.lru_cache(maxsize=64)

@@ -132,7 +132,7 @@ _section(
 )
 
 st.subheader(f"Best t for each N at {kl_ref:.3g} nats")
-rows = tc.best_t_rows(ns, kl_ref, mode, family_ns)
+rows = tc.best_t_rows(ns, kl_ref, mode, family_ns, n)
 table, chart, side = st.columns([6, 3, 2])
 table.dataframe(pd.DataFrame(rows), hide_index=True, column_config=TABLE_FORMAT)
 chart.plotly_chart(figures.best_t_figure(rows), alt="best t")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 
 from infalign_core.errors import InfAlignError
-from infalign_core.winrate import KLEstimate, kl_from_logprobs
 
 
 def _same_tokenizer(first, second) -> bool:
@@ -50,14 +49,6 @@ def sample_logprobs(
         )
         out.append(logp.double().cpu().numpy())
     return out[0], out[-1]
-
-
-def measure_kl(policy, reference, samples, *, batch_size: int = 64, temperature: float = 1.0) -> KLEstimate:
-    """KL(π_T‖π_ref,T) of a loaded policy against a loaded reference, on samples drawn from π_T."""
-    log_pi, log_ref = sample_logprobs(
-        policy, reference, samples, batch_size=batch_size, temperature=temperature
-    )
-    return kl_from_logprobs(log_pi, log_ref, samples.prompt_index)
 
 
 def reward_visible_kl(challenger_rewards, reference_rewards) -> float:

@@ -869,12 +869,7 @@ def distil_step(
         config.temperature, bf16,
     )  # fmt: skip
     drawn = sampling.sample(
-        reference,
-        batch_prompts,
-        config.k,
-        max_new_tokens=config.max_new_tokens,
-        temperature=config.temperature,
-        seed=(int(seed) + 1) % (2**31 - 1),
+        reference, batch_prompts, config.k, config.sampling((int(seed) + 1) % (2**31 - 1))
     )
     raw = np.asarray(reward_fn.score(drawn.row_prompts(), drawn.responses), dtype=np.float64)
     check_finite_rewards(raw, drawn.row_prompts(), drawn.responses, 0)

@@ -31,7 +31,7 @@ CACHE_ENV_VAR = "INFALIGN_JUDGE_CACHE_DIR"
 PREFIX = "judge:"
 
 
-def default_cache_dir() -> Path:
+def judge_cache_dir() -> Path:
     """``$INFALIGN_JUDGE_CACHE_DIR``, else ``judge/`` beside the bank cache (``$INFALIGN_CACHE_DIR``), else ``<repo>/cache/judge``."""
     env = os.environ.get(CACHE_ENV_VAR)
     if env:
@@ -90,7 +90,7 @@ class JudgeReward(RewardFunction):
         self.judge, self.rubric = judge, rubric
         self.temperature, self.max_new_tokens = float(temperature), int(max_new_tokens)
         self.batch_size, self.seed = int(batch_size), int(seed)
-        self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else judge_cache_dir()
         self.use_cache = bool(use_cache)
         self.name = f"{PREFIX}{rubric.name}"
         self.notes = []
@@ -252,8 +252,8 @@ def unscored_share(values) -> float:
 
 __all__ = [
     "JudgeReward",
-    "default_cache_dir",
     "is_judge",
+    "judge_cache_dir",
     "judge_spec",
     "load_judge_reward",
     "split_spec",

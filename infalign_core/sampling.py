@@ -278,9 +278,10 @@ class _GPT2Decoder:
 
 @torch.inference_mode()
 def _sample_batch_fast(
-    model, prompt_rows, row_owner, pad_id, eos_ids, max_new_tokens, temperature, top_p, gen
+    model, prompt_rows, row_owner, pad_id, eos_ids, sampling: SamplingSettings, gen
 ) -> torch.Tensor:
     """Sample len(row_owner) rows (row r continues prompt_rows[row_owner[r]]) on the fast path."""
+    max_new_tokens = sampling.max_new_tokens
     device = model.lm_head.weight.device
     ids, mask = _left_pad(prompt_rows, pad_id, device)
     prompt_len, batch = ids.shape[1], len(row_owner)
@@ -306,19 +307,18 @@ def _sample_batch_fast(
         decoder.compact(keep)
         state["bias"], state["position"] = state["bias"][keep], state["position"][keep]
 
-    return _sampling_loop(
-        step_fn, prompt_logits[owner], pad_id, eos_ids, max_new_tokens, temperature, top_p, gen, compact_fn
-    )
+    return _sampling_loop(step_fn, prompt_logits[owner], pad_id, eos_ids, sampling, gen, compact_fn)
 
 
 def _sampling_loop(
-    step_fn, logits, pad_id, eos_ids, max_new_tokens, temperature, top_p, gen, compact_fn=None
+    step_fn, logits, pad_id, eos_ids, sampling: SamplingSettings, gen, compact_fn=None
 ) -> torch.Tensor:
     """Draw tokens until every row has emitted EOS or max_new_tokens; returns rows × max_new_tokens.
 
     After EOS a row emits pad. Every few steps one host sync checks how many rows are done: all
     done ends the batch; at least half done (when ``compact_fn`` is given) drops them from the batch.
     """
+    max_new_tokens, temperature, top_p = sampling.max_new_tokens, sampling.temperature, sampling.top_p
     device = logits.device
     batch = logits.shape[0]
     out = torch.full((batch, max_new_tokens), pad_id, dtype=torch.long, device=device)
@@ -354,13 +354,14 @@ def _sampling_loop(
 
 @torch.inference_mode()
 def _sample_batch_generic(
-    model, prompt_rows, row_owner, pad_id, eos_ids, max_new_tokens, temperature, top_p, gen
+    model, prompt_rows, row_owner, pad_id, eos_ids, sampling: SamplingSettings, gen
 ) -> torch.Tensor:
     """Sample through the model's own forward and KV cache (any Hugging Face causal LM).
 
     Each distinct prompt is prefilled once (last position's logits only) and its cache copied
     to the rows sampling from it; rows that have finished are dropped from the batch.
     """
+    max_new_tokens = sampling.max_new_tokens
     device = next(model.parameters()).device
     params = _forward_parameters(model)
     takes_positions, takes_keep = "position_ids" in params, "logits_to_keep" in params
@@ -404,9 +405,7 @@ def _sample_batch_generic(
             state["past"].batch_select_indices(keep)
             state["mask"], state["position"] = state["mask"][keep], state["position"][keep]
 
-    return _sampling_loop(
-        step_fn, logits, pad_id, eos_ids, max_new_tokens, temperature, top_p, gen, compact_fn
-    )
+    return _sampling_loop(step_fn, logits, pad_id, eos_ids, sampling, gen, compact_fn)
 
 
 # --- public API -----------------------------------------------------------------------
@@ -441,7 +440,7 @@ def sample(
     if int(n) < 1:
         raise InfAlignError(f"n must be >= 1, got {n}.")
     sampling = sampling.checked()
-    max_new_tokens, temperature, top_p = sampling.max_new_tokens, sampling.temperature, sampling.top_p
+    max_new_tokens, temperature = sampling.max_new_tokens, sampling.temperature
     if not prompts:
         raise InfAlignError("No prompts to sample from.")
     if any(not p.strip() for p in prompts):
@@ -489,9 +488,7 @@ def sample(
                         local_owner.tolist(),
                         pad_id,
                         eos_ids,
-                        int(max_new_tokens),
-                        float(temperature),
-                        float(top_p),
+                        sampling,
                         gen,
                     )
             except OutOfMemory:

@@ -28,7 +28,7 @@ class SamplingSettings:
     batch_size: int = 256
 
     def checked(self) -> SamplingSettings:
-        """Itself, or InfAlignError naming the first setting out of its range."""
+        """The settings as plain ints and floats, or InfAlignError naming the first one out of its range."""
         if int(self.max_new_tokens) < 1:
             raise InfAlignError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}.")
         if not math.isfinite(self.temperature) or self.temperature < 0:
@@ -37,7 +37,13 @@ class SamplingSettings:
             raise InfAlignError(f"top_p must be in (0, 1], got {self.top_p}.")
         if int(self.batch_size) < 1:
             raise InfAlignError(f"batch_size must be >= 1, got {self.batch_size}.")
-        return self
+        return SamplingSettings(
+            int(self.max_new_tokens),
+            float(self.temperature),
+            float(self.top_p),
+            int(self.seed),
+            int(self.batch_size),
+        )
 
     def key(self) -> dict:
         """The fields a cache key holds: the distribution's (length, temperature, top-p) and the seed."""

@@ -216,3 +216,13 @@ def test_the_readmes_layer_table_is_the_layer_map():
             f"README's layer table, row {layer!r}: {sorted(rows.get(layer, ()))}; "
             f"tests/test_layout.py LAYERS: {sorted(modules)}. Keep the two the same."
         )
+
+
+def test_every_public_name_in_infalign_core_is_defined_once():
+    where: dict[str, list[str]] = {}
+    for path in CORE:
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.FunctionDef | ast.ClassDef) and not node.name.startswith("_"):
+                where.setdefault(node.name, []).append(str(path.relative_to(ROOT)))
+    twice = {name: paths for name, paths in where.items() if len(paths) > 1}
+    assert not twice, f"one name, one thing (rename one or call the other): {twice}"

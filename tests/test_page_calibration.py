@@ -63,3 +63,18 @@ def test_building_a_small_bank_shows_the_charts_and_the_table(tiny_world, tmp_pa
     assert len(at.dataframe) == 1 and len(at.dataframe[0].value) == len(PROMPTS)
     assert at.get("download_button")
     assert len(list(tmp_path.glob("bank-*.json"))) == 2  # the bank and its held-out samples, both complete
+
+
+def test_the_model_boxes_follow_the_models_page_until_edited():
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.session_state["policy_source"] = "first-policy"
+    at.run()
+    assert at.text_input(key="calibration_policy").value == "first-policy"
+    at.session_state["policy_source"] = "second-policy"  # a later choice on the Models page
+    at.run()
+    assert at.text_input(key="calibration_policy").value == "second-policy"
+    at.text_input(key="calibration_policy").set_value("my-folder").run()
+    at.session_state["policy_source"] = "third-policy"
+    at.run()
+    assert at.text_input(key="calibration_policy").value == "my-folder"
+    assert "is your value; the Models page suggests third-policy" in " ".join(c.value for c in at.caption)

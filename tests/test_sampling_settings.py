@@ -83,3 +83,24 @@ def test_an_arena_records_settings_are_its_sampling_and_models_and_name_a_batch_
         n=4, k=8, prompts="bundled:eval", num_prompts=3, sampling=SETTINGS, prompts_per_batch=16, **models
     )
     assert batched == {**settings, "prompts_per_batch": 16}
+
+
+def test_no_caller_threads_sampling_settings_as_separate_keywords():
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    takers = {"sample", "build_reference_bank", "score_reference_samples", "calibrate", "run_arena"}
+    takers |= {"run_to_end", "run_optimum", "evaluate_optimum", "bank_settings"}
+    loose = {"max_new_tokens", "temperature", "top_p", "seed", "batch_size"}
+    found = []
+    for folder in ("infalign_core", "app_pages", "scripts", "bench", "tests"):
+        for path in sorted((root / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                func = getattr(node, "func", None)
+                name = getattr(func, "attr", None) or getattr(func, "id", None)
+                if isinstance(node, ast.Call) and name in takers:
+                    bad = sorted(k.arg for k in node.keywords if k.arg in loose)
+                    if bad:
+                        found.append(f"{path.relative_to(root)}:{node.lineno} {name}({', '.join(bad)}=...)")
+    assert not found, "pass one SamplingSettings instead:\n" + "\n".join(found)
