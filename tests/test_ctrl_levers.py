@@ -112,8 +112,8 @@ def test_distil_rloo_distils_the_first_half_then_runs_rloo():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("algorithm", ["distil", "distil-rloo"])
-def test_a_resumed_distil_run_with_the_pi_controller_reproduces_the_uninterrupted_one(
+@pytest.mark.parametrize("algorithm", ["rloo", "distil", "distil-rloo"])
+def test_a_resumed_run_with_the_pi_controller_reproduces_the_uninterrupted_one(
     run_world,  # noqa: F811
     tmp_path,
     algorithm,
@@ -137,6 +137,6 @@ def test_a_resumed_distil_run_with_the_pi_controller_reproduces_the_uninterrupte
     assert [r["step"] for r in split] == [1, 2, 3, 4]
     assert strip(split) == strip(whole)
     distilled = [r for r in whole if "distil/ess" in r]
-    assert len(distilled) == (4 if algorithm == "distil" else 2)
+    assert len(distilled) == {"rloo": 0, "distil": 4, "distil-rloo": 2}[algorithm]
     for row in distilled:
         assert 1.0 <= row["distil/ess"] <= config.k and math.isfinite(row["kl/k1"])
