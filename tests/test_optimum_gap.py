@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from infalign_core import optimum_gap, theory
@@ -86,3 +88,20 @@ def test_the_report_puts_each_gallery_runs_exact_optimum_beside_its_measurement(
     assert expected is not None and arena_results.load_arena_results(run_dir)
     page = report.build_report(["gallery-ctrl-wo4-exp"])
     assert "Against the exact optimum" in page and html.escape(expected.text()) in page
+
+
+@pytest.mark.gallery
+def test_the_ctrl_page_states_the_recommended_runs_shortfall_from_the_gallerys_records(monkeypatch, tmp_path):
+    from pathlib import Path
+
+    from infalign_core.figures import ctrl as ctrl_figures
+
+    shipped = Path(__file__).resolve().parents[1] / "assets" / "gallery"
+    monkeypatch.setenv("INFALIGN_GALLERY_DIR", str(shipped))
+    text = ctrl_figures.recommended_run_shortfall()
+    for run_id in ("gallery-ctrl-wo4-exp", "gallery-ctrl-bo4-exp"):
+        config = json.loads((shipped / run_id / "config.json").read_text())
+        gap = optimum_gap.for_run(config, [], json.loads((shipped / run_id / "arena.json").read_text()))
+        assert f"wins {gap.measured:.3f} of {gap.procedure} against the optimum's {gap.optimum:.3f}" in text
+    monkeypatch.setenv("INFALIGN_GALLERY_DIR", str(tmp_path))  # no gallery: nothing is claimed
+    assert ctrl_figures.recommended_run_shortfall() is None
