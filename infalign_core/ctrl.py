@@ -851,7 +851,7 @@ def measure_kl(
 
 def distil_step(
     config, models, optimizer, bank, chosen, batch_prompts, row_prompt_ids, targets, phi, beta, seed, bf16,
-    micro, log,
+    micro, log, step=0,
 ) -> tuple[GradientStats, dict]:  # fmt: skip
     """One weighted max-likelihood step on fresh reference samples; stats are of the policy's own rows.
 
@@ -872,7 +872,7 @@ def distil_step(
         reference, batch_prompts, config.k, config.sampling((int(seed) + 1) % (2**31 - 1))
     )
     raw = np.asarray(reward_fn.score(drawn.row_prompts(), drawn.responses), dtype=np.float64)
-    check_finite_rewards(raw, drawn.row_prompts(), drawn.responses, 0)
+    check_finite_rewards(raw, drawn.row_prompts(), drawn.responses, step)
     calibrated = calibration.calibrated_reward(bank, chosen[drawn.prompt_index], raw)
     transformed = raw if phi is None else np.asarray(phi(calibrated), dtype=np.float64)
     weights = tilted_weights(transformed, beta, config.k)
@@ -1220,7 +1220,7 @@ def train(
                 #     e^{Φ(C)/β}/Z within its prompt: a sample of the tilted optimum π*.
                 grads, distil = distil_step(
                     config, models, optimizer, bank, chosen, batch_prompts, row_prompt_ids, targets,
-                    phi, beta, seed, bf16, micro, log,
+                    phi, beta, seed, bf16, micro, log, step,
                 )  # fmt: skip
             kl_k1, kl_k3, tokens = grads.kl_k1, grads.kl_k3, grads.tokens
             total = transformed - beta * kl_k1 if config.kl_penalty == "reward" else transformed
